@@ -1,0 +1,110 @@
+/**
+ * The tokens obtained for one endpoint, with their absolute expiry.
+ *
+ * @since 0.1.0
+ */
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import * as Encoding from "effect/Encoding"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+
+/**
+ * Credentials for one endpoint. Every token is `Redacted`; `expiresAt` is an absolute instant computed from
+ * `Clock` when the token was received (never a relative `expires_in`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Credentials extends Schema.Class<Credentials>("@flyte-auth/core/Credentials")({
+  accessToken: Schema.Redacted(Schema.String),
+  refreshToken: Schema.optional(Schema.Redacted(Schema.String)),
+  idToken: Schema.optional(Schema.Redacted(Schema.String)),
+  /** When the access token expires; absent when neither the server nor the token says. */
+  expiresAt: Schema.optional(Schema.DateTimeUtc),
+  /** When the access token was received (used to bound the refresh skew for short-lived tokens). */
+  obtainedAt: Schema.optional(Schema.DateTimeUtc),
+  /** The endpoint (Flyte admin host or API base) these credentials are for; the keyring key. */
+  endpoint: Schema.String,
+  /** The scopes the server granted, when it said. */
+  scopes: Schema.optional(Schema.Array(Schema.String))
+}) {}
+
+/**
+ * The default window before expiry in which a token is refreshed proactively.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultRefreshSkew: Duration.Duration = Duration.seconds(60)
+
+/**
+ * Whether the access token can still be used at `now`, leaving `skew` before its expiry. For short-lived
+ * tokens the skew is capped at half the token's lifetime, so a 5-second token is not refreshed on every call.
+ * A token without a known expiry is fresh until a server rejects it.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isFresh = (
+  credentials: Credentials,
+  now: DateTime.Utc,
+  skew: Duration.DurationInput = defaultRefreshSkew
+): boolean => {
+  if (credentials.expiresAt === undefined) return true
+  const expiresAtMillis = DateTime.toEpochMillis(credentials.expiresAt)
+  let skewMillis = Duration.toMillis(skew)
+  if (credentials.obtainedAt !== undefined) {
+    const lifetime = expiresAtMillis - DateTime.toEpochMillis(credentials.obtainedAt)
+    skewMillis = Math.min(skewMillis, Math.max(0, lifetime / 2))
+  }
+  return DateTime.toEpochMillis(now) + skewMillis < expiresAtMillis
+}
+
+/**
+ * The expiry written in a JWT's `exp` claim, if the token is a JWT that has one. The token is not verified:
+ * this only tells when to refresh an access token whose response carried no `expires_in`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const jwtExpiry = (token: Redacted.Redacted<string>): Option.Option<DateTime.Utc> => {
+  const parts = Redacted.value(token).split(".")
+  if (parts.length !== 3) return Option.none()
+  return Encoding.decodeBase64UrlString(parts[1]).pipe(
+    Either.flatMap((json) => Either.try(() => JSON.parse(json) as unknown)),
+    Either.getRight,
+    Option.flatMap((claims) =>
+      typeof claims === "object" && claims !== null && typeof (claims as { exp?: unknown }).exp === "number"
+        ? DateTime.make((claims as { exp: number }).exp * 1000)
+        : Option.none()
+    )
+  )
+}
+
+/**
+ * The keyring entry for one endpoint: the whole `Credentials` as one JSON string, written in one call, so an
+ * entry is never half-updated and stale fields cannot survive a rewrite.
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
+export const KeyringEntry: Schema.Schema<Credentials, string> = Schema.parseJson(Credentials)
+
+/**
+ * Encodes credentials as their keyring entry.
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
+export const encodeKeyringEntry = Schema.encode(KeyringEntry)
+
+/**
+ * Decodes a keyring entry; a corrupt entry fails with a `ParseError` (the caller reports and ignores it).
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
+export const decodeKeyringEntry = Schema.decode(KeyringEntry)

@@ -1,0 +1,103 @@
+/**
+ * Every retry, poll and timeout policy of flyte-auth, in one place.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Schedule from "effect/Schedule"
+import type { AuthenticationError, AuthenticationPending } from "./AuthError.js"
+
+/**
+ * How long one HTTP call to an identity provider or metadata endpoint may take.
+ *
+ * @since 0.1.0
+ * @category timeouts
+ */
+export const httpTimeout: Duration.Duration = Duration.seconds(30)
+
+/**
+ * How long an interactive login (browser callback, device approval) may wait by default.
+ *
+ * @since 0.1.0
+ * @category timeouts
+ */
+export const interactiveTimeout: Duration.Duration = Duration.minutes(5)
+
+/**
+ * How long an external token command may run by default.
+ *
+ * @since 0.1.0
+ * @category timeouts
+ */
+export const commandTimeout: Duration.Duration = Duration.seconds(60)
+
+/**
+ * Whether a failure is worth retrying: the request did not complete, or the server answered 5xx / 429.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isTransient = (error: AuthenticationError): boolean =>
+  error.reason === "Transport" ||
+  (error.status !== undefined && (error.status >= 500 || error.status === 429))
+
+/**
+ * Retry of idempotent calls (metadata, discovery, client credentials) on transient failures:
+ * exponential backoff from 200 ms with jitter, at most 3 retries.
+ *
+ * @since 0.1.0
+ * @category schedules
+ */
+export const transientRetry: Schedule.Schedule<unknown, AuthenticationError> = Schedule.exponential(
+  Duration.millis(200)
+).pipe(
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(3)),
+  Schedule.whileInput(isTransient)
+)
+
+/**
+ * The default device-flow polling interval when the server does not send one (RFC 8628 §3.2).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultDevicePollInterval: Duration.Duration = Duration.seconds(5)
+
+/**
+ * How much `slow_down` adds to the device-flow polling interval (RFC 8628 §3.5).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const slowDownIncrement: Duration.Duration = Duration.seconds(5)
+
+/**
+ * Device-flow polling: waits `interval` between polls, adds 5 s for every `slow_down` (so two `slow_down`s
+ * give 5, 10, 15 s), and gives up when `expiresIn` has elapsed by `Clock`. It recurs only on
+ * `AuthenticationPending`; any other error ends it.
+ *
+ * @since 0.1.0
+ * @category schedules
+ */
+export const devicePolling = (
+  interval: Duration.Duration,
+  expiresIn: Duration.Duration
+): Schedule.Schedule<Duration.Duration, AuthenticationPending> =>
+  Schedule.identity<AuthenticationPending>().pipe(
+    Schedule.reduce(
+      interval,
+      (delay, pending) => pending.reason === "SlowDown" ? Duration.sum(delay, slowDownIncrement) : delay
+    ),
+    Schedule.addDelay((delay) => delay),
+    Schedule.upTo(expiresIn)
+  )
+
+/**
+ * One retry, for a call rejected as unauthenticated after the token was refreshed (gRPC `UNAUTHENTICATED`,
+ * HTTP 401). A second rejection surfaces to the caller.
+ *
+ * @since 0.1.0
+ * @category schedules
+ */
+export const retryOnceOnUnauthenticated: Schedule.Schedule<number> = Schedule.recurs(1)

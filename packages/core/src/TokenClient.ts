@@ -1,0 +1,368 @@
+/**
+ * Calls to an OAuth2 token endpoint (RFC 6749) and device authorization endpoint (RFC 8628).
+ * Every call has a timeout, parses RFC 6749 §5.2 errors, and turns anything else a server may answer
+ * (HTML, garbage, missing fields) into a typed `AuthenticationError`.
+ *
+ * The calls go through the `HttpClient` in context: wrap that client to add headers to every OAuth call
+ * (this is how `proxy-authorization` reaches the token endpoint).
+ *
+ * @since 0.1.0
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Encoding from "effect/Encoding"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { AuthenticationError, AuthenticationPending } from "./AuthError.js"
+import { Credentials, jwtExpiry } from "./Credentials.js"
+import * as OAuthHttp from "./internal/oauthHttp.js"
+import { decodeBody, describeUrl, readJson } from "./internal/oauthHttp.js"
+import * as Policies from "./Policies.js"
+
+/**
+ * How the client authenticates to the token endpoint: a public client sends only its id; a confidential
+ * client sends its secret by HTTP Basic (RFC 6749 §2.3.1) or in the form body.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ClientAuthentication =
+  | { readonly method: "none"; readonly clientId: string }
+  | {
+    readonly method: "client_secret_basic" | "client_secret_post"
+    readonly clientId: string
+    readonly clientSecret: Redacted.Redacted<string>
+  }
+
+/**
+ * The `Authorization: Basic` value of RFC 6749 §2.3.1: client id and secret are each
+ * `application/x-www-form-urlencoded` before they are joined by `:` and base64-encoded.
+ *
+ * @example
+ * ```ts
+ * import { TokenClient } from "@flyte-auth/core"
+ * import { Redacted } from "effect"
+ * Redacted.value(TokenClient.basicAuthorization("client_id", Redacted.make("abc")))
+ * // "Basic Y2xpZW50X2lkOmFiYw=="
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const basicAuthorization = (
+  clientId: string,
+  clientSecret: Redacted.Redacted<string>
+): Redacted.Redacted<string> =>
+  Redacted.make(
+    `Basic ${Encoding.encodeBase64(`${formEncode(clientId)}:${formEncode(Redacted.value(clientSecret))}`)}`
+  )
+
+/**
+ * `application/x-www-form-urlencoded` encoding of one value (spaces as `+`).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const formEncode = (value: string): string => new URLSearchParams([["", value]]).toString().slice(1)
+
+const ExpiresIn = Schema.Union(Schema.Number, Schema.NumberFromString).pipe(
+  Schema.filter((n) => Number.isFinite(n) && n >= 0, { message: () => "expires_in must be a non-negative number" })
+)
+
+/**
+ * A successful token response (RFC 6749 §5.1). `expires_in` is optional and may be a number or a numeric string.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const TokenResponse = Schema.Struct({
+  access_token: Schema.Redacted(Schema.NonEmptyString),
+  token_type: Schema.optional(Schema.String),
+  expires_in: Schema.optional(ExpiresIn),
+  refresh_token: Schema.optional(Schema.Redacted(Schema.NonEmptyString)),
+  id_token: Schema.optional(Schema.Redacted(Schema.NonEmptyString)),
+  scope: Schema.optional(Schema.String)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type TokenResponse = typeof TokenResponse.Type
+
+/**
+ * An error response (RFC 6749 §5.2).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ErrorResponse = OAuthHttp.ErrorResponse
+
+/**
+ * A device authorization response (RFC 8628 §3.2). Some servers spell `verification_uri` as
+ * `verification_url`; both are accepted.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const DeviceAuthorizationResponse = Schema.Struct({
+  device_code: Schema.Redacted(Schema.NonEmptyString),
+  user_code: Schema.NonEmptyString,
+  verification_uri: Schema.optional(Schema.NonEmptyString),
+  verification_url: Schema.optional(Schema.NonEmptyString),
+  verification_uri_complete: Schema.optional(Schema.NonEmptyString),
+  expires_in: ExpiresIn,
+  interval: Schema.optional(ExpiresIn)
+})
+
+/**
+ * The device authorization, with durations decoded.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DeviceAuthorization {
+  readonly deviceCode: Redacted.Redacted<string>
+  readonly userCode: string
+  readonly verificationUri: string
+  readonly verificationUriComplete: string | undefined
+  readonly expiresIn: Duration.Duration
+  readonly interval: Duration.Duration
+}
+
+/**
+ * Common inputs of a token request.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RequestOptions {
+  readonly tokenEndpoint: string
+  readonly client: ClientAuthentication
+  /** The endpoint the resulting credentials are for (the keyring key). */
+  readonly endpoint: string
+}
+
+/**
+ * Exchanges an authorization code (with its PKCE verifier) for credentials.
+ *
+ * @since 0.1.0
+ * @category requests
+ */
+export const authorizationCode = Effect.fn("TokenClient.authorizationCode")(function*(
+  options: RequestOptions & {
+    readonly code: Redacted.Redacted<string>
+    readonly codeVerifier: Redacted.Redacted<string>
+    readonly redirectUri: string
+  }
+) {
+  return yield* requestCredentials(options, {
+    grant_type: "authorization_code",
+    code: options.code,
+    code_verifier: options.codeVerifier,
+    redirect_uri: options.redirectUri
+  })
+})
+
+/**
+ * Uses a refresh token. When the response carries no new refresh token, the previous one is kept.
+ *
+ * @since 0.1.0
+ * @category requests
+ */
+export const refresh = Effect.fn("TokenClient.refresh")(function*(
+  options: RequestOptions & {
+    readonly refreshToken: Redacted.Redacted<string>
+    readonly scopes?: ReadonlyArray<string> | undefined
+  }
+) {
+  const credentials = yield* requestCredentials(options, {
+    grant_type: "refresh_token",
+    refresh_token: options.refreshToken,
+    scope: joinScopes(options.scopes)
+  })
+  return credentials.refreshToken !== undefined
+    ? credentials
+    : new Credentials({ ...credentials, refreshToken: options.refreshToken })
+})
+
+/**
+ * The client credentials grant; scope and audience are sent only when set.
+ *
+ * @since 0.1.0
+ * @category requests
+ */
+export const clientCredentials = Effect.fn("TokenClient.clientCredentials")(function*(
+  options: RequestOptions & {
+    readonly scopes?: ReadonlyArray<string> | undefined
+    readonly audience?: string | undefined
+  }
+) {
+  return yield* requestCredentials(options, {
+    grant_type: "client_credentials",
+    scope: joinScopes(options.scopes),
+    audience: options.audience
+  })
+})
+
+/**
+ * Starts a device authorization (RFC 8628 §3.1).
+ *
+ * @since 0.1.0
+ * @category requests
+ */
+export const deviceAuthorization = Effect.fn("TokenClient.deviceAuthorization")(function*(options: {
+  readonly deviceAuthorizationEndpoint: string
+  readonly client: ClientAuthentication
+  readonly scopes?: ReadonlyArray<string> | undefined
+  readonly audience?: string | undefined
+}) {
+  const body = yield* send(options.deviceAuthorizationEndpoint, options.client, {
+    scope: joinScopes(options.scopes),
+    audience: options.audience
+  })
+  const response = yield* decodeBody(DeviceAuthorizationResponse, body, "device authorization")
+  const verificationUri = response.verification_uri ?? response.verification_url
+  if (verificationUri === undefined) {
+    return yield* new AuthenticationError({
+      reason: "InvalidResponse",
+      description: "The device authorization response has no verification_uri"
+    })
+  }
+  return {
+    deviceCode: response.device_code,
+    userCode: response.user_code,
+    verificationUri,
+    verificationUriComplete: response.verification_uri_complete,
+    expiresIn: Duration.seconds(response.expires_in),
+    interval: response.interval !== undefined && response.interval > 0
+      ? Duration.seconds(response.interval)
+      : Policies.defaultDevicePollInterval
+  } satisfies DeviceAuthorization
+})
+
+/**
+ * Polls the token endpoint once for a device code. `authorization_pending` and `slow_down` fail with
+ * `AuthenticationPending`; `access_denied` and `expired_token` with an `AuthenticationError` of that reason.
+ *
+ * @since 0.1.0
+ * @category requests
+ */
+export const deviceToken = Effect.fn("TokenClient.deviceToken")(function*(
+  options: RequestOptions & { readonly deviceCode: Redacted.Redacted<string> }
+) {
+  return yield* requestCredentials(options, {
+    grant_type: "urn:ietf:params:oauth:grant-type:device_code",
+    device_code: options.deviceCode
+  }).pipe(
+    Effect.catchTag(
+      "AuthenticationError",
+      (error): Effect.Effect<never, AuthenticationError | AuthenticationPending> => {
+        switch (error.error) {
+          case "authorization_pending":
+            return Effect.fail(
+              new AuthenticationPending({
+                reason: "AuthorizationPending",
+                description: "Waiting for the user to approve"
+              })
+            )
+          case "slow_down":
+            return Effect.fail(
+              new AuthenticationPending({ reason: "SlowDown", description: "The server asked to poll less often" })
+            )
+          case "access_denied":
+            return Effect.fail(
+              new AuthenticationError({ ...error, reason: "AccessDenied", description: "The user denied the login" })
+            )
+          case "expired_token":
+            return Effect.fail(
+              new AuthenticationError({ ...error, reason: "ExpiredToken", description: "The device code expired" })
+            )
+          default:
+            return Effect.fail(error)
+        }
+      }
+    )
+  )
+})
+
+// --- internals -------------------------------------------------------------------------------------------------
+
+type FormValue = string | Redacted.Redacted<string> | undefined
+
+const joinScopes = (scopes: ReadonlyArray<string> | undefined): string | undefined =>
+  scopes === undefined || scopes.length === 0 ? undefined : scopes.join(" ")
+
+const requestCredentials = Effect.fnUntraced(function*(
+  options: RequestOptions,
+  params: Record<string, FormValue>
+) {
+  const body = yield* send(options.tokenEndpoint, options.client, params)
+  const response = yield* decodeBody(TokenResponse, body, "token")
+  if (response.token_type !== undefined && response.token_type.toLowerCase() !== "bearer") {
+    return yield* new AuthenticationError({
+      reason: "InvalidResponse",
+      description: `The token endpoint issued an unsupported token type "${response.token_type}"`
+    })
+  }
+  const now = yield* DateTime.now
+  const expiresAt = response.expires_in !== undefined
+    ? DateTime.addDuration(now, Duration.seconds(response.expires_in))
+    : Option.getOrUndefined(jwtExpiry(response.access_token))
+  return new Credentials({
+    accessToken: response.access_token,
+    refreshToken: response.refresh_token,
+    idToken: response.id_token,
+    expiresAt,
+    obtainedAt: now,
+    endpoint: options.endpoint,
+    scopes: response.scope !== undefined ? response.scope.split(" ").filter((s) => s !== "") : undefined
+  })
+})
+
+/** Posts a form to an OAuth endpoint and answers the parsed JSON body of a 2xx response. */
+const send = Effect.fnUntraced(function*(
+  url: string,
+  client: ClientAuthentication,
+  params: Record<string, FormValue>
+) {
+  const httpClient = yield* HttpClient.HttpClient
+  const form: Array<[string, string]> = []
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined) form.push([key, Redacted.isRedacted(value) ? Redacted.value(value) : value])
+  }
+  if (client.method !== "client_secret_basic") form.push(["client_id", client.clientId])
+  if (client.method === "client_secret_post") form.push(["client_secret", Redacted.value(client.clientSecret)])
+
+  let request = HttpClientRequest.post(url).pipe(
+    HttpClientRequest.acceptJson,
+    HttpClientRequest.bodyUrlParams(form)
+  )
+  if (client.method === "client_secret_basic") {
+    request = HttpClientRequest.setHeader(
+      request,
+      "authorization",
+      Redacted.value(basicAuthorization(client.clientId, client.clientSecret))
+    )
+  }
+  const target = describeUrl(url)
+  const response = yield* httpClient.execute(request).pipe(
+    Effect.timeoutFail({
+      duration: Policies.httpTimeout,
+      onTimeout: () => new AuthenticationError({ reason: "Transport", description: `${target} did not answer in time` })
+    }),
+    Effect.catchTag("RequestError", (error) =>
+      Effect.fail(
+        new AuthenticationError({
+          reason: "Transport",
+          description: `Could not reach ${target}: ${error.description ?? error.reason}`,
+          cause: error.cause
+        })
+      ))
+  )
+  return yield* readJson(response, target)
+})

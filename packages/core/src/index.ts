@@ -1,0 +1,40 @@
+/**
+ * @since 0.1.0
+ */
+export * as AuthError from "./AuthError.js"
+/**
+ * @since 0.1.0
+ */
+export * as Authenticator from "./Authenticator.js"
+/**
+ * @since 0.1.0
+ */
+export * as Browser from "./Browser.js"
+/**
+ * @since 0.1.0
+ */
+export * as ClientConfig from "./ClientConfig.js"
+/**
+ * @since 0.1.0
+ */
+export * as CommandRunner from "./CommandRunner.js"
+/**
+ * @since 0.1.0
+ */
+export * as Credentials from "./Credentials.js"
+/**
+ * @since 0.1.0
+ */
+export * as DevicePrompt from "./DevicePrompt.js"
+/**
+ * @since 0.1.0
+ */
+export * as Keyring from "./Keyring.js"
+/**
+ * @since 0.1.0
+ */
+export * as Policies from "./Policies.js"
+/**
+ * @since 0.1.0
+ */
+export * as TokenClient from "./TokenClient.js"
