@@ -3,11 +3,19 @@
  *
  * @since 0.1.0
  */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
-import type { AuthenticationError } from "./AuthError.js"
+import { AuthenticationError } from "./AuthError.js"
+import { decodeBody, describeUrl, requestJson } from "./internal/oauthHttp.js"
+import * as Policies from "./Policies.js"
 
 /**
  * The OAuth2 parameters of a client. Servers that send empty strings for absent values (Flyte's protos do)
@@ -27,7 +35,9 @@ export class ClientConfig extends Schema.Class<ClientConfig>("@flyte-auth/core/C
   headerKey: Schema.optionalWith(Schema.String, { default: () => "authorization" }),
   audience: Schema.optional(Schema.String),
   /** The issuer, when the configuration came from discovery. */
-  issuer: Schema.optional(Schema.String)
+  issuer: Schema.optional(Schema.String),
+  /** Flyte admin's HTTP endpoint, when its client configuration names one (`service_http_endpoint`). */
+  serviceHttpEndpoint: Schema.optional(Schema.String)
 }) {}
 
 /**
@@ -72,3 +82,285 @@ export const layerStatic = (config: ClientConfig): Layer.Layer<ClientConfigStore
  */
 export const nonEmpty = (value: string | null | undefined): string | undefined =>
   value === undefined || value === null || value.trim() === "" ? undefined : value
+
+/**
+ * Values set by the user (config file, environment, options). Each one that is set wins over what a server
+ * publishes; empty strings and empty scope lists count as unset.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Overrides {
+  readonly clientId?: string | undefined
+  readonly redirectUri?: string | undefined
+  readonly scopes?: ReadonlyArray<string> | undefined
+  readonly audience?: string | undefined
+  readonly headerKey?: string | undefined
+}
+
+/**
+ * Builds a store around an effect that fetches the configuration. The first `get` runs `fetch`; callers that
+ * arrive while it runs wait for the same result, so N concurrent first callers cause one fetch. A success is kept
+ * for the life of the store; a failure is handed to the callers that waited for it and then forgotten, so the
+ * next `get` fetches again. Interrupting a caller does not interrupt a fetch others may be waiting for.
+ *
+ * This is the building block of the remote stores here and in `@flyte-auth/grpc`: give it the fetch with its
+ * retry policy already applied.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeCached = <R>(
+  fetch: Effect.Effect<ClientConfig, AuthenticationError, R>
+): Effect.Effect<ClientConfigStore.Service, never, R> =>
+  Effect.gen(function*() {
+    const context = yield* Effect.context<R>()
+    const fetchOnce = Effect.provide(fetch, context)
+    type State = Option.Option<Deferred.Deferred<ClientConfig, AuthenticationError>>
+    const current = yield* Ref.make<State>(Option.none())
+    // Deciding who fetches and starting that fetch happen without interruption, so a state never names a fetch
+    // that did not start; only the waiting is interruptible.
+    const get = Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(Deferred.make<ClientConfig, AuthenticationError>(), (candidate) =>
+        Ref.modify(current, (state): [Effect.Effect<ClientConfig, AuthenticationError>, State] => {
+          if (Option.isSome(state)) {
+            return [restore(Deferred.await(state.value)), state]
+          }
+          const leader = Effect.interruptible(fetchOnce).pipe(
+            // Forget a failure before anyone hears of it, so a caller that retries right away fetches again.
+            Effect.onExit((exit) =>
+              Exit.isFailure(exit) ? Ref.set(current, Option.none()) : Effect.void
+            ),
+            Effect.intoDeferred(candidate),
+            Effect.forkDaemon,
+            Effect.zipRight(restore(Deferred.await(candidate)))
+          )
+          return [leader, Option.some(candidate)]
+        }).pipe(Effect.flatten))
+    )
+    return { get } satisfies ClientConfigStore.Service
+  })
+
+/**
+ * A store backed by Flyte admin's HTTP metadata endpoints: `GET {baseUrl}/.well-known/oauth-authorization-server`
+ * (RFC 8414 metadata) and `GET {baseUrl}/config/v1/flyte_client` (client id, redirect URI, scopes, the header
+ * that carries the token, audience). Both are fetched together on the first `get`, each retried on transient
+ * failure (`Policies.transientRetry`), and the result is cached (see `makeCached`). Empty strings count as
+ * absent; `overrides` win over published values.
+ *
+ * The requests go through the `HttpClient` in context, which must not itself add flyte-auth's token.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeFlyteHttp = (
+  baseUrl: string,
+  overrides: Overrides = {}
+): Effect.Effect<ClientConfigStore.Service, never, HttpClient.HttpClient> =>
+  Effect.flatMap(HttpClient.HttpClient, (client) =>
+    makeCached(
+      Effect.gen(function*() {
+        const base = yield* parseBaseUrl(baseUrl, "Flyte admin endpoint")
+        const [metadata, publicClient] = yield* Effect.all([
+          getJson(client, new URL(".well-known/oauth-authorization-server", base), AuthorizationServerMetadata),
+          getJson(client, new URL("config/v1/flyte_client", base), FlyteClientConfig)
+        ], { concurrency: 2 })
+        const metadataUrl = describeUrl(new URL(".well-known/oauth-authorization-server", base).href)
+        return yield* fromMetadata(metadata, metadataUrl, base, overrides, {
+          clientId: nonEmpty(publicClient.client_id) ?? nonEmpty(publicClient.clientId),
+          redirectUri: nonEmpty(publicClient.redirect_uri) ?? nonEmpty(publicClient.redirectUri),
+          scopes: nonEmptyScopes(publicClient.scopes),
+          audience: nonEmpty(publicClient.audience),
+          headerKey: nonEmpty(publicClient.authorization_metadata_key) ??
+            nonEmpty(publicClient.authorizationMetadataKey),
+          serviceHttpEndpoint: nonEmpty(publicClient.service_http_endpoint) ??
+            nonEmpty(publicClient.serviceHttpEndpoint)
+        })
+      }).pipe(Effect.withSpan("ClientConfig.fetchFlyteHttp"))
+    ))
+
+/**
+ * The store of `makeFlyteHttp` as a layer.
+ *
+ * @example
+ * ```ts
+ * import { ClientConfig } from "@flyte-auth/core"
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Layer } from "effect"
+ *
+ * const ConfigLive = ClientConfig.layerFlyteHttp("https://flyte.example.com").pipe(
+ *   Layer.provide(FetchHttpClient.layer)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFlyteHttp = (
+  baseUrl: string,
+  overrides?: Overrides
+): Layer.Layer<ClientConfigStore, never, HttpClient.HttpClient> =>
+  Layer.effect(ClientConfigStore, makeFlyteHttp(baseUrl, overrides))
+
+/**
+ * A store backed by OpenID Connect discovery: `GET {issuer}/.well-known/openid-configuration`. The issuer in the
+ * document must be the one asked for (a trailing slash aside). Client id, redirect URI, scopes, audience and header
+ * key are not part of discovery and come from `overrides`. Fetched on the first `get`, retried on transient
+ * failure and cached (see `makeCached`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeOidcDiscovery = (
+  issuer: string,
+  overrides: Overrides
+): Effect.Effect<ClientConfigStore.Service, never, HttpClient.HttpClient> =>
+  Effect.flatMap(HttpClient.HttpClient, (client) =>
+    makeCached(
+      Effect.gen(function*() {
+        const base = yield* parseBaseUrl(issuer, "OIDC issuer")
+        const url = new URL(".well-known/openid-configuration", base)
+        const metadata = yield* getJson(client, url, AuthorizationServerMetadata)
+        const published = nonEmpty(metadata.issuer)
+        if (published !== undefined && stripSlash(published) !== stripSlash(issuer)) {
+          return yield* new AuthenticationError({
+            reason: "InvalidResponse",
+            description: `The discovery document at ${describeUrl(url.href)} names issuer ${
+              describeUrl(published)
+            }, not ${describeUrl(issuer)}`
+          })
+        }
+        return yield* fromMetadata(metadata, describeUrl(url.href), base, overrides, {})
+      }).pipe(Effect.withSpan("ClientConfig.fetchOidcDiscovery"))
+    ))
+
+/**
+ * The store of `makeOidcDiscovery` as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerOidcDiscovery = (
+  issuer: string,
+  overrides: Overrides
+): Layer.Layer<ClientConfigStore, never, HttpClient.HttpClient> =>
+  Layer.effect(ClientConfigStore, makeOidcDiscovery(issuer, overrides))
+
+// --- internals -------------------------------------------------------------------------------------------------
+
+const OptionalString = Schema.optionalWith(Schema.String, { nullable: true, exact: true })
+
+/** RFC 8414 authorization server metadata / OIDC discovery (only the fields used here). */
+const AuthorizationServerMetadata = Schema.Struct({
+  issuer: OptionalString,
+  token_endpoint: OptionalString,
+  authorization_endpoint: OptionalString,
+  device_authorization_endpoint: OptionalString
+})
+
+/** Flyte's `PublicClientAuthConfigResponse` as JSON (proto names, or the camelCase of a JSON gateway). */
+const FlyteClientConfig = Schema.Struct({
+  client_id: OptionalString,
+  clientId: OptionalString,
+  redirect_uri: OptionalString,
+  redirectUri: OptionalString,
+  scopes: Schema.optionalWith(Schema.Array(Schema.String), { nullable: true, exact: true }),
+  authorization_metadata_key: OptionalString,
+  authorizationMetadataKey: OptionalString,
+  service_http_endpoint: OptionalString,
+  serviceHttpEndpoint: OptionalString,
+  audience: OptionalString
+})
+
+interface Published {
+  readonly clientId?: string | undefined
+  readonly redirectUri?: string | undefined
+  readonly scopes?: ReadonlyArray<string> | undefined
+  readonly audience?: string | undefined
+  readonly headerKey?: string | undefined
+  readonly serviceHttpEndpoint?: string | undefined
+}
+
+const getJson = <A, I>(client: HttpClient.HttpClient, url: URL, schema: Schema.Schema<A, I>) => {
+  const target = describeUrl(url.href)
+  return requestJson(client, HttpClientRequest.get(url).pipe(HttpClientRequest.acceptJson), target).pipe(
+    Effect.flatMap((body) => decodeBody(schema, body, target)),
+    Effect.retry(Policies.transientRetry)
+  )
+}
+
+const fromMetadata = (
+  metadata: typeof AuthorizationServerMetadata.Type,
+  metadataUrl: string,
+  base: URL,
+  overrides: Overrides,
+  published: Published
+): Effect.Effect<ClientConfig, AuthenticationError> =>
+  Effect.gen(function*() {
+    const endpoint = (name: string, value: string | undefined) =>
+      Effect.suspend(() => {
+        const present = nonEmpty(value)
+        if (present === undefined) return Effect.succeed(undefined)
+        const resolved = parseUrl(present, base)
+        return resolved !== null && (resolved.protocol === "https:" || resolved.protocol === "http:")
+          ? Effect.succeed(resolved.href)
+          : Effect.fail(
+            new AuthenticationError({
+              reason: "InvalidResponse",
+              description: `The metadata at ${metadataUrl} has an invalid ${name}`
+            })
+          )
+      })
+    const tokenEndpoint = yield* endpoint("token_endpoint", metadata.token_endpoint)
+    if (tokenEndpoint === undefined) {
+      return yield* new AuthenticationError({
+        reason: "InvalidResponse",
+        description: `The metadata at ${metadataUrl} has no token_endpoint`
+      })
+    }
+    const headerKey = nonEmpty(overrides.headerKey) ?? published.headerKey
+    return new ClientConfig({
+      tokenEndpoint,
+      authorizationEndpoint: yield* endpoint("authorization_endpoint", metadata.authorization_endpoint),
+      deviceAuthorizationEndpoint: yield* endpoint(
+        "device_authorization_endpoint",
+        metadata.device_authorization_endpoint
+      ),
+      redirectUri: nonEmpty(overrides.redirectUri) ?? published.redirectUri,
+      clientId: nonEmpty(overrides.clientId) ?? published.clientId,
+      scopes: nonEmptyScopes(overrides.scopes) ?? published.scopes ?? [],
+      headerKey: headerKey === undefined ? "authorization" : headerKey.trim().toLowerCase(),
+      audience: nonEmpty(overrides.audience) ?? published.audience,
+      issuer: nonEmpty(metadata.issuer),
+      serviceHttpEndpoint: published.serviceHttpEndpoint
+    })
+  })
+
+const nonEmptyScopes = (scopes: ReadonlyArray<string> | undefined): ReadonlyArray<string> | undefined => {
+  const present = scopes?.flatMap((scope) => nonEmpty(scope)?.trim() ?? [])
+  return present === undefined || present.length === 0 ? undefined : present
+}
+
+const parseUrl = (url: string, base?: URL): URL | null => {
+  try {
+    return new URL(url, base)
+  } catch {
+    return null
+  }
+}
+
+const stripSlash = (url: string): string => url.replace(/\/+$/, "")
+
+/** The base URL with a trailing slash, so relative paths resolve below it. */
+const parseBaseUrl = (url: string, what: string): Effect.Effect<URL, AuthenticationError> => {
+  const parsed = parseUrl(`${stripSlash(url.trim())}/`)
+  return parsed !== null && (parsed.protocol === "https:" || parsed.protocol === "http:") && parsed.search === "" &&
+      parsed.hash === ""
+    ? Effect.succeed(parsed)
+    : Effect.fail(
+      new AuthenticationError({
+        reason: "Config",
+        description: `The ${what} must be an http(s) URL without query, got ${JSON.stringify(describeUrl(url))}`
+      })
+    )
+}

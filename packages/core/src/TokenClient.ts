@@ -20,7 +20,7 @@ import * as Schema from "effect/Schema"
 import { AuthenticationError, AuthenticationPending } from "./AuthError.js"
 import { Credentials, jwtExpiry } from "./Credentials.js"
 import * as OAuthHttp from "./internal/oauthHttp.js"
-import { decodeBody, describeUrl, readJson } from "./internal/oauthHttp.js"
+import { decodeBody, describeUrl, requestJson, scrubber } from "./internal/oauthHttp.js"
 import * as Policies from "./Policies.js"
 
 /**
@@ -69,23 +69,36 @@ export const basicAuthorization = (
  */
 export const formEncode = (value: string): string => new URLSearchParams([["", value]]).toString().slice(1)
 
-const ExpiresIn = Schema.Union(Schema.Number, Schema.NumberFromString).pipe(
-  Schema.filter((n) => Number.isFinite(n) && n >= 0, { message: () => "expires_in must be a non-negative number" })
+/** Seconds, as a number or a numeric string; at most ~317 years so that an expiry is always a valid date. */
+const Seconds = Schema.Union(Schema.Number, Schema.NumberFromString).pipe(
+  Schema.filter((n) => Number.isFinite(n) && n >= 0 && n <= 1e10, {
+    message: () => "must be a non-negative number of seconds"
+  })
 )
 
+/** A token that can be sent in an HTTP header: printable ASCII, no whitespace or control characters. */
+const HeaderSafeToken = Schema.String.pipe(
+  Schema.pattern(/^[\x21-\x7e]+$/, { message: () => "must be printable ASCII without spaces" })
+)
+
+/** An optional field that a server may also send as `null`. */
+const optionalNullable = <S extends Schema.Schema.All>(schema: S) =>
+  Schema.optionalWith(schema, { nullable: true, exact: true })
+
 /**
- * A successful token response (RFC 6749 §5.1). `expires_in` is optional and may be a number or a numeric string.
+ * A successful token response (RFC 6749 §5.1). `expires_in` is optional and may be a number or a numeric string;
+ * optional fields sent as `null` count as absent. The access token must be usable in an HTTP header.
  *
  * @since 0.1.0
  * @category schemas
  */
 export const TokenResponse = Schema.Struct({
-  access_token: Schema.Redacted(Schema.NonEmptyString),
-  token_type: Schema.optional(Schema.String),
-  expires_in: Schema.optional(ExpiresIn),
-  refresh_token: Schema.optional(Schema.Redacted(Schema.NonEmptyString)),
-  id_token: Schema.optional(Schema.Redacted(Schema.NonEmptyString)),
-  scope: Schema.optional(Schema.String)
+  access_token: Schema.Redacted(HeaderSafeToken),
+  token_type: optionalNullable(Schema.String),
+  expires_in: optionalNullable(Seconds),
+  refresh_token: optionalNullable(Schema.Redacted(Schema.NonEmptyString)),
+  id_token: optionalNullable(Schema.Redacted(Schema.NonEmptyString)),
+  scope: optionalNullable(Schema.String)
 })
 
 /**
@@ -112,11 +125,11 @@ export const ErrorResponse = OAuthHttp.ErrorResponse
 export const DeviceAuthorizationResponse = Schema.Struct({
   device_code: Schema.Redacted(Schema.NonEmptyString),
   user_code: Schema.NonEmptyString,
-  verification_uri: Schema.optional(Schema.NonEmptyString),
-  verification_url: Schema.optional(Schema.NonEmptyString),
-  verification_uri_complete: Schema.optional(Schema.NonEmptyString),
-  expires_in: ExpiresIn,
-  interval: Schema.optional(ExpiresIn)
+  verification_uri: optionalNullable(Schema.NonEmptyString),
+  verification_url: optionalNullable(Schema.NonEmptyString),
+  verification_uri_complete: optionalNullable(Schema.NonEmptyString),
+  expires_in: Seconds,
+  interval: optionalNullable(Seconds)
 })
 
 /**
@@ -221,7 +234,7 @@ export const deviceAuthorization = Effect.fn("TokenClient.deviceAuthorization")(
   readonly scopes?: ReadonlyArray<string> | undefined
   readonly audience?: string | undefined
 }) {
-  const body = yield* send(options.deviceAuthorizationEndpoint, options.client, {
+  const { body } = yield* send(options.deviceAuthorizationEndpoint, options.client, {
     scope: joinScopes(options.scopes),
     audience: options.audience
   })
@@ -275,13 +288,9 @@ export const deviceToken = Effect.fn("TokenClient.deviceToken")(function*(
               new AuthenticationPending({ reason: "SlowDown", description: "The server asked to poll less often" })
             )
           case "access_denied":
-            return Effect.fail(
-              new AuthenticationError({ ...error, reason: "AccessDenied", description: "The user denied the login" })
-            )
+            return Effect.fail(withReason(error, "AccessDenied", "The user denied the login"))
           case "expired_token":
-            return Effect.fail(
-              new AuthenticationError({ ...error, reason: "ExpiredToken", description: "The device code expired" })
-            )
+            return Effect.fail(withReason(error, "ExpiredToken", "The device code expired before the user approved it"))
           default:
             return Effect.fail(error)
         }
@@ -294,6 +303,20 @@ export const deviceToken = Effect.fn("TokenClient.deviceToken")(function*(
 
 type FormValue = string | Redacted.Redacted<string> | undefined
 
+const withReason = (
+  error: AuthenticationError,
+  reason: AuthenticationError["reason"],
+  description: string
+): AuthenticationError =>
+  new AuthenticationError({
+    reason,
+    description,
+    error: error.error,
+    errorDescription: error.errorDescription,
+    errorUri: error.errorUri,
+    status: error.status
+  })
+
 const joinScopes = (scopes: ReadonlyArray<string> | undefined): string | undefined =>
   scopes === undefined || scopes.length === 0 ? undefined : scopes.join(" ")
 
@@ -301,12 +324,19 @@ const requestCredentials = Effect.fnUntraced(function*(
   options: RequestOptions,
   params: Record<string, FormValue>
 ) {
-  const body = yield* send(options.tokenEndpoint, options.client, params)
+  const { body, secrets } = yield* send(options.tokenEndpoint, options.client, params)
   const response = yield* decodeBody(TokenResponse, body, "token")
   if (response.token_type !== undefined && response.token_type.toLowerCase() !== "bearer") {
     return yield* new AuthenticationError({
       reason: "InvalidResponse",
-      description: `The token endpoint issued an unsupported token type "${response.token_type}"`
+      description: `The token endpoint issued an unsupported token type "${
+        scrubber([
+          ...secrets,
+          ...[response.access_token, response.refresh_token, response.id_token].flatMap((token) =>
+            token === undefined ? [] : [Redacted.value(token)]
+          )
+        ])(response.token_type)
+      }"`
     })
   }
   const now = yield* DateTime.now
@@ -324,7 +354,10 @@ const requestCredentials = Effect.fnUntraced(function*(
   })
 })
 
-/** Posts a form to an OAuth endpoint and answers the parsed JSON body of a 2xx response. */
+/**
+ * Posts a form to an OAuth endpoint and answers the parsed JSON body of a 2xx response, with the secret values
+ * the request carried (to keep them out of any error built from the answer).
+ */
 const send = Effect.fnUntraced(function*(
   url: string,
   client: ClientAuthentication,
@@ -332,10 +365,14 @@ const send = Effect.fnUntraced(function*(
 ) {
   const httpClient = yield* HttpClient.HttpClient
   const form: Array<[string, string]> = []
+  const secrets: Array<string> = []
   for (const [key, value] of Object.entries(params)) {
-    if (value !== undefined) form.push([key, Redacted.isRedacted(value) ? Redacted.value(value) : value])
+    if (value === undefined) continue
+    if (Redacted.isRedacted(value)) secrets.push(Redacted.value(value))
+    form.push([key, Redacted.isRedacted(value) ? Redacted.value(value) : value])
   }
   if (client.method !== "client_secret_basic") form.push(["client_id", client.clientId])
+  if (client.method !== "none") secrets.push(Redacted.value(client.clientSecret))
   if (client.method === "client_secret_post") form.push(["client_secret", Redacted.value(client.clientSecret)])
 
   let request = HttpClientRequest.post(url).pipe(
@@ -343,26 +380,10 @@ const send = Effect.fnUntraced(function*(
     HttpClientRequest.bodyUrlParams(form)
   )
   if (client.method === "client_secret_basic") {
-    request = HttpClientRequest.setHeader(
-      request,
-      "authorization",
-      Redacted.value(basicAuthorization(client.clientId, client.clientSecret))
-    )
+    const header = Redacted.value(basicAuthorization(client.clientId, client.clientSecret))
+    secrets.push(header.slice("Basic ".length))
+    request = HttpClientRequest.setHeader(request, "authorization", header)
   }
-  const target = describeUrl(url)
-  const response = yield* httpClient.execute(request).pipe(
-    Effect.timeoutFail({
-      duration: Policies.httpTimeout,
-      onTimeout: () => new AuthenticationError({ reason: "Transport", description: `${target} did not answer in time` })
-    }),
-    Effect.catchTag("RequestError", (error) =>
-      Effect.fail(
-        new AuthenticationError({
-          reason: "Transport",
-          description: `Could not reach ${target}: ${error.description ?? error.reason}`,
-          cause: error.cause
-        })
-      ))
-  )
-  return yield* readJson(response, target)
+  const body = yield* requestJson(httpClient, request, describeUrl(url), secrets)
+  return { body, secrets }
 })

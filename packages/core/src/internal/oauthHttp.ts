@@ -1,34 +1,134 @@
 /**
- * Reading answers of OAuth and metadata endpoints into typed results.
+ * Sending requests to OAuth and metadata endpoints and reading their answers into typed results.
+ *
+ * Every call is bounded: one timeout covers the request and the whole body, and the body is read as a stream
+ * that stops (and aborts the request) once it passes `maxResponseBytes`. Whatever a server answers becomes
+ * either JSON or an `AuthenticationError`; nothing a server sends can crash the reader.
  *
  * @internal
  */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import { AuthenticationError } from "../AuthError.js"
 import * as Policies from "../Policies.js"
+
+/**
+ * The largest response body read from an identity provider or metadata endpoint. Real answers are a few KiB;
+ * anything past this is refused without being buffered.
+ *
+ * @internal
+ */
+export const maxResponseBytes = 1024 * 1024
+
+/** The longest server-provided text (`error_description`, ...) copied into an error. */
+const maxServerText = 500
 
 /** @internal */
 export const ErrorResponse = Schema.Struct({
   error: Schema.String,
-  error_description: Schema.optional(Schema.String),
-  error_uri: Schema.optional(Schema.String)
+  error_description: Schema.optionalWith(Schema.String, { nullable: true }),
+  error_uri: Schema.optionalWith(Schema.String, { nullable: true })
 })
 
-/** Reads a response: 2xx JSON is answered; an RFC 6749 error or anything else fails typed. */
-export const readJson = Effect.fnUntraced(function*(response: HttpClientResponse.HttpClientResponse, target: string) {
-  const text = yield* response.text.pipe(
+/**
+ * Executes a request and answers the parsed JSON body of a 2xx response. An RFC 6749 §5.2 error body (with any
+ * status, since some servers answer errors with 200) fails with reason `OAuthError`; anything else that is not
+ * 2xx JSON fails with `InvalidResponse` and the status; a request that does not complete fails with `Transport`.
+ *
+ * `secrets` are the secret values sent in the request: should a server echo one back in its error text, it is
+ * replaced before it reaches the error.
+ *
+ * @internal
+ */
+export const requestJson = (
+  client: HttpClient.HttpClient,
+  request: HttpClientRequest.HttpClientRequest,
+  target: string,
+  secrets: ReadonlyArray<string> = []
+): Effect.Effect<unknown, AuthenticationError> =>
+  client.execute(request).pipe(
+    Effect.catchTag("RequestError", (error) =>
+      Effect.fail(
+        // A client wrapper that could not prepare the request (e.g. no proxy token) reports our own error as cause.
+        error.cause instanceof AuthenticationError ? error.cause : new AuthenticationError({
+          reason: "Transport",
+          description: `Could not reach ${target}: ${describeRequestError(error.reason, error.cause)}`,
+          cause: error.cause
+        })
+      )),
+    // A client wrapped with `filterStatusOk` fails on a status; its response still says why.
+    Effect.catchTag("ResponseError", (error) => Effect.succeed(error.response)),
+    Effect.flatMap((response) => readJson(response, target, secrets)),
     Effect.timeoutFail({
       duration: Policies.httpTimeout,
       onTimeout: () =>
-        new AuthenticationError({ reason: "Transport", description: `${target} did not finish its answer in time` })
+        new AuthenticationError({
+          reason: "Transport",
+          description: `${target} did not answer in time (${Duration.format(Policies.httpTimeout)})`
+        })
+    })
+  )
+
+const describeRequestError = (reason: string, cause: unknown): string => {
+  if (reason === "InvalidUrl") return "the URL is not valid"
+  // fetch wraps the socket error (`ECONNREFUSED`, `ENOTFOUND`, ...) in a TypeError's cause.
+  const inner = Predicate.hasProperty(cause, "cause") ? cause.cause : undefined
+  const code = Predicate.hasProperty(inner, "code") && typeof inner.code === "string"
+    ? inner.code
+    : Predicate.hasProperty(cause, "code") && typeof cause.code === "string"
+    ? cause.code
+    : undefined
+  return code !== undefined ? `${reason} error (${code})` : `${reason} error`
+}
+
+/**
+ * Reads a response body of at most `maxResponseBytes` as text. A body past the limit fails with
+ * `InvalidResponse` as soon as the limit is crossed, which ends the stream and aborts the request.
+ *
+ * @internal
+ */
+export const readText = (
+  response: HttpClientResponse.HttpClientResponse,
+  target: string
+): Effect.Effect<string, AuthenticationError> =>
+  response.stream.pipe(
+    Stream.runFoldEffect(
+      { chunks: [] as Array<Uint8Array>, size: 0 },
+      (acc, chunk): Effect.Effect<{ chunks: Array<Uint8Array>; size: number }, AuthenticationError> => {
+        const size = acc.size + chunk.byteLength
+        if (size > maxResponseBytes) {
+          return Effect.fail(
+            new AuthenticationError({
+              reason: "InvalidResponse",
+              description: `The answer of ${target} is larger than ${maxResponseBytes} bytes`,
+              status: response.status
+            })
+          )
+        }
+        acc.chunks.push(chunk)
+        return Effect.succeed({ chunks: acc.chunks, size })
+      }
+    ),
+    Effect.map(({ chunks, size }) => {
+      const bytes = new Uint8Array(size)
+      let offset = 0
+      for (const chunk of chunks) {
+        bytes.set(chunk, offset)
+        offset += chunk.byteLength
+      }
+      return new TextDecoder().decode(bytes)
     }),
     Effect.catchTag("ResponseError", (error) =>
-      Effect.fail(
+      error.reason === "EmptyBody" ? Effect.succeed("") : Effect.fail(
         new AuthenticationError({
           reason: "Transport",
           description: `The answer of ${target} broke off`,
@@ -37,33 +137,84 @@ export const readJson = Effect.fnUntraced(function*(response: HttpClientResponse
         })
       ))
   )
-  const json = Either.try(() => JSON.parse(text) as unknown)
-  const ok = response.status >= 200 && response.status < 300
-  if (ok && Either.isRight(json)) return json.right
 
-  const oauthError = Either.isRight(json) ? Schema.decodeUnknownOption(ErrorResponse)(json.right) : Option.none()
-  if (Option.isSome(oauthError)) {
-    return yield* new AuthenticationError({
-      reason: "OAuthError",
-      description: `${target} refused the request (HTTP ${response.status})`,
-      error: oauthError.value.error,
-      errorDescription: oauthError.value.error_description,
-      errorUri: oauthError.value.error_uri,
-      status: response.status
-    })
-  }
-  const contentType = response.headers["content-type"] ?? "no content type"
-  return yield* new AuthenticationError({
-    reason: "InvalidResponse",
-    description: ok
-      ? `${target} answered HTTP ${response.status} with a body that is not JSON (${contentType})`
-      : `${target} answered HTTP ${response.status} (${contentType}) without an OAuth error`,
-    status: response.status
+/**
+ * Reads a response: 2xx JSON is answered; an RFC 6749 error or anything else fails typed.
+ *
+ * @internal
+ */
+export const readJson = (
+  response: HttpClientResponse.HttpClientResponse,
+  target: string,
+  secrets: ReadonlyArray<string> = []
+): Effect.Effect<unknown, AuthenticationError> =>
+  Effect.flatMap(readText(response, target), (text) => {
+    const json = text.trim() === "" ? Either.left(undefined) : Either.try(() => JSON.parse(text) as unknown)
+    const ok = response.status >= 200 && response.status < 300
+    const oauthError = Either.isRight(json) && isErrorBody(json.right, ok)
+      ? Schema.decodeUnknownOption(ErrorResponse)(json.right)
+      : Option.none()
+    if (Option.isSome(oauthError)) {
+      const scrub = scrubber(secrets)
+      return Effect.fail(
+        new AuthenticationError({
+          reason: "OAuthError",
+          description: `${target} refused the request (HTTP ${response.status})`,
+          error: scrub(oauthError.value.error),
+          errorDescription: oauthError.value.error_description === undefined
+            ? undefined
+            : scrub(oauthError.value.error_description),
+          errorUri: oauthError.value.error_uri === undefined ? undefined : scrub(oauthError.value.error_uri),
+          status: response.status
+        })
+      )
+    }
+    if (ok && Either.isRight(json)) return Effect.succeed(json.right)
+    const contentType = describeContentType(response.headers["content-type"])
+    return Effect.fail(
+      new AuthenticationError({
+        reason: "InvalidResponse",
+        description: ok
+          ? `${target} answered HTTP ${response.status} with a body that is not JSON (${contentType})`
+          : `${target} answered HTTP ${response.status} (${contentType}) without an OAuth error`,
+        status: response.status
+      })
+    )
   })
-})
 
-/** Decodes a JSON body; the parse error names the fields that are wrong, never their values. */
-export const decodeBody = <A, I>(schema: Schema.Schema<A, I>, body: unknown, what: string) =>
+/** An error body has a string `error`; a 2xx body counts only when it carries no token either. */
+const isErrorBody = (body: unknown, ok: boolean): boolean =>
+  Predicate.isRecord(body) && typeof body.error === "string" &&
+  (!ok || (body.access_token === undefined && body.device_code === undefined))
+
+const describeContentType = (value: string | undefined): string =>
+  value === undefined || value === "" ? "no content type" : truncate(value.split(";")[0].trim(), 100)
+
+/**
+ * Truncates server text and removes any secret value sent in the request from it.
+ *
+ * @internal
+ */
+export const scrubber = (secrets: ReadonlyArray<string>) => (text: string): string => {
+  let result = text
+  for (const secret of secrets) {
+    if (secret.length >= 4) result = result.split(secret).join("<redacted>")
+  }
+  return truncate(result, maxServerText)
+}
+
+const truncate = (text: string, max: number): string => text.length > max ? `${text.slice(0, max)}…` : text
+
+/**
+ * Decodes a JSON body; the parse error names the fields that are wrong, never their values.
+ *
+ * @internal
+ */
+export const decodeBody = <A, I>(
+  schema: Schema.Schema<A, I>,
+  body: unknown,
+  what: string
+): Effect.Effect<A, AuthenticationError> =>
   Schema.decodeUnknown(schema)(body).pipe(
     Effect.mapError((error) =>
       new AuthenticationError({
@@ -73,17 +224,22 @@ export const decodeBody = <A, I>(schema: Schema.Schema<A, I>, body: unknown, wha
     )
   )
 
-const describeParseError = (error: ParseResult.ParseError): string =>
-  ParseResult.ArrayFormatter.formatErrorSync(error)
+const describeParseError = (error: ParseResult.ParseError): string => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
     .map((issue) => `${issue.path.length > 0 ? issue.path.join(".") : "body"}: ${issue._tag}`)
-    .join(", ")
+  return [...new Set(issues)].join(", ")
+}
 
-/** The URL without its query (which may carry values that are not ours to print). */
+/**
+ * The URL without its query, fragment or user info (which may carry values that are not ours to print).
+ *
+ * @internal
+ */
 export const describeUrl = (url: string): string => {
   try {
     const parsed = new URL(url)
     return `${parsed.origin}${parsed.pathname}`
   } catch {
-    return "the token endpoint"
+    return "the endpoint (invalid URL)"
   }
 }
