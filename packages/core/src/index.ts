@@ -33,6 +33,14 @@ export * as Keyring from "./Keyring.js"
 /**
  * @since 0.1.0
  */
+export * as LoopbackServer from "./LoopbackServer.js"
+/**
+ * @since 0.1.0
+ */
+export * as Pkce from "./Pkce.js"
+/**
+ * @since 0.1.0
+ */
 export * as Policies from "./Policies.js"
 /**
  * @since 0.1.0

@@ -1,0 +1,342 @@
+/**
+ * The authorization code flow with PKCE (RFC 6749 §4.1, RFC 7636) for native apps (RFC 8252): open the
+ * identity provider's login page in a browser, receive the redirect on a loopback server, check it, exchange
+ * the code for tokens, and only then tell the user in the browser that the login worked.
+ *
+ * @since 0.1.0
+ */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Encoding from "effect/Encoding"
+import * as Redacted from "effect/Redacted"
+import { AuthenticationError } from "./AuthError.js"
+import { Browser } from "./Browser.js"
+import type { ClientConfig } from "./ClientConfig.js"
+import type { Credentials } from "./Credentials.js"
+import type { CallbackRequest } from "./LoopbackServer.js"
+import { LoopbackServer } from "./LoopbackServer.js"
+import * as Policies from "./Policies.js"
+import * as TokenClient from "./TokenClient.js"
+
+/**
+ * Options of one PKCE login.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The endpoint the credentials are for (the keyring key). */
+  readonly endpoint: string
+  /** Needs `authorizationEndpoint`, `clientId` and `redirectUri`; `scopes` and `audience` are sent when set. */
+  readonly config: ClientConfig
+  /** For a confidential client: sent to the token endpoint with HTTP Basic. */
+  readonly clientSecret?: Redacted.Redacted<string> | undefined
+  /** How long to wait for the browser callback; `Policies.interactiveTimeout` (5 minutes) by default. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** The HTML shown in the browser once the tokens were obtained. */
+  readonly successPage?: string | undefined
+  /**
+   * The HTML shown in the browser when the login failed. Every `{{message}}` in it is replaced by the
+   * HTML-escaped reason.
+   */
+  readonly failurePage?: string | undefined
+  /** More parameters for the authorization URL (e.g. `prompt`); they may not replace the flow's own. */
+  readonly extraAuthorizeParams?: Readonly<Record<string, string>> | undefined
+  /**
+   * Called with the authorization URL before the browser is opened, e.g. to print it. The URL is logged at
+   * info level in any case, since opening a browser can fail silently.
+   */
+  readonly onUrl?: ((url: string) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * Runs one PKCE login and answers the credentials. Every attempt uses a fresh `state` and `code_verifier`
+ * from a CSPRNG. The callback server is released when the attempt ends, however it ends.
+ *
+ * Fails with an `AuthenticationError` of reason `Config` (incomplete configuration or a non-loopback redirect
+ * URI), `PortInUse`, `Timeout` (no callback in time), `CallbackError` (the provider redirected with
+ * `?error=`), `StateMismatch` (the code is then not exchanged), `InvalidResponse`, or any reason of
+ * `TokenClient.authorizationCode`. A browser that cannot be opened is only a warning: the URL is logged.
+ *
+ * @example
+ * ```ts
+ * import { Pkce } from "@flyte-auth/core"
+ * const credentials = Pkce.authenticate({ endpoint: "flyte.example.com", config })
+ * ```
+ *
+ * @since 0.1.0
+ * @category flows
+ */
+export const authenticate: (
+  options: Options
+) => Effect.Effect<Credentials, AuthenticationError, HttpClient.HttpClient | Browser | LoopbackServer> = Effect.fn(
+  "Pkce.authenticate"
+)(function*(options: Options) {
+  const { config } = options
+  const authorizationEndpoint = yield* required(config.authorizationEndpoint, "an authorization endpoint")
+  const clientId = yield* required(config.clientId, "a client id")
+  const configuredRedirectUri = yield* required(config.redirectUri, "a redirect URI")
+  const extraParams = yield* checkExtraParams(options.extraAuthorizeParams)
+  const timeout = Duration.decode(options.timeout ?? Policies.interactiveTimeout)
+  const server = yield* LoopbackServer
+  const browser = yield* Browser
+
+  return yield* Effect.scoped(Effect.gen(function*() {
+    const listener = yield* server.listen(configuredRedirectUri)
+    const redirectUri = listener.redirectUri
+    const state = yield* generateState
+    const codeVerifier = yield* generateCodeVerifier
+    const url = yield* authorizeUrl({
+      authorizationEndpoint,
+      clientId,
+      redirectUri,
+      scopes: config.scopes,
+      audience: config.audience,
+      state,
+      codeChallenge: yield* codeChallenge(codeVerifier),
+      extraParams
+    })
+
+    yield* Effect.logInfo(`To log in, open this URL in a browser: ${url}`)
+    if (options.onUrl !== undefined) yield* options.onUrl(url)
+    yield* browser.open(url).pipe(
+      Effect.catchAll((error) =>
+        Effect.logWarning(`Could not open a browser (${error.message}); open the URL above by hand`)
+      )
+    )
+
+    const callback = yield* listener.next.pipe(
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () =>
+          new AuthenticationError({
+            reason: "Timeout",
+            description: `No login callback arrived at ${redirectUri} within ${Duration.format(timeout)}`
+          })
+      })
+    )
+    const failurePage = options.failurePage ?? defaultFailurePage
+    const credentials = yield* exchange(callback, {
+      state,
+      codeVerifier,
+      redirectUri,
+      tokenEndpoint: config.tokenEndpoint,
+      endpoint: options.endpoint,
+      client: options.clientSecret !== undefined
+        ? { method: "client_secret_basic", clientId, clientSecret: options.clientSecret }
+        : { method: "none", clientId }
+    }).pipe(
+      Effect.tapError((error) =>
+        callback.respond({
+          status: error.reason === "StateMismatch" || error.reason === "CallbackError" ? 400 : 502,
+          html: renderFailurePage(failurePage, error.message)
+        })
+      )
+    )
+    yield* callback.respond({ status: 200, html: options.successPage ?? defaultSuccessPage })
+    return credentials
+  }))
+})
+
+/**
+ * A fresh `state` value: 32 bytes from the CSPRNG, base64url (43 characters).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const generateState: Effect.Effect<string> = Effect.sync(() => randomBase64Url(32))
+
+/**
+ * A fresh PKCE `code_verifier` (RFC 7636 §4.1): 64 bytes from the CSPRNG, base64url, so 86 characters of
+ * `[A-Za-z0-9-_]`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const generateCodeVerifier: Effect.Effect<Redacted.Redacted<string>> = Effect.sync(() =>
+  Redacted.make(randomBase64Url(64))
+)
+
+/**
+ * The S256 `code_challenge` of a verifier: base64url(SHA-256(verifier)) (RFC 7636 §4.2), by Web Crypto.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const codeChallenge = (codeVerifier: Redacted.Redacted<string>): Effect.Effect<string> =>
+  Effect.promise(() =>
+    globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(Redacted.value(codeVerifier)))
+  ).pipe(Effect.map((digest) => Encoding.encodeBase64Url(new Uint8Array(digest))))
+
+/**
+ * The authorization request URL (RFC 6749 §4.1.1 with RFC 7636 §4.3). Query parameters already in the
+ * authorization endpoint are kept.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const authorizeUrl = (params: {
+  readonly authorizationEndpoint: string
+  readonly clientId: string
+  readonly redirectUri: string
+  readonly scopes: ReadonlyArray<string>
+  readonly audience?: string | undefined
+  readonly state: string
+  readonly codeChallenge: string
+  readonly extraParams?: Readonly<Record<string, string>> | undefined
+}): Effect.Effect<string, AuthenticationError> =>
+  Effect.try({
+    try: () => new URL(params.authorizationEndpoint),
+    catch: () =>
+      new AuthenticationError({
+        reason: "Config",
+        description: `The authorization endpoint "${params.authorizationEndpoint}" is not a valid URL`
+      })
+  }).pipe(Effect.map((url) => {
+    const query = url.searchParams
+    query.set("response_type", "code")
+    query.set("client_id", params.clientId)
+    query.set("redirect_uri", params.redirectUri)
+    if (params.scopes.length > 0) query.set("scope", params.scopes.join(" "))
+    query.set("state", params.state)
+    query.set("code_challenge", params.codeChallenge)
+    query.set("code_challenge_method", "S256")
+    if (params.audience !== undefined && params.audience !== "") query.set("audience", params.audience)
+    for (const [key, value] of Object.entries(params.extraParams ?? {})) query.set(key, value)
+    return url.toString()
+  }))
+
+/**
+ * Escapes text for HTML content and attribute values.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const escapeHtml = (text: string): string =>
+  text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;" })[c]!)
+
+/**
+ * The page shown after a successful login.
+ *
+ * @since 0.1.0
+ * @category pages
+ */
+export const defaultSuccessPage: string = "<!doctype html><html><head><meta charset=\"utf-8\">" +
+  "<title>Login successful</title></head><body><h1>Login successful</h1>" +
+  "<p>You are logged in. You can close this window and return to your terminal.</p></body></html>"
+
+/**
+ * The template of the page shown after a failed login; `{{message}}` is replaced by the escaped reason.
+ *
+ * @since 0.1.0
+ * @category pages
+ */
+export const defaultFailurePage: string = "<!doctype html><html><head><meta charset=\"utf-8\">" +
+  "<title>Login failed</title></head><body><h1>Login failed</h1><p>{{message}}</p>" +
+  "<p>Return to your terminal and try again.</p></body></html>"
+
+/**
+ * Fills a failure page template with an HTML-escaped message.
+ *
+ * @since 0.1.0
+ * @category pages
+ */
+export const renderFailurePage = (template: string, message: string): string =>
+  template.replaceAll("{{message}}", escapeHtml(message))
+
+// --- internals -------------------------------------------------------------------------------------------------
+
+/** The parameters the flow sets itself; `extraAuthorizeParams` may not replace them. */
+const reservedParams = new Set([
+  "response_type",
+  "client_id",
+  "redirect_uri",
+  "scope",
+  "state",
+  "code_challenge",
+  "code_challenge_method",
+  "audience"
+])
+
+const checkExtraParams = (params: Readonly<Record<string, string>> | undefined) => {
+  const reserved = Object.keys(params ?? {}).filter((key) => reservedParams.has(key))
+  return reserved.length === 0
+    ? Effect.succeed(params)
+    : Effect.fail(
+      new AuthenticationError({
+        reason: "Config",
+        description: `extraAuthorizeParams may not set ${reserved.join(", ")}: the PKCE flow sets them itself`
+      })
+    )
+}
+
+const required = (value: string | undefined, what: string): Effect.Effect<string, AuthenticationError> =>
+  value !== undefined && value.trim() !== ""
+    ? Effect.succeed(value)
+    : Effect.fail(
+      new AuthenticationError({ reason: "Config", description: `The PKCE flow needs ${what} in the client config` })
+    )
+
+const randomBase64Url = (bytes: number): string =>
+  Encoding.encodeBase64Url(globalThis.crypto.getRandomValues(new Uint8Array(bytes)))
+
+/** Whether two strings are equal, in time that depends only on their lengths. */
+const constantTimeEquals = (a: string, b: string): boolean => {
+  let difference = a.length ^ b.length
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    difference |= (a.charCodeAt(i) | 0) ^ (b.charCodeAt(i) | 0)
+  }
+  return difference === 0
+}
+
+/** Checks a callback and exchanges its code; the callback is not answered here. */
+const exchange = Effect.fnUntraced(function*(
+  callback: CallbackRequest,
+  attempt: {
+    readonly state: string
+    readonly codeVerifier: Redacted.Redacted<string>
+    readonly redirectUri: string
+    readonly tokenEndpoint: string
+    readonly endpoint: string
+    readonly client: TokenClient.ClientAuthentication
+  }
+) {
+  // An error redirect without state still ends the attempt with the provider's error (some providers omit
+  // state there, and nothing is exchanged either way); a wrong state is always a mismatch.
+  if (
+    callback.state !== undefined
+      ? !constantTimeEquals(callback.state, attempt.state)
+      : callback.error === undefined
+  ) {
+    return yield* new AuthenticationError({
+      reason: "StateMismatch",
+      description: callback.state === undefined
+        ? "The login callback carried no state, so it cannot be matched to this login attempt; its code was not used"
+        : "The login callback carried a state that is not the one of this login attempt; its code was not used"
+    })
+  }
+  if (callback.error !== undefined) {
+    return yield* new AuthenticationError({
+      reason: "CallbackError",
+      description: "The identity provider refused the login",
+      error: callback.error,
+      errorDescription: callback.errorDescription,
+      errorUri: callback.errorUri
+    })
+  }
+  if (callback.code === undefined) {
+    return yield* new AuthenticationError({
+      reason: "InvalidResponse",
+      description: "The login callback carried neither a code nor an error"
+    })
+  }
+  return yield* TokenClient.authorizationCode({
+    tokenEndpoint: attempt.tokenEndpoint,
+    client: attempt.client,
+    endpoint: attempt.endpoint,
+    code: callback.code,
+    codeVerifier: attempt.codeVerifier,
+    redirectUri: attempt.redirectUri
+  })
+})
