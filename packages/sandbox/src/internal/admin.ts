@@ -1,0 +1,306 @@
+/**
+ * The Flyte-like admin: flyteidl's `AuthMetadataService` and `IdentityService` over gRPC, and their HTTP twins.
+ *
+ * @internal
+ */
+import * as grpc from "@grpc/grpc-js"
+import * as jose from "jose"
+import type * as crypto from "node:crypto"
+import * as http from "node:http"
+import type { Counters } from "./counters.js"
+import { issuedAtMsClaim } from "./idp.js"
+import { close, listen, urlHost } from "./net.js"
+import { loadFlyteServices } from "./protos.js"
+
+/** @internal */
+export interface AdminConfig {
+  readonly host: string
+  readonly grpcPort: number
+  readonly httpPort: number
+  readonly issuer: string
+  readonly audience: string
+  readonly headerKey: string
+  readonly publicClientId: string
+  readonly redirectUri: string
+  readonly scopes: ReadonlyArray<string>
+  readonly jwks: { readonly keys: ReadonlyArray<crypto.JsonWebKey> }
+  readonly counters: Counters
+}
+
+/** @internal */
+export interface Admin {
+  readonly grpcAddress: string
+  readonly httpUrl: string
+  readonly authorizationServerMetadata: Readonly<Record<string, unknown>>
+  readonly rejectTokensIssuedBefore: (epochMillis: number | undefined) => void
+  readonly close: () => Promise<void>
+}
+
+/** The identity behind a valid access token. */
+interface Identity {
+  readonly subject: string
+  readonly name?: string
+  readonly preferredUsername?: string
+  readonly email?: string
+  readonly clientId?: string
+  readonly scope?: string
+}
+
+type Authentication =
+  | { readonly _tag: "Authenticated"; readonly identity: Identity }
+  | { readonly _tag: "Rejected"; readonly error: "missing_token" | "invalid_token"; readonly description: string }
+
+const str = (u: unknown): string | undefined => typeof u === "string" && u.length > 0 ? u : undefined
+
+const strings = (u: unknown): Array<string> => Array.isArray(u) ? u.filter((s) => typeof s === "string") : []
+
+/** GET a JSON document on a fresh connection (no pooled keep-alive socket that could outlive its server). */
+const getJson = (url: string): Promise<Record<string, unknown>> =>
+  new Promise((resolve, reject) => {
+    const request = http.get(url, { agent: false, headers: { accept: "application/json" } }, (response) => {
+      const chunks: Array<Buffer> = []
+      response.on("data", (chunk: Buffer) => chunks.push(chunk))
+      response.on("error", reject)
+      response.on("end", () => {
+        if (response.statusCode !== 200) {
+          return reject(new Error(`sandbox admin: ${url} returned HTTP ${response.statusCode}`))
+        }
+        try {
+          resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")))
+        } catch (error) {
+          reject(error)
+        }
+      })
+    })
+    request.on("error", reject)
+  })
+
+const bindGrpc = (server: grpc.Server, address: string): Promise<number> =>
+  new Promise((resolve, reject) =>
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+      if (error) reject(error)
+      else resolve(port)
+    })
+  )
+
+/** @internal */
+export const startAdmin = async (config: AdminConfig): Promise<Admin> => {
+  const { counters, headerKey } = config
+
+  const metadata = await getJson(`${config.issuer}/.well-known/oauth-authorization-server`)
+
+  const jwks = jose.createLocalJWKSet({ keys: config.jwks.keys.map((key) => ({ ...key })) as Array<jose.JWK> })
+  let rejectBefore: number | undefined = undefined
+
+  const authenticate = async (headerValues: ReadonlyArray<string | undefined>): Promise<Authentication> => {
+    const header = headerValues.find((value) => value !== undefined && value.length > 0)
+    if (header === undefined) {
+      return {
+        _tag: "Rejected",
+        error: "missing_token",
+        description: `missing bearer token (send "${headerKey}: Bearer <token>")`
+      }
+    }
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
+    if (!match) return { _tag: "Rejected", error: "invalid_token", description: "authorization is not a Bearer token" }
+    try {
+      const { payload } = await jose.jwtVerify(match[1]!, jwks, {
+        issuer: config.issuer,
+        audience: config.audience,
+        algorithms: ["ES256"],
+        typ: "at+jwt",
+        requiredClaims: ["sub", "exp", "iat"]
+      })
+      const issuedAtMs = typeof payload[issuedAtMsClaim] === "number"
+        ? payload[issuedAtMsClaim] as number
+        : (payload.iat ?? 0) * 1000
+      if (rejectBefore !== undefined && issuedAtMs < rejectBefore) {
+        return {
+          _tag: "Rejected",
+          error: "invalid_token",
+          description: "token was issued before the revocation cutoff"
+        }
+      }
+      const identity: Identity = {
+        subject: payload.sub!,
+        ...(str(payload.name) === undefined ? {} : { name: str(payload.name)! }),
+        ...(str(payload.preferred_username) === undefined
+          ? {}
+          : { preferredUsername: str(payload.preferred_username)! }),
+        ...(str(payload.email) === undefined ? {} : { email: str(payload.email)! }),
+        ...(str(payload.client_id) === undefined ? {} : { clientId: str(payload.client_id)! }),
+        ...(str(payload.scope) === undefined ? {} : { scope: str(payload.scope)! })
+      }
+      return { _tag: "Authenticated", identity }
+    } catch (error) {
+      const description = error instanceof jose.errors.JWTExpired
+        ? "token expired"
+        : `invalid token: ${error instanceof Error ? error.message : String(error)}`
+      return { _tag: "Rejected", error: "invalid_token", description }
+    }
+  }
+
+  const rejected = (authentication: Authentication & { _tag: "Rejected" }) => {
+    counters.authFailures++
+    counters.lastAuthFailure = authentication.description
+  }
+
+  const userInfo = (identity: Identity) => ({
+    subject: identity.subject,
+    name: identity.name ?? "",
+    preferred_username: identity.preferredUsername ?? "",
+    given_name: "",
+    family_name: "",
+    email: identity.email ?? "",
+    picture: ""
+  })
+
+  // -----------------------------------------------------------------------------------------------------------------
+  // gRPC
+  // -----------------------------------------------------------------------------------------------------------------
+
+  const services = loadFlyteServices()
+  const grpcServer = new grpc.Server()
+  const oauth2Metadata = {
+    issuer: str(metadata.issuer) ?? "",
+    authorization_endpoint: str(metadata.authorization_endpoint) ?? "",
+    token_endpoint: str(metadata.token_endpoint) ?? "",
+    response_types_supported: strings(metadata.response_types_supported),
+    scopes_supported: strings(metadata.scopes_supported),
+    token_endpoint_auth_methods_supported: strings(metadata.token_endpoint_auth_methods_supported),
+    jwks_uri: str(metadata.jwks_uri) ?? "",
+    code_challenge_methods_supported: strings(metadata.code_challenge_methods_supported),
+    grant_types_supported: strings(metadata.grant_types_supported),
+    device_authorization_endpoint: str(metadata.device_authorization_endpoint) ?? ""
+  }
+
+  grpcServer.addService(services.AuthMetadataService, {
+    GetOAuth2Metadata: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      counters.oauth2MetadataCalls++
+      callback(null, oauth2Metadata)
+    },
+    GetPublicClientConfig: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      counters.publicClientConfigCalls++
+      callback(null, publicClientConfig)
+    }
+  })
+  grpcServer.addService(services.IdentityService, {
+    UserInfo: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      counters.userInfoCalls++
+      const values = [headerKey, "authorization"].map((key) => {
+        const value = call.metadata.get(key)[0]
+        return typeof value === "string" ? value : value?.toString("utf8")
+      })
+      authenticate(values).then((authentication) => {
+        if (authentication._tag === "Authenticated") return callback(null, userInfo(authentication.identity))
+        rejected(authentication)
+        callback({ code: grpc.status.UNAUTHENTICATED, details: authentication.description }, null)
+      }, (error: unknown) => callback({ code: grpc.status.INTERNAL, details: String(error) }, null))
+    }
+  })
+
+  // -----------------------------------------------------------------------------------------------------------------
+  // HTTP
+  // -----------------------------------------------------------------------------------------------------------------
+
+  const httpServer = http.createServer()
+  httpServer.keepAliveTimeout = 5_000
+  let httpUrl = ""
+  let publicClientConfig: Record<string, unknown> = {}
+
+  const send = (res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    const json = JSON.stringify(body)
+    res.writeHead(status, {
+      "content-type": "application/json",
+      "cache-control": "no-store",
+      "content-length": Buffer.byteLength(json),
+      ...headers
+    })
+    res.end(json)
+  }
+
+  const protectedRoute = async (req: http.IncomingMessage, res: http.ServerResponse, ok: (i: Identity) => unknown) => {
+    const header = (name: string) => {
+      const value = req.headers[name]
+      return Array.isArray(value) ? value[0] : value
+    }
+    const authentication = await authenticate([header(headerKey), header("authorization")])
+    if (authentication._tag === "Authenticated") return send(res, 200, ok(authentication.identity))
+    rejected(authentication)
+    const challenge = authentication.error === "missing_token"
+      ? `Bearer realm="flyte-sandbox"`
+      : `Bearer realm="flyte-sandbox", error="invalid_token", error_description="${
+        authentication.description.replace(/["\\]/g, "'")
+      }"`
+    send(res, 401, { error: authentication.error, error_description: authentication.description }, {
+      "www-authenticate": challenge
+    })
+  }
+
+  httpServer.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const url = new URL(req.url ?? "/", httpUrl)
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return send(res, 405, { error: "method_not_allowed" }, { allow: "GET, HEAD" })
+    }
+    switch (url.pathname) {
+      case "/.well-known/oauth-authorization-server":
+        counters.oauth2MetadataCalls++
+        return send(res, 200, metadata)
+      case "/config/v1/flyte_client":
+        counters.publicClientConfigCalls++
+        return send(res, 200, publicClientConfig)
+      case "/api/v1/whoami":
+        counters.whoamiCalls++
+        return void protectedRoute(req, res, (identity) => ({
+          subject: identity.subject,
+          ...(identity.name === undefined ? {} : { name: identity.name }),
+          ...(identity.email === undefined ? {} : { email: identity.email }),
+          ...(identity.clientId === undefined ? {} : { client_id: identity.clientId }),
+          ...(identity.scope === undefined ? {} : { scope: identity.scope })
+        })).catch((error: unknown) => send(res, 500, { error: "server_error", error_description: String(error) }))
+      case "/me":
+        counters.userInfoCalls++
+        return void protectedRoute(req, res, userInfo).catch((error: unknown) =>
+          send(res, 500, { error: "server_error", error_description: String(error) })
+        )
+      case "/healthcheck":
+        return send(res, 200, { status: "ok" })
+      default:
+        return send(res, 404, { error: "not_found" })
+    }
+  })
+
+  const httpPort = await listen(httpServer, config.host, config.httpPort)
+  httpUrl = `http://${urlHost(config.host)}:${httpPort}`
+  publicClientConfig = {
+    client_id: config.publicClientId,
+    redirect_uri: config.redirectUri,
+    scopes: [...config.scopes],
+    authorization_metadata_key: headerKey,
+    service_http_endpoint: httpUrl,
+    audience: config.audience
+  }
+
+  let grpcAddress: string
+  try {
+    const grpcPort = await bindGrpc(grpcServer, `${urlHost(config.host)}:${config.grpcPort}`)
+    grpcAddress = `${urlHost(config.host)}:${grpcPort}`
+  } catch (error) {
+    grpcServer.forceShutdown()
+    await close(httpServer)
+    throw error
+  }
+
+  return {
+    grpcAddress,
+    httpUrl,
+    authorizationServerMetadata: metadata,
+    rejectTokensIssuedBefore: (epochMillis) => {
+      rejectBefore = epochMillis
+    },
+    close: async () => {
+      grpcServer.forceShutdown()
+      await close(httpServer)
+    }
+  }
+}
