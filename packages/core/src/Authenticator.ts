@@ -5,11 +5,23 @@
  *
  * @since 0.1.0
  */
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Context from "effect/Context"
-import type * as Effect from "effect/Effect"
-import type * as Redacted from "effect/Redacted"
+import * as DateTime from "effect/DateTime"
+import * as Deferred from "effect/Deferred"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Ref from "effect/Ref"
+import type * as Scope from "effect/Scope"
+import { AccessTokenNotFound, type AccessTokenNotFoundReason, AuthenticationError } from "./AuthError.js"
 import type { AuthError } from "./AuthError.js"
-import type { Credentials } from "./Credentials.js"
+import { ClientConfigStore } from "./ClientConfig.js"
+import * as Credentials from "./Credentials.js"
+import * as Keyring from "./Keyring.js"
+import * as TokenClient from "./TokenClient.js"
 
 /**
  * A request header carrying the access token: `key` comes from `ClientConfig.headerKey`, `value` is
@@ -46,11 +58,11 @@ export declare namespace Authenticator {
     /** A valid access token: cached, refreshed, or obtained by running the flow. */
     readonly accessToken: Effect.Effect<Redacted.Redacted<string>, AuthError>
     /** The whole credentials behind `accessToken`. */
-    readonly credentials: Effect.Effect<Credentials, AuthError>
+    readonly credentials: Effect.Effect<Credentials.Credentials, AuthError>
     /** The header to send: `<headerKey>: Bearer <token>`. */
     readonly header: Effect.Effect<AuthHeader, AuthError>
     /** Forces a refresh now (single flight), falling back to the full flow when the refresh is impossible. */
-    readonly refresh: Effect.Effect<Credentials, AuthError>
+    readonly refresh: Effect.Effect<Credentials.Credentials, AuthError>
     /**
      * Tells the authenticator that a server rejected `failed`. The cached credentials are dropped only if they
      * still hold that token (a concurrent caller may already have refreshed them).
@@ -73,4 +85,333 @@ export interface AuthClientLike {
   readonly headers: (options?: { readonly signal?: AbortSignal }) => Promise<Record<string, string>>
   /** Refresh after a server rejected the token in `failedHeaders`; resolves when new headers are available. */
   readonly refresh: (options?: { readonly signal?: AbortSignal }) => Promise<unknown>
+}
+
+/**
+ * What an `Authenticator` needs to know: whose credentials it keeps, how to log in, and how to refresh.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<R = never> {
+  /** The endpoint the credentials are for: the keyring account under `Keyring.serviceName`. */
+  readonly endpoint: string
+  /** The full flow (PKCE, device code, client credentials, external command). */
+  readonly login: Effect.Effect<Credentials.Credentials, AuthError, R>
+  /** Whether `login` needs a user (a browser or a device prompt). */
+  readonly interactive: boolean
+  /**
+   * Whether an interactive `login` may run in this process (default `true`). When `false`, a login that needs a
+   * user fails with `AccessTokenNotFound` instead (e.g. `flyte-auth token` in CI).
+   */
+  readonly allowInteractive?: boolean | undefined
+  /**
+   * How to refresh expiring credentials. By default the refresh token is used (`TokenClient.refresh` with the
+   * `ClientConfigStore` configuration and `clientSecret`); credentials without a refresh token run `login` again.
+   * `"login"` always runs `login` again; a function replaces the refresh-token grant.
+   */
+  readonly refresh?:
+    | "login"
+    | ((credentials: Credentials.Credentials) => Effect.Effect<Credentials.Credentials, AuthError, R>)
+    | undefined
+  /** The client secret of a confidential client, sent with the refresh-token grant (HTTP Basic). */
+  readonly clientSecret?: Redacted.Redacted<string> | undefined
+  /** How long before expiry a token is refreshed (default `Credentials.defaultRefreshSkew`, 60 s). */
+  readonly skew?: Duration.DurationInput | undefined
+}
+
+/**
+ * Whether a failed refresh means the refresh token is dead (so the stored credentials are purged and the full
+ * flow runs once): the server said `invalid_grant`, or answered 400 or 401. Transient failures (5xx, network)
+ * are not: they surface as errors and leave the stored credentials alone.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isRefreshRejected = (error: AuthError): boolean =>
+  error._tag === "AuthenticationError" &&
+  (error.error === "invalid_grant" || error.status === 400 || error.status === 401)
+
+interface InFlight {
+  readonly deferred: Deferred.Deferred<Credentials.Credentials, AuthError>
+}
+
+interface State {
+  /** Whether the keyring has been read. */
+  readonly loaded: boolean
+  readonly credentials: Option.Option<Credentials.Credentials>
+  /** A server rejected the cached access token: it must be refreshed before it is handed out again. */
+  readonly stale: boolean
+  readonly loggedOut: boolean
+  /** Bumped by `logout`, so a refresh that was under way does not write its result back. */
+  readonly generation: number
+  readonly inFlight: Option.Option<InFlight>
+}
+
+const initialState: State = {
+  loaded: false,
+  credentials: Option.none(),
+  stale: false,
+  loggedOut: false,
+  generation: 0,
+  inFlight: Option.none()
+}
+
+/**
+ * Builds an authenticator. Credentials are read from the keyring on first use; every refresh or login runs in
+ * a fiber owned by the authenticator's scope, and every caller that needs it awaits the same result, so an
+ * interrupted caller never strands the others. Closing the scope interrupts a refresh or login under way.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <R = never>(
+  options: Options<R>
+): Effect.Effect<
+  Authenticator.Service,
+  never,
+  Scope.Scope | Keyring.Keyring | ClientConfigStore | HttpClient.HttpClient | R
+> =>
+  Effect.gen(function*() {
+    const context = yield* Effect.context<Keyring.Keyring | ClientConfigStore | HttpClient.HttpClient | R>()
+    const scope = yield* Effect.scope
+    const keyring = Context.get(context, Keyring.Keyring)
+    const configStore = Context.get(context, ClientConfigStore)
+    const endpoint = options.endpoint
+    const skew = options.skew ?? Credentials.defaultRefreshSkew
+    const loginAllowed = !options.interactive || options.allowInteractive !== false
+
+    const state = yield* Ref.make(initialState)
+    const warned = yield* Ref.make(false)
+    const storeLock = yield* Effect.makeSemaphore(1)
+
+    // --- keyring, degrading to memory ------------------------------------------------------------------------
+
+    const warnOnce = (error: Keyring.KeyringError) =>
+      Effect.flatMap(Ref.getAndSet(warned, true), (already) =>
+        already ? Effect.void : Effect.logWarning(
+          `The keyring is not usable (${error.message}); credentials for ${endpoint} are kept in memory only`
+        ))
+
+    const load = keyring.get(Keyring.serviceName, endpoint).pipe(
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.succeedNone,
+        onSome: (entry) =>
+          Credentials.decodeKeyringEntry(entry).pipe(
+            Effect.asSome,
+            Effect.catchTag("ParseError", () =>
+              Effect.as(
+                Effect.logWarning(`The keyring entry for ${endpoint} is not valid credentials; it is ignored`),
+                Option.none()
+              ))
+          )
+      })),
+      Effect.catchTag("KeyringError", (error) => Effect.as(warnOnce(error), Option.none()))
+    )
+
+    const save = (credentials: Credentials.Credentials) =>
+      Credentials.encodeKeyringEntry(credentials).pipe(
+        Effect.orDie,
+        Effect.flatMap((entry) => keyring.set(Keyring.serviceName, endpoint, entry)),
+        Effect.catchTag("KeyringError", warnOnce)
+      )
+
+    const remove = keyring.delete(Keyring.serviceName, endpoint).pipe(Effect.catchTag("KeyringError", warnOnce))
+
+    // --- what a leader fiber does ----------------------------------------------------------------------------
+
+    const login = (reason: AccessTokenNotFoundReason, cause?: AuthError) =>
+      loginAllowed
+        ? options.login
+        : Effect.fail(
+          new AccessTokenNotFound({
+            reason,
+            description: describeNotFound(reason, endpoint),
+            ...(cause?._tag === "AuthenticationError"
+              ? { error: cause.error, errorDescription: cause.errorDescription }
+              : {}),
+            cause
+          })
+        )
+
+    const purge = storeLock.withPermits(1)(
+      Effect.zipRight(Ref.update(state, (s) => ({ ...s, credentials: Option.none(), stale: false })), remove)
+    )
+
+    const refreshWithToken = (credentials: Credentials.Credentials, refreshToken: Redacted.Redacted<string>) =>
+      Effect.gen(function*() {
+        const config = yield* configStore.get
+        if (config.clientId === undefined) {
+          return yield* new AuthenticationError({
+            reason: "Config",
+            description: `Cannot refresh the credentials for ${endpoint}: the client configuration has no client id`
+          })
+        }
+        return yield* TokenClient.refresh({
+          tokenEndpoint: config.tokenEndpoint,
+          client: options.clientSecret === undefined
+            ? { method: "none", clientId: config.clientId }
+            : { method: "client_secret_basic", clientId: config.clientId, clientSecret: options.clientSecret },
+          endpoint: credentials.endpoint,
+          refreshToken,
+          scopes: config.scopes
+        })
+      })
+
+    const refreshOrLogin = (credentials: Credentials.Credentials) => {
+      const refresh = options.refresh
+      const attempt: Effect.Effect<Credentials.Credentials, AuthError, R | HttpClient.HttpClient> | undefined =
+        refresh === "login"
+          ? undefined
+          : refresh !== undefined
+          ? refresh(credentials)
+          : credentials.refreshToken !== undefined
+          ? refreshWithToken(credentials, credentials.refreshToken)
+          : undefined
+      if (attempt === undefined) return login("RefreshImpossible")
+      return attempt.pipe(
+        Effect.catchIf(isRefreshRejected, (error) =>
+          Effect.logInfo(`The refresh token for ${endpoint} was rejected; logging in again`).pipe(
+            Effect.zipRight(purge),
+            Effect.zipRight(login("RefreshImpossible", error))
+          ))
+      )
+    }
+
+    const commit = (credentials: Credentials.Credentials, generation: number) =>
+      storeLock.withPermits(1)(Effect.gen(function*() {
+        const current = yield* Ref.get(state)
+        if (current.generation !== generation) {
+          return
+        }
+        yield* Ref.set(state, { ...current, credentials: Option.some(credentials), stale: false, loggedOut: false })
+        yield* save(credentials)
+      }))
+
+    const obtain = (force: boolean) =>
+      Effect.gen(function*() {
+        let current = yield* Ref.get(state)
+        if (!current.loaded) {
+          const stored = yield* load
+          current = yield* Ref.updateAndGet(state, (s) =>
+            s.loaded ? s : { ...s, loaded: true, credentials: stored })
+        }
+        const now = yield* DateTime.now
+        if (
+          !force && !current.stale && Option.isSome(current.credentials) &&
+          Credentials.isFresh(current.credentials.value, now, skew)
+        ) {
+          return current.credentials.value
+        }
+        const next = Option.isSome(current.credentials)
+          ? yield* refreshOrLogin(current.credentials.value)
+          : yield* login(current.loggedOut ? "LoggedOut" : "NoCredentials")
+        yield* commit(next, current.generation)
+        return next
+      }).pipe(
+        Effect.withSpan(force ? "Authenticator.refresh" : "Authenticator.obtain", { attributes: { endpoint } }),
+        Effect.provide(context)
+      )
+
+    // --- single flight -----------------------------------------------------------------------------------------
+
+    const join = (force: boolean): Effect.Effect<Credentials.Credentials, AuthError> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const now = yield* DateTime.now
+          const candidate = yield* Deferred.make<Credentials.Credentials, AuthError>()
+          const decision = yield* Ref.modify(state, (s): [
+            | { readonly _tag: "Cached"; readonly credentials: Credentials.Credentials }
+            | { readonly _tag: "Await"; readonly deferred: Deferred.Deferred<Credentials.Credentials, AuthError> }
+            | { readonly _tag: "Lead" },
+            State
+          ] => {
+            if (Option.isSome(s.inFlight)) {
+              return [{ _tag: "Await", deferred: s.inFlight.value.deferred }, s]
+            }
+            if (
+              !force && s.loaded && !s.stale && Option.isSome(s.credentials) &&
+              Credentials.isFresh(s.credentials.value, now, skew)
+            ) {
+              return [{ _tag: "Cached", credentials: s.credentials.value }, s]
+            }
+            return [{ _tag: "Lead" }, { ...s, inFlight: Option.some({ deferred: candidate }) }]
+          })
+          switch (decision._tag) {
+            case "Cached":
+              return decision.credentials
+            case "Await":
+              return yield* restore(Deferred.await(decision.deferred))
+            case "Lead": {
+              yield* obtain(force).pipe(
+                Effect.onExit((exit) =>
+                  Ref.update(state, (s) =>
+                    Option.isSome(s.inFlight) && s.inFlight.value.deferred === candidate
+                      ? { ...s, inFlight: Option.none() }
+                      : s).pipe(Effect.zipRight(Deferred.done(candidate, exit)))
+                ),
+                Effect.interruptible,
+                Effect.forkIn(scope)
+              )
+              return yield* restore(Deferred.await(candidate))
+            }
+          }
+        })
+      )
+
+    const credentials = join(false)
+
+    const service: Authenticator.Service = {
+      endpoint,
+      credentials,
+      accessToken: Effect.map(credentials, (c) =>
+        c.accessToken),
+      header: Effect.gen(function*() {
+        const current = yield* credentials
+        const config = yield* configStore.get
+        return { key: config.headerKey, value: Redacted.make(`Bearer ${Redacted.value(current.accessToken)}`) }
+      }),
+      refresh: join(true),
+      invalidate: (failed) =>
+        Ref.update(state, (s) =>
+          Option.isSome(s.credentials) && Redacted.value(s.credentials.value.accessToken) === Redacted.value(failed)
+            ? { ...s, stale: true }
+            : s),
+      logout: storeLock.withPermits(1)(
+        Effect.zipRight(
+          Ref.update(state, (s) => ({
+            ...s,
+            loaded: true,
+            credentials: Option.none(),
+            stale: false,
+            loggedOut: true,
+            generation: s.generation + 1
+          })),
+          remove
+        )
+      ).pipe(Effect.withSpan("Authenticator.logout", { attributes: { endpoint } }))
+    }
+    return service
+  })
+
+/**
+ * The `Authenticator` as a layer; a refresh or login under way is interrupted when the layer is released.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <R = never>(
+  options: Options<R>
+): Layer.Layer<Authenticator, never, Keyring.Keyring | ClientConfigStore | HttpClient.HttpClient | R> =>
+  Layer.scoped(Authenticator, make(options))
+
+const describeNotFound = (reason: AccessTokenNotFoundReason, endpoint: string): string => {
+  switch (reason) {
+    case "NoCredentials":
+      return `No credentials are stored for ${endpoint} and an interactive login is not allowed here`
+    case "RefreshImpossible":
+      return `The credentials for ${endpoint} cannot be refreshed and an interactive login is not allowed here`
+    case "LoggedOut":
+      return `Logged out of ${endpoint}; an interactive login is not allowed here`
+  }
 }

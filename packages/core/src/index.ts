@@ -9,6 +9,14 @@ export * as Authenticator from "./Authenticator.js"
 /**
  * @since 0.1.0
  */
+export * as AuthHttpClient from "./AuthHttpClient.js"
+/**
+ * @since 0.1.0
+ */
+export * as AuthMode from "./AuthMode.js"
+/**
+ * @since 0.1.0
+ */
 export * as Browser from "./Browser.js"
 /**
  * @since 0.1.0

@@ -1,0 +1,670 @@
+import { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import type { AuthError } from "@flyte-auth/core"
+import { Authenticator, ClientConfig, Credentials, Keyring } from "@flyte-auth/core"
+import {
+  Cause,
+  DateTime,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Redacted,
+  Ref,
+  TestClock
+} from "effect"
+
+// --- fixtures ------------------------------------------------------------------------------------------------------
+
+const endpoint = "flyte.example.com:443"
+const tokenEndpoint = "https://idp.example.com/oauth2/token"
+
+const config = new ClientConfig.ClientConfig({
+  tokenEndpoint,
+  clientId: "flytectl",
+  scopes: ["offline", "all"],
+  headerKey: "flyte-authorization"
+})
+
+/** Credentials obtained at `obtainedAtSeconds` (TestClock time) that expire `lifetimeSeconds` later. */
+const credentials = (
+  accessToken: string,
+  options: { refreshToken?: string; obtainedAtSeconds?: number; lifetimeSeconds?: number } = {}
+) => {
+  const obtainedAt = DateTime.unsafeMake((options.obtainedAtSeconds ?? 0) * 1000)
+  return new Credentials.Credentials({
+    accessToken: Redacted.make(accessToken),
+    refreshToken: options.refreshToken !== undefined ? Redacted.make(options.refreshToken) : undefined,
+    obtainedAt,
+    expiresAt: DateTime.addDuration(obtainedAt, Duration.seconds(options.lifetimeSeconds ?? 3600)),
+    endpoint
+  })
+}
+
+/** Credentials that expired before the TestClock's start. */
+const expired = (accessToken: string, refreshToken?: string) =>
+  new Credentials.Credentials({
+    accessToken: Redacted.make(accessToken),
+    refreshToken: refreshToken !== undefined ? Redacted.make(refreshToken) : undefined,
+    obtainedAt: DateTime.unsafeMake(-7_200_000),
+    expiresAt: DateTime.unsafeMake(-3_600_000),
+    endpoint
+  })
+
+const json = (body: unknown, status = 200) =>
+  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } })
+
+const tokenResponse = (accessToken: string, extra: Record<string, unknown> = {}) =>
+  json({ access_token: accessToken, token_type: "Bearer", expires_in: 3600, ...extra })
+
+interface Recorded {
+  readonly form: URLSearchParams
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/** A token endpoint as an `HttpClient`; every request is recorded, then answered after `delay` of Clock time. */
+const tokenServer = (
+  answer: (form: URLSearchParams, index: number) => Response | Effect.Effect<Response, HttpClientError.HttpClientError>,
+  delay: Duration.DurationInput = Duration.millis(100)
+) =>
+  Effect.gen(function*() {
+    const requests = yield* Ref.make<ReadonlyArray<Recorded>>([])
+    const client = HttpClient.make((request) =>
+      Effect.gen(function*() {
+        const body = request.body._tag === "Uint8Array" ? new TextDecoder().decode(request.body.body) : ""
+        const form = new URLSearchParams(body)
+        const index = yield* Ref.modify(requests, (all) => [all.length, [...all, { form, headers: request.headers }]])
+        yield* Effect.sleep(delay)
+        const response = answer(form, index)
+        return HttpClientResponse.fromWeb(request, response instanceof Response ? response : yield* response)
+      })
+    )
+    return { client, requests: Ref.get(requests), count: Effect.map(Ref.get(requests), (all) => all.length) }
+  })
+
+/** A memory keyring whose contents the test can read and seed. */
+const spyKeyring = Effect.gen(function*() {
+  const keyring = yield* Keyring.makeMemory
+  return {
+    keyring,
+    entry: keyring.get(Keyring.serviceName, endpoint).pipe(Effect.orDie),
+    seed: (value: Credentials.Credentials | string) =>
+      (typeof value === "string" ? Effect.succeed(value) : Credentials.encodeKeyringEntry(value)).pipe(
+        Effect.flatMap((entry) => keyring.set(Keyring.serviceName, endpoint, entry)),
+        Effect.orDie
+      ),
+    stored: keyring.get(Keyring.serviceName, endpoint).pipe(
+      Effect.orDie,
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.succeed(Option.none<Credentials.Credentials>()),
+        onSome: (entry) => Effect.asSome(Effect.orDie(Credentials.decodeKeyringEntry(entry)))
+      }))
+    )
+  }
+})
+
+/** A login flow that counts its runs and takes `delay` of Clock time. */
+const countingLogin = (tokens: (run: number) => Credentials.Credentials, delay = Duration.seconds(1)) =>
+  Effect.gen(function*() {
+    const runs = yield* Ref.make(0)
+    const login = Effect.gen(function*() {
+      const run = yield* Ref.getAndUpdate(runs, (n) => n + 1)
+      yield* Effect.sleep(delay)
+      return tokens(run)
+    })
+    return { login, runs: Ref.get(runs) }
+  })
+
+const environment = (keyring: Keyring.Keyring.Service | Layer.Layer<Keyring.Keyring>, client: HttpClient.HttpClient) =>
+  Layer.mergeAll(
+    "get" in keyring ? Layer.succeed(Keyring.Keyring, keyring) : keyring,
+    ClientConfig.layerStatic(config),
+    Layer.succeed(HttpClient.HttpClient, client)
+  )
+
+const tokenOf = (effect: Effect.Effect<Redacted.Redacted<string>, AuthError.AuthError>) =>
+  Effect.map(effect, Redacted.value)
+
+/** Captures the messages logged at `Warning`. */
+const captureWarnings = Effect.gen(function*() {
+  const warnings = yield* Ref.make<ReadonlyArray<string>>([])
+  const logger = Logger.make(({ logLevel, message }) => {
+    if (LogLevel.greaterThanEqual(logLevel, LogLevel.Warning)) {
+      const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
+      Effect.runSync(Ref.update(warnings, (all) => [...all, text]))
+    }
+  })
+  return { layer: Logger.add(logger), warnings: Ref.get(warnings) }
+})
+
+// --- tests ---------------------------------------------------------------------------------------------------------
+
+describe("Authenticator single flight", () => {
+  it.scoped("100 concurrent callers of an expired token cause exactly one refresh request and share its token", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(expired("old-access", "refresh-1"))
+      const server = yield* tokenServer(() => tokenResponse("new-access"))
+      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
+
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      const fiber = yield* Effect.fork(
+        Effect.all(Array.from({ length: 100 }, () => tokenOf(auth.accessToken)), { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust(Duration.seconds(1))
+      const tokens = yield* Fiber.join(fiber)
+
+      expect(tokens).toHaveLength(100)
+      expect(new Set(tokens)).toEqual(new Set(["new-access"]))
+      expect(yield* server.count).toBe(1)
+      const [request] = yield* server.requests
+      expect(request.form.get("grant_type")).toBe("refresh_token")
+      expect(request.form.get("refresh_token")).toBe("refresh-1")
+      expect(request.form.get("client_id")).toBe("flytectl")
+      expect(request.form.get("scope")).toBe("offline all")
+      expect(yield* runs).toBe(0)
+
+      // The refreshed credentials are stored, keeping the refresh token the response did not repeat.
+      const stored = Option.getOrThrow(yield* store.stored)
+      expect(Redacted.value(stored.accessToken)).toBe("new-access")
+      expect(stored.refreshToken !== undefined && Redacted.value(stored.refreshToken)).toBe("refresh-1")
+      // And served from memory afterwards.
+      expect(yield* tokenOf(auth.accessToken)).toBe("new-access")
+      expect(yield* server.count).toBe(1)
+    }))
+
+  it.scoped("a failing refresh reaches every waiter with the same typed error, and nothing hangs", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(expired("old-access", "refresh-1"))
+      const server = yield* tokenServer(() => new Response("<html>down</html>", { status: 503 }))
+      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+
+      const fiber = yield* Effect.fork(
+        Effect.all(Array.from({ length: 50 }, () => Effect.flip(auth.accessToken)), { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust(Duration.seconds(1))
+      const errors = yield* Fiber.join(fiber)
+
+      expect(errors).toHaveLength(50)
+      expect(new Set(errors).size).toBe(1)
+      const error = errors[0]
+      expect(error._tag).toBe("AuthenticationError")
+      expect(error._tag === "AuthenticationError" && error.status).toBe(503)
+      expect(yield* server.count).toBe(1)
+      expect(yield* runs).toBe(0)
+    }))
+
+  it.scoped("interrupting the caller that started a refresh does not break the others", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(expired("old-access", "refresh-1"))
+      const server = yield* tokenServer(() => tokenResponse("new-access"), Duration.seconds(2))
+      const { login } = yield* countingLogin(() => credentials("login-access"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+
+      const first = yield* Effect.fork(tokenOf(auth.accessToken))
+      yield* TestClock.adjust(Duration.millis(500))
+      expect(yield* server.count).toBe(1)
+      const second = yield* Effect.fork(tokenOf(auth.accessToken))
+      yield* TestClock.adjust(Duration.millis(500))
+      yield* Fiber.interrupt(first)
+      const third = yield* Effect.fork(tokenOf(auth.accessToken))
+      yield* TestClock.adjust(Duration.seconds(2))
+
+      expect(yield* Fiber.join(second)).toBe("new-access")
+      expect(yield* Fiber.join(third)).toBe("new-access")
+      expect(Exit.isInterrupted(yield* Fiber.await(first))).toBe(true)
+      expect(yield* server.count).toBe(1)
+    }))
+
+  it.scoped("20 callers that need an interactive login at once get one login and the same credentials", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { login, runs } = yield* countingLogin((run) => credentials(`login-${run}`, { refreshToken: "r" }))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+
+      const fiber = yield* Effect.fork(
+        Effect.all(Array.from({ length: 20 }, () => auth.credentials), { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust(Duration.seconds(1))
+      const all = yield* Fiber.join(fiber)
+
+      expect(yield* runs).toBe(1)
+      expect(new Set(all).size).toBe(1)
+      expect(Redacted.value(all[0].accessToken)).toBe("login-0")
+      expect(yield* server.count).toBe(0)
+      const stored = Option.getOrThrow(yield* store.stored)
+      expect(Redacted.value(stored.accessToken)).toBe("login-0")
+    }))
+
+  it.scoped("a forced refresh is single-flight too and happens even when the token is fresh", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(credentials("fresh-access", { refreshToken: "refresh-1" }))
+      const server = yield* tokenServer((_, index) => tokenResponse(`refreshed-${index}`))
+      const { login } = yield* countingLogin(() => credentials("login-access"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      expect(yield* tokenOf(auth.accessToken)).toBe("fresh-access")
+
+      const fiber = yield* Effect.fork(Effect.all(Array.from({ length: 10 }, () => auth.refresh), {
+        concurrency: "unbounded"
+      }))
+      yield* TestClock.adjust(Duration.seconds(1))
+      const all = yield* Fiber.join(fiber)
+      expect(new Set(all.map((c) => Redacted.value(c.accessToken)))).toEqual(new Set(["refreshed-0"]))
+      expect(yield* server.count).toBe(1)
+      expect(yield* tokenOf(auth.accessToken)).toBe("refreshed-0")
+    }))
+})
+
+describe("Authenticator refresh failure policy", () => {
+  it.scoped("invalid_grant purges the stored credentials and runs the full flow once", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(expired("old-access", "dead-refresh"))
+      const server = yield* tokenServer(() =>
+        json({ error: "invalid_grant", error_description: "refresh token revoked" }, 400)
+      )
+      const { login, runs } = yield* countingLogin((run) => credentials(`login-${run}`, { refreshToken: "r2" }))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+
+      const fiber = yield* Effect.fork(
+        Effect.all(Array.from({ length: 10 }, () => tokenOf(auth.accessToken)), { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust(Duration.seconds(2))
+      expect(new Set(yield* Fiber.join(fiber))).toEqual(new Set(["login-0"]))
+      expect(yield* server.count).toBe(1)
+      expect(yield* runs).toBe(1)
+      const stored = Option.getOrThrow(yield* store.stored)
+      expect(Redacted.value(stored.accessToken)).toBe("login-0")
+      expect(stored.refreshToken !== undefined && Redacted.value(stored.refreshToken)).toBe("r2")
+    }))
+
+  it.scoped("a 401 from the refresh (without an OAuth error body) also purges and logs in again", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(expired("old-access", "dead-refresh"))
+      const server = yield* tokenServer(() => new Response("unauthorized", { status: 401 }))
+      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      const fiber = yield* Effect.fork(tokenOf(auth.accessToken))
+      yield* TestClock.adjust(Duration.seconds(2))
+      expect(yield* Fiber.join(fiber)).toBe("login-access")
+      expect(yield* runs).toBe(1)
+    }))
+
+  it.scoped("a rejected refresh without interactive login allowed purges and fails with RefreshImpossible", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(expired("old-access", "dead-refresh"))
+      const server = yield* tokenServer(() => json({ error: "invalid_grant" }, 400))
+      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true, allowInteractive: false }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      const fiber = yield* Effect.fork(Effect.flip(auth.accessToken))
+      yield* TestClock.adjust(Duration.seconds(1))
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag).toBe("AccessTokenNotFound")
+      expect(error.reason).toBe("RefreshImpossible")
+      expect(error._tag === "AccessTokenNotFound" && error.error).toBe("invalid_grant")
+      expect(yield* runs).toBe(0)
+      expect(yield* store.entry).toEqual(Option.none())
+    }))
+
+  it.scoped("503 on refresh is a typed error: the keyring entry is unchanged and login never runs", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(expired("old-access", "refresh-1"))
+      const before = yield* store.entry
+      const server = yield* tokenServer(() => json({ error: "temporarily_unavailable" }, 503))
+      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+
+      const fiber = yield* Effect.fork(Effect.flip(auth.accessToken))
+      yield* TestClock.adjust(Duration.seconds(1))
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag).toBe("AuthenticationError")
+      expect(error._tag === "AuthenticationError" && error.status).toBe(503)
+      expect(yield* store.entry).toEqual(before)
+      expect(yield* runs).toBe(0)
+
+      // A later call tries the refresh again (the failure is not cached).
+      const retry = yield* Effect.fork(Effect.flip(auth.accessToken))
+      yield* TestClock.adjust(Duration.seconds(1))
+      yield* Fiber.join(retry)
+      expect(yield* server.count).toBe(2)
+      expect(yield* runs).toBe(0)
+    }))
+
+  it.scoped("a network failure on refresh is a typed Transport error and leaves the keyring alone", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(expired("old-access", "refresh-1"))
+      const before = yield* store.entry
+      const client = HttpClient.make((request) =>
+        Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", description: "ECONNREFUSED" }))
+      )
+      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, client))
+      )
+      const error = yield* Effect.flip(auth.accessToken)
+      expect(error._tag === "AuthenticationError" && error.reason).toBe("Transport")
+      expect(yield* store.entry).toEqual(before)
+      expect(yield* runs).toBe(0)
+    }))
+
+  it.scoped("a confidential client sends its secret with the refresh (HTTP Basic)", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(expired("old-access", "refresh-1"))
+      const server = yield* tokenServer(() => tokenResponse("new-access", { refresh_token: "refresh-2" }))
+      const { login } = yield* countingLogin(() => credentials("login-access"))
+      const auth = yield* Authenticator.make({
+        endpoint,
+        login,
+        interactive: false,
+        clientSecret: Redacted.make("s3cret")
+      }).pipe(Effect.provide(environment(store.keyring, server.client)))
+      const fiber = yield* Effect.fork(tokenOf(auth.accessToken))
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect(yield* Fiber.join(fiber)).toBe("new-access")
+      const [request] = yield* server.requests
+      expect(request.headers.authorization).toBe(`Basic ${btoa("flytectl:s3cret")}`)
+      expect(request.form.get("client_secret")).toBeNull()
+      const stored = Option.getOrThrow(yield* store.stored)
+      expect(stored.refreshToken !== undefined && Redacted.value(stored.refreshToken)).toBe("refresh-2")
+    }))
+
+  it.scoped("credentials without a refresh token (client credentials, command) run the flow again", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(expired("old-access"))
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { login, runs } = yield* countingLogin((run) => credentials(`cc-${run}`))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: false }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      const fiber = yield* Effect.fork(tokenOf(auth.accessToken))
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect(yield* Fiber.join(fiber)).toBe("cc-0")
+      expect(yield* runs).toBe(1)
+      expect(yield* server.count).toBe(0)
+    }))
+
+  it.scoped("refresh: \"login\" runs the flow again even when a refresh token is stored", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(expired("old-access", "refresh-1"))
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { login, runs } = yield* countingLogin((run) => credentials(`cmd-${run}`))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: false, refresh: "login" }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      const fiber = yield* Effect.fork(tokenOf(auth.accessToken))
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect(yield* Fiber.join(fiber)).toBe("cmd-0")
+      expect(yield* runs).toBe(1)
+      expect(yield* server.count).toBe(0)
+    }))
+
+  it.scoped("no stored credentials and no interactive login allowed: AccessTokenNotFound, the flow never runs", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true, allowInteractive: false }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      const error = yield* Effect.flip(auth.accessToken)
+      expect(error._tag).toBe("AccessTokenNotFound")
+      expect(error.reason).toBe("NoCredentials")
+      expect(yield* runs).toBe(0)
+    }))
+})
+
+describe("Authenticator keyring", () => {
+  it.scoped("loads stored credentials lazily, keyed by endpoint, without running the flow", () =>
+    Effect.gen(function*() {
+      const reads = yield* Ref.make<ReadonlyArray<string>>([])
+      const store = yield* spyKeyring
+      yield* store.seed(credentials("stored-access", { refreshToken: "r" }))
+      const keyring: Keyring.Keyring.Service = {
+        ...store.keyring,
+        get: (service, account) =>
+          Effect.zipRight(
+            Ref.update(reads, (all) => [...all, `${service}/${account}`]),
+            store.keyring.get(service, account)
+          )
+      }
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(keyring, server.client))
+      )
+      expect(yield* Ref.get(reads)).toEqual([])
+      expect(yield* tokenOf(auth.accessToken)).toBe("stored-access")
+      expect(yield* tokenOf(auth.accessToken)).toBe("stored-access")
+      expect(yield* Ref.get(reads)).toEqual([`${Keyring.serviceName}/${endpoint}`])
+      expect(yield* runs).toBe(0)
+      expect(yield* server.count).toBe(0)
+    }))
+
+  it.scoped("a failing keyring: warns exactly once and keeps the credentials in memory", () =>
+    Effect.gen(function*() {
+      const logs = yield* captureWarnings
+      const server = yield* tokenServer(() => tokenResponse("refreshed", { refresh_token: "r2" }))
+      const { login, runs } = yield* countingLogin((run) =>
+        credentials(`login-${run}`, { refreshToken: "r1", lifetimeSeconds: 600 })
+      )
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(Keyring.layerFailing("Locked", "the collection is locked"), server.client))
+      )
+
+      yield* Effect.gen(function*() {
+        const first = yield* Effect.fork(tokenOf(auth.accessToken))
+        yield* TestClock.adjust(Duration.seconds(1))
+        expect(yield* Fiber.join(first)).toBe("login-0")
+        expect(yield* tokenOf(auth.accessToken)).toBe("login-0")
+        // Expire it: the refresh works from memory, and its result is kept in memory.
+        yield* TestClock.adjust(Duration.minutes(10))
+        const refreshed = yield* Effect.fork(tokenOf(auth.accessToken))
+        yield* TestClock.adjust(Duration.seconds(1))
+        expect(yield* Fiber.join(refreshed)).toBe("refreshed")
+        yield* auth.logout
+      }).pipe(Effect.provide(logs.layer))
+
+      expect(yield* runs).toBe(1)
+      expect(yield* server.count).toBe(1)
+      const warnings = yield* logs.warnings
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toContain("the collection is locked")
+      expect(warnings[0]).not.toContain("login-0")
+    }))
+
+  it.scoped("a corrupt keyring entry is reported, ignored and replaced", () =>
+    Effect.gen(function*() {
+      const logs = yield* captureWarnings
+      const store = yield* spyKeyring
+      yield* store.seed("{\"accessToken\": 42, not json")
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      const fiber = yield* Effect.fork(tokenOf(auth.accessToken).pipe(Effect.provide(logs.layer)))
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect(yield* Fiber.join(fiber)).toBe("login-access")
+      expect(yield* runs).toBe(1)
+      const warnings = yield* logs.warnings
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toContain("not valid")
+      expect(Redacted.value(Option.getOrThrow(yield* store.stored).accessToken)).toBe("login-access")
+    }))
+
+  it.scoped("logout forgets the credentials in memory and in the keyring", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(credentials("stored-access", { refreshToken: "r" }))
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { login, runs } = yield* countingLogin((run) => credentials(`login-${run}`))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      expect(yield* tokenOf(auth.accessToken)).toBe("stored-access")
+      yield* auth.logout
+      expect(yield* store.entry).toEqual(Option.none())
+
+      const fiber = yield* Effect.fork(tokenOf(auth.accessToken))
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect(yield* Fiber.join(fiber)).toBe("login-0")
+      expect(yield* runs).toBe(1)
+    }))
+
+  it.scoped("after logout, a non-interactive run reports LoggedOut", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(credentials("stored-access"))
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { login } = yield* countingLogin(() => credentials("login"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true, allowInteractive: false }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      expect(yield* tokenOf(auth.accessToken)).toBe("stored-access")
+      yield* auth.logout
+      const error = yield* Effect.flip(auth.accessToken)
+      expect(error._tag === "AccessTokenNotFound" && error.reason).toBe("LoggedOut")
+    }))
+
+  it.scoped("a login that finishes after logout does not write its credentials back", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { login } = yield* countingLogin(() => credentials("late-login"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      const fiber = yield* Effect.fork(tokenOf(auth.accessToken))
+      yield* TestClock.adjust(Duration.millis(500))
+      yield* auth.logout
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect(yield* Fiber.join(fiber)).toBe("late-login")
+      expect(yield* store.entry).toEqual(Option.none())
+    }))
+})
+
+describe("Authenticator expiry and invalidation", () => {
+  it.scoped("refreshes proactively inside the skew window, not before", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(credentials("first", { refreshToken: "r", lifetimeSeconds: 3600 }))
+      const server = yield* tokenServer(() => tokenResponse("second"), Duration.zero)
+      const { login } = yield* countingLogin(() => credentials("login"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      yield* TestClock.adjust(Duration.seconds(3600 - 60 - 1))
+      expect(yield* tokenOf(auth.accessToken)).toBe("first")
+      expect(yield* server.count).toBe(0)
+      yield* TestClock.adjust(Duration.seconds(2))
+      expect(yield* tokenOf(auth.accessToken)).toBe("second")
+      expect(yield* server.count).toBe(1)
+    }))
+
+  it.scoped("a custom skew moves the window", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(credentials("first", { refreshToken: "r", lifetimeSeconds: 3600 }))
+      const server = yield* tokenServer(() => tokenResponse("second"), Duration.zero)
+      const { login } = yield* countingLogin(() => credentials("login"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true, skew: Duration.minutes(10) }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      yield* TestClock.adjust(Duration.seconds(3000 - 1))
+      expect(yield* tokenOf(auth.accessToken)).toBe("first")
+      yield* TestClock.adjust(Duration.seconds(2))
+      expect(yield* tokenOf(auth.accessToken)).toBe("second")
+    }))
+
+  it.scoped("invalidate drops the cache only while it still holds the rejected token", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(credentials("current", { refreshToken: "r" }))
+      const server = yield* tokenServer((_, index) => tokenResponse(`refreshed-${index}`), Duration.zero)
+      const { login } = yield* countingLogin(() => credentials("login"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      expect(yield* tokenOf(auth.accessToken)).toBe("current")
+
+      yield* auth.invalidate(Redacted.make("some-older-token"))
+      expect(yield* tokenOf(auth.accessToken)).toBe("current")
+      expect(yield* server.count).toBe(0)
+
+      yield* auth.invalidate(Redacted.make("current"))
+      expect(yield* tokenOf(auth.accessToken)).toBe("refreshed-0")
+      // A late report about the old token does not throw away the new one.
+      yield* auth.invalidate(Redacted.make("current"))
+      expect(yield* tokenOf(auth.accessToken)).toBe("refreshed-0")
+      expect(yield* server.count).toBe(1)
+    }))
+
+  it.scoped("header uses the configured header key and a Bearer value", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(credentials("the-token"))
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { login } = yield* countingLogin(() => credentials("login"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      const header = yield* auth.header
+      expect(header.key).toBe("flyte-authorization")
+      expect(Redacted.isRedacted(header.value)).toBe(true)
+      expect(Redacted.value(header.value)).toBe("Bearer the-token")
+      expect(String(header.value)).not.toContain("the-token")
+    }))
+
+  it.scoped("closing the authenticator's scope interrupts a login under way; its waiters do not hang", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const started = yield* Deferred.make<void>()
+      const login = Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)
+      const fiber = yield* Effect.scoped(
+        Effect.gen(function*() {
+          const auth = yield* Authenticator.make({ endpoint, login, interactive: true })
+          const waiter = yield* Effect.fork(auth.accessToken)
+          yield* Deferred.await(started)
+          return waiter
+        })
+      ).pipe(Effect.provide(environment(store.keyring, server.client)))
+      const exit = yield* Fiber.await(fiber)
+      expect(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)).toBe(true)
+    }))
+})
