@@ -3,8 +3,13 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
+import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleInterval from "effect/ScheduleInterval"
 import type { AuthenticationError, AuthenticationPending } from "./AuthError.js"
 
 /**
@@ -74,23 +79,33 @@ export const slowDownIncrement: Duration.Duration = Duration.seconds(5)
 
 /**
  * Device-flow polling: waits `interval` between polls, adds 5 s for every `slow_down` (so two `slow_down`s
- * give 5, 10, 15 s), and gives up when `expiresIn` has elapsed by `Clock`. It recurs only on
- * `AuthenticationPending`; any other error ends it.
+ * give 5, 10, 15 s), and gives up when the next poll would start at or after `deadline` by `Clock` (the
+ * instant the device code expires: the time of the device authorization plus its `expires_in`). It recurs only
+ * on `AuthenticationPending`; any other error ends it at once. When it gives up, the last
+ * `AuthenticationPending` is what the retried effect fails with.
  *
  * @since 0.1.0
  * @category schedules
  */
 export const devicePolling = (
-  interval: Duration.Duration,
-  expiresIn: Duration.Duration
-): Schedule.Schedule<Duration.Duration, AuthenticationPending> =>
-  Schedule.identity<AuthenticationPending>().pipe(
-    Schedule.reduce(
-      interval,
-      (delay, pending) => pending.reason === "SlowDown" ? Duration.sum(delay, slowDownIncrement) : delay
-    ),
-    Schedule.addDelay((delay) => delay),
-    Schedule.upTo(expiresIn)
+  interval: Duration.DurationInput,
+  deadline: DateTime.DateTime
+): Schedule.Schedule<Duration.Duration, AuthenticationError | AuthenticationPending> =>
+  Schedule.makeWithState(
+    Duration.decode(interval),
+    (now, error: AuthenticationError | AuthenticationPending, delay) => {
+      const next = error._tag === "AuthenticationPending" && error.reason === "SlowDown"
+        ? Duration.sum(delay, slowDownIncrement)
+        : delay
+      return Effect.succeed(
+        [next, next, ScheduleDecision.continueWith(ScheduleInterval.after(now + Duration.toMillis(next)))] as const
+      )
+    }
+  ).pipe(
+    Schedule.whileInput((error) => error._tag === "AuthenticationPending"),
+    Schedule.checkEffect((_, delay) =>
+      Effect.map(Clock.currentTimeMillis, (now) => now + Duration.toMillis(delay) < DateTime.toEpochMillis(deadline))
+    )
   )
 
 /**

@@ -25,6 +25,10 @@ export * as ClientConfig from "./ClientConfig.js"
 /**
  * @since 0.1.0
  */
+export * as ClientCredentials from "./ClientCredentials.js"
+/**
+ * @since 0.1.0
+ */
 export * as CommandRunner from "./CommandRunner.js"
 /**
  * @since 0.1.0
@@ -33,7 +37,15 @@ export * as Credentials from "./Credentials.js"
 /**
  * @since 0.1.0
  */
+export * as DeviceCode from "./DeviceCode.js"
+/**
+ * @since 0.1.0
+ */
 export * as DevicePrompt from "./DevicePrompt.js"
+/**
+ * @since 0.1.0
+ */
+export * as ExternalCommand from "./ExternalCommand.js"
 /**
  * @since 0.1.0
  */
@@ -50,6 +62,10 @@ export * as Pkce from "./Pkce.js"
  * @since 0.1.0
  */
 export * as Policies from "./Policies.js"
+/**
+ * @since 0.1.0
+ */
+export * as ProxyAuthorization from "./ProxyAuthorization.js"
 /**
  * @since 0.1.0
  */

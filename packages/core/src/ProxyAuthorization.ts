@@ -1,0 +1,162 @@
+/**
+ * `proxy-authorization: Bearer <token>` on every OAuth HTTP call, for identity-aware proxies in front of the
+ * identity provider or Flyte admin (the token usually comes from `proxyCommand`).
+ *
+ * Every flow and the `TokenClient` send their requests through the `HttpClient` in context, so wrapping that
+ * client (`layer`, `layerCommand`) reaches every call: device authorization, device polls, refresh, code exchange,
+ * client credentials and the configuration fetch.
+ *
+ * @since 0.1.0
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as SynchronizedRef from "effect/SynchronizedRef"
+import { AuthenticationError, type AuthError } from "./AuthError.js"
+import type { CommandRunner } from "./CommandRunner.js"
+import { type Credentials, isFresh } from "./Credentials.js"
+import * as ExternalCommand from "./ExternalCommand.js"
+
+/**
+ * The header this module sets.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const headerName = "proxy-authorization"
+
+/**
+ * Where the proxy token comes from: a bare token (used until the proxy rejects it) or credentials (also renewed
+ * when they near their `expiresAt`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TokenSource<R = never> = Effect.Effect<Redacted.Redacted<string> | Credentials, AuthError, R>
+
+/**
+ * Wraps a client so that every request carries `proxy-authorization: Bearer <token>`.
+ *
+ * The token is obtained on the first request and cached (one run of `token` for concurrent requests). When the
+ * proxy answers 407, the cached token is dropped (unless another request already replaced it) and the request is
+ * sent once more with a new token; a second 407 is returned to the caller. A request whose body is a stream cannot
+ * be replayed and is not resent. When the token cannot be obtained, the request fails with a `RequestError` of
+ * reason `Transport` whose `cause` is an `AuthenticationError` saying why (the `TokenClient` and the flows fail
+ * with that error itself, e.g. reason `CommandFailed` or `Timeout` for a proxy command).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withProxyAuthorization: {
+  (token: TokenSource): (client: HttpClient.HttpClient) => Effect.Effect<HttpClient.HttpClient>
+  (client: HttpClient.HttpClient, token: TokenSource): Effect.Effect<HttpClient.HttpClient>
+} = dual(
+  2,
+  (client: HttpClient.HttpClient, token: TokenSource): Effect.Effect<HttpClient.HttpClient> =>
+    Effect.map(makeCache(token), (cache) => wrap(client, cache))
+)
+
+/**
+ * Replaces the `HttpClient` in context with one that adds `proxy-authorization` (see `withProxyAuthorization`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <R>(
+  token: TokenSource<R>
+): Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | R> =>
+  Layer.effect(
+    HttpClient.HttpClient,
+    Effect.gen(function*() {
+      const context = yield* Effect.context<R>()
+      const client = yield* HttpClient.HttpClient
+      return yield* withProxyAuthorization(client, Effect.provide(token, context))
+    })
+  )
+
+/**
+ * Replaces the `HttpClient` in context with one that adds the token printed by `proxyCommand` (read as by
+ * `ExternalCommand.authenticate`, so a JSON output with an expiry is renewed before it expires).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerCommand = (
+  options: ExternalCommand.ProxyOptions
+): Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | CommandRunner> =>
+  layer(ExternalCommand.authenticate({ endpoint: headerName, command: options.command, timeout: options.timeout }))
+
+// --- internals -------------------------------------------------------------------------------------------------
+
+interface Cached {
+  readonly header: Redacted.Redacted<string>
+  readonly credentials: Credentials | undefined
+}
+
+interface Cache {
+  readonly header: Effect.Effect<Redacted.Redacted<string>, AuthError>
+  readonly invalidate: (sent: string | undefined) => Effect.Effect<void>
+}
+
+const makeCache = (token: TokenSource): Effect.Effect<Cache> =>
+  Effect.map(SynchronizedRef.make(Option.none<Cached>()), (ref) => ({
+    header: SynchronizedRef.modifyEffect(ref, (cached) =>
+      Effect.flatMap(DateTime.now, (now) => {
+        if (
+          Option.isSome(cached) &&
+          (cached.value.credentials === undefined || isFresh(cached.value.credentials, now))
+        ) {
+          return Effect.succeed([cached.value.header, cached] as const)
+        }
+        return Effect.map(token, (obtained) => {
+          const credentials = Redacted.isRedacted(obtained) ? undefined : obtained
+          const header = ExternalCommand.bearer(Redacted.isRedacted(obtained) ? obtained : obtained.accessToken)
+          return [header, Option.some({ header, credentials })] as const
+        })
+      })),
+    invalidate: (sent) =>
+      SynchronizedRef.update(
+        ref,
+        (cached) =>
+          Option.isSome(cached) && sent !== undefined && Redacted.value(cached.value.header) === sent
+            ? Option.none()
+            : cached
+      )
+  }))
+
+const wrap = (client: HttpClient.HttpClient, cache: Cache): HttpClient.HttpClient =>
+  client.pipe(
+    HttpClient.mapRequestEffect((request) =>
+      cache.header.pipe(
+        Effect.map((header) => HttpClientRequest.setHeader(request, headerName, Redacted.value(header))),
+        Effect.mapError((error) => {
+          const description = `No proxy authorization token: ${
+            error._tag === "AuthenticationError" ? error.description : error.message
+          }`
+          return new HttpClientError.RequestError({
+            request,
+            reason: "Transport",
+            description,
+            cause: error._tag === "AuthenticationError"
+              ? new AuthenticationError({ ...error, description })
+              : new AuthenticationError({ reason: "Transport", description, cause: error })
+          })
+        })
+      )
+    ),
+    HttpClient.transformResponse((send) =>
+      Effect.flatMap(send, (response) => {
+        if (response.status !== 407 || response.request.body._tag === "Stream") return Effect.succeed(response)
+        return cache.invalidate(response.request.headers[headerName]).pipe(
+          Effect.zipRight(Effect.logDebug("The proxy answered 407: obtaining a new proxy token and resending once")),
+          Effect.zipRight(send)
+        )
+      })
+    )
+  )
