@@ -37,6 +37,24 @@ export const interactiveTimeout: Duration.Duration = Duration.minutes(5)
 export const commandTimeout: Duration.Duration = Duration.seconds(60)
 
 /**
+ * How long one OS keyring call (keytar, @napi-rs/keyring) may take before it counts as unavailable:
+ * a Secret Service that waits on an unlock prompt nobody can answer must not hang a login.
+ *
+ * @since 0.1.0
+ * @category timeouts
+ */
+export const keyringTimeout: Duration.Duration = Duration.seconds(10)
+
+/**
+ * How long a launched browser command is watched: exiting with an error within this time is reported;
+ * still running (or exited cleanly) after it means the browser is taking over.
+ *
+ * @since 0.1.0
+ * @category timeouts
+ */
+export const browserLaunchGrace: Duration.Duration = Duration.seconds(2)
+
+/**
  * Whether a failure is worth retrying: the request did not complete, or the server answered 5xx / 429.
  *
  * @since 0.1.0
