@@ -213,7 +213,7 @@ export const layerFlyteHttp = (
  */
 export const makeOidcDiscovery = (
   issuer: string,
-  overrides: Overrides
+  overrides: Overrides = {}
 ): Effect.Effect<ClientConfigStore.Service, never, HttpClient.HttpClient> =>
   Effect.flatMap(HttpClient.HttpClient, (client) =>
     makeCached(
@@ -242,7 +242,7 @@ export const makeOidcDiscovery = (
  */
 export const layerOidcDiscovery = (
   issuer: string,
-  overrides: Overrides
+  overrides?: Overrides
 ): Layer.Layer<ClientConfigStore, never, HttpClient.HttpClient> =>
   Layer.effect(ClientConfigStore, makeOidcDiscovery(issuer, overrides))
 

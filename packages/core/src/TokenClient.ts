@@ -384,6 +384,8 @@ const send = Effect.fnUntraced(function*(
     secrets.push(header.slice("Basic ".length))
     request = HttpClientRequest.setHeader(request, "authorization", header)
   }
-  const body = yield* requestJson(httpClient, request, describeUrl(url), secrets)
-  return { body, secrets }
+  // A server that echoes its input may send a secret back as it went out: form-encoded too.
+  const variants = secrets.flatMap((secret) => [secret, formEncode(secret), encodeURIComponent(secret)])
+  const body = yield* requestJson(httpClient, request, describeUrl(url), variants)
+  return { body, secrets: variants }
 })

@@ -1,7 +1,7 @@
 import { HttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { AuthError, ClientConfig, Policies, TokenClient } from "@flyte-auth/core"
-import { Cause, Effect, Encoding, Fiber, Redacted, Schema, TestClock } from "effect"
+import { Cause, Effect, Fiber, Redacted, Schema, TestClock } from "effect"
 import { inspect } from "node:util"
 import { type Handler, json, makeMockHttp, type RecordedRequest, text } from "./helpers/mockHttp.js"
 
@@ -84,7 +84,7 @@ describe("AuthError messages", () => {
 // --- no secret in any error ----------------------------------------------------------------------------------
 
 const secrets = {
-  clientSecret: "SECRET-client-7Hq2",
+  clientSecret: "SECRET-client-7Hq2 &=+/%",
   refreshToken: "SECRET-refresh-9Lp4",
   accessToken: "SECRET-access-3Wm8",
   idToken: "SECRET-idtoken-5Zr1",
@@ -167,7 +167,10 @@ const answers: ReadonlyArray<[string, Handler]> = [
   ["access token with CR/LF", () => json({ access_token: `${secrets.accessToken}\r\nx: y` })],
   ["token fields of the wrong type", () => json({ access_token: [secrets.accessToken], refresh_token: 5 })],
   ["device code without verification URI", () => json({ device_code: secrets.deviceCode, user_code: "U" })],
-  ["body too large", (r) => text(echoOf(r).repeat(50_000), 200, "application/json")]
+  ["body too large", (r) => {
+    const echo = echoOf(r)
+    return text(echo.repeat(Math.ceil(1.1 * 1024 * 1024 / echo.length)), 200, "application/json")
+  }]
 ]
 
 const assertNoSecret = (label: string, error: unknown) => {
@@ -179,7 +182,10 @@ const assertNoSecret = (label: string, error: unknown) => {
     Cause.pretty(Cause.fail(error))
   ]
   for (const rendering of renderings) {
-    for (const secret of [...allSecrets, basicValue, basicValue.slice("Basic ".length)]) {
+    const variants = allSecrets.flatMap((
+      secret
+    ) => [secret, encodeURIComponent(secret), TokenClient.formEncode(secret)])
+    for (const secret of [...variants, basicValue, basicValue.slice("Basic ".length)]) {
       expect(rendering, `${label}: ${rendering}`).not.toContain(secret)
     }
   }
@@ -235,8 +241,13 @@ describe("errors never carry a secret", () => {
     expect(() => assertNoSecret("leaky", leaky)).toThrow()
     const leakyBasic = new AuthError.AuthenticationError({
       reason: "Config",
-      description: Encoding.encodeBase64(`cid:${secrets.clientSecret}`)
+      description: `header ${basicValue.slice("Basic ".length)}`
     })
     expect(() => assertNoSecret("leaky basic", leakyBasic)).toThrow()
+    const leakyEncoded = new AuthError.AuthenticationError({
+      reason: "Config",
+      description: `body client_secret=${TokenClient.formEncode(secrets.clientSecret)}`
+    })
+    expect(() => assertNoSecret("leaky form-encoded", leakyEncoded)).toThrow()
   })
 })

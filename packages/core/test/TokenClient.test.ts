@@ -531,3 +531,17 @@ describe("TokenClient device flow", () => {
       expectAuthError(yield* failureOf(() => text("pending...", 200, "text/plain"), poll), "InvalidResponse")
     }))
 })
+
+describe("TokenClient configuration errors", () => {
+  it.effect("a token endpoint that is not a URL is a Config error", () =>
+    Effect.gen(function*() {
+      const error = yield* failureOf(
+        () => json(tokenJson),
+        TokenClient.clientCredentials({ tokenEndpoint: "not a url", client: basic, endpoint })
+      )
+      expect(expectAuthError(error, "Config").message).toBe(
+        "Cannot send a request to (invalid URL): the URL is not valid"
+      )
+      expect(Policies.isTransient(error as AuthError.AuthenticationError)).toBe(false)
+    }))
+})

@@ -59,11 +59,18 @@ export const requestJson = (
     Effect.catchTag("RequestError", (error) =>
       Effect.fail(
         // A client wrapper that could not prepare the request (e.g. no proxy token) reports our own error as cause.
-        error.cause instanceof AuthenticationError ? error.cause : new AuthenticationError({
-          reason: "Transport",
-          description: `Could not reach ${target}: ${describeRequestError(error.reason, error.cause)}`,
-          cause: error.cause
-        })
+        error.cause instanceof AuthenticationError
+          ? error.cause
+          : error.reason === "InvalidUrl"
+          ? new AuthenticationError({
+            reason: "Config",
+            description: `Cannot send a request to ${target}: the URL is not valid`
+          })
+          : new AuthenticationError({
+            reason: "Transport",
+            description: `Could not reach ${target}: ${describeRequestError(error.reason, error.cause)}`,
+            cause: error.cause
+          })
       )),
     // A client wrapped with `filterStatusOk` fails on a status; its response still says why.
     Effect.catchTag("ResponseError", (error) => Effect.succeed(error.response)),
@@ -79,7 +86,6 @@ export const requestJson = (
   )
 
 const describeRequestError = (reason: string, cause: unknown): string => {
-  if (reason === "InvalidUrl") return "the URL is not valid"
   // fetch wraps the socket error (`ECONNREFUSED`, `ENOTFOUND`, ...) in a TypeError's cause.
   const inner = Predicate.hasProperty(cause, "cause") ? cause.cause : undefined
   const code = Predicate.hasProperty(inner, "code") && typeof inner.code === "string"
@@ -240,6 +246,6 @@ export const describeUrl = (url: string): string => {
     const parsed = new URL(url)
     return `${parsed.origin}${parsed.pathname}`
   } catch {
-    return "the endpoint (invalid URL)"
+    return "(invalid URL)"
   }
 }
