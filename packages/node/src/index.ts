@@ -2,3 +2,7 @@
  * @since 0.1.0
  */
 export * as NodeKeyring from "./NodeKeyring.js"
+/**
+ * @since 0.1.0
+ */
+export * as NodeBrowser from "./NodeBrowser.js"

@@ -1,0 +1,153 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Browser } from "@flyte-auth/core"
+import { NodeBrowser } from "@flyte-auth/node"
+import type { Layer } from "effect"
+import { Console, Effect } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+
+// Characters a shell would act on: nothing here may be interpreted, the URL must arrive as one argument.
+const url = "http://127.0.0.1:53682/authorize?client_id=flytectl&scope=openid offline&state=a;b$(touch pwned)`id`"
+
+/** Runs `effect` with a Console whose stderr lines are collected. */
+const withStderr = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const lines: Array<string> = []
+    const base = yield* Console.consoleWith(Effect.succeed)
+    const console: Console.Console = {
+      ...base,
+      error: (...args) => Effect.sync(() => void lines.push(args.join(" ")))
+    }
+    const result = yield* Effect.either(Effect.withConsole(effect, console))
+    return { result, stderr: lines.join("\n") }
+  })
+
+const openWith = (layer: Layer.Layer<Browser.Browser>) =>
+  withStderr(Effect.flatMap(Browser.Browser, (browser) => browser.open(url)).pipe(Effect.provide(layer)))
+
+const tempDir = () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "flyte-auth-browser-"))
+
+/** A fake system opener on PATH, for the duration of the effect. */
+const withFakeOpener = <A, E, R>(script: string, effect: (dir: string) => Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => {
+      const dir = tempDir()
+      const opener = Path.join(dir, NodeBrowser.systemOpener()[0])
+      Fs.writeFileSync(opener, `#!/bin/sh\n${script}\n`, { mode: 0o755 })
+      const path = process.env.PATH
+      process.env.PATH = dir
+      return { dir, path }
+    }),
+    ({ dir }) => effect(dir),
+    ({ dir, path }) =>
+      Effect.sync(() => {
+        process.env.PATH = path
+        Fs.rmSync(dir, { recursive: true, force: true })
+      })
+  )
+
+describe.skipIf(process.platform === "win32")("NodeBrowser.layerSystem", () => {
+  it.live("prints the URL and hands it, as one argument, to the system opener", () =>
+    withFakeOpener("printf '%s\\n' \"$#\" \"$1\" > \"${0%/*}/opened\"", (dir) =>
+      Effect.gen(function*() {
+        const { result, stderr } = yield* openWith(NodeBrowser.layerSystem)
+        expect(result._tag).toBe("Right")
+        expect(stderr).toContain(url)
+        // The opener runs detached; wait for its file.
+        const opened = Path.join(dir, "opened")
+        for (let i = 0; i < 100 && !(Fs.existsSync(opened) && Fs.readFileSync(opened, "utf8").endsWith("\n")); i++) {
+          yield* Effect.sleep("20 millis")
+        }
+        expect(Fs.readFileSync(opened, "utf8")).toBe(`1\n${url}\n`)
+        expect(Fs.existsSync(Path.join(dir, "pwned"))).toBe(false)
+      })))
+
+  it.live("an opener that fails is an AuthenticationError (Browser), and the URL was printed anyway", () =>
+    withFakeOpener("exit 3", () =>
+      Effect.gen(function*() {
+        const { result, stderr } = yield* openWith(NodeBrowser.layerSystem)
+        expect(stderr).toContain(url)
+        expect(result._tag === "Left" && result.left).toMatchObject({
+          _tag: "AuthenticationError",
+          reason: "Browser",
+          description: `${NodeBrowser.systemOpener()[0]} exited with code 3`
+        })
+      })))
+
+  it.live("a missing opener is an AuthenticationError (Browser)", () =>
+    withFakeOpener("exit 0", (dir) =>
+      Effect.gen(function*() {
+        Fs.rmSync(Path.join(dir, NodeBrowser.systemOpener()[0]))
+        const { result, stderr } = yield* openWith(NodeBrowser.layerSystem)
+        expect(stderr).toContain(url)
+        expect(result._tag === "Left" && result.left.reason).toBe("Browser")
+        expect(result._tag === "Left" && result.left.message).toContain("ENOENT")
+      })))
+})
+
+describe("NodeBrowser.layerCommand", () => {
+  const node = process.execPath
+
+  it.live("runs argv without a shell, the URL as the last argument", () => {
+    const dir = tempDir()
+    const out = Path.join(dir, "argv.json")
+    const script = "require('fs').writeFileSync(process.argv[1], JSON.stringify(process.argv.slice(2)))"
+    return Effect.gen(function*() {
+      const { result, stderr } = yield* openWith(NodeBrowser.layerCommand([node, "-e", script, out, "--flag"]))
+      expect(result._tag).toBe("Right")
+      expect(stderr).toContain(url)
+      expect(JSON.parse(Fs.readFileSync(out, "utf8"))).toEqual(["--flag", url])
+      expect(Fs.readdirSync(dir)).toEqual(["argv.json"])
+    }).pipe(Effect.ensuring(Effect.sync(() => Fs.rmSync(dir, { recursive: true }))))
+  })
+
+  it.live("leaves a command that keeps running (a browser) to run on its own", () => {
+    const dir = tempDir()
+    const pidFile = Path.join(dir, "pid")
+    const script = "require('fs').writeFileSync(process.argv[1], String(process.pid)); setTimeout(() => {}, 60000)"
+    return Effect.gen(function*() {
+      const { result } = yield* openWith(NodeBrowser.layerCommand([node, "-e", script, pidFile]))
+      expect(result._tag).toBe("Right")
+      const pid = Number(Fs.readFileSync(pidFile, "utf8"))
+      expect(() => process.kill(pid, 0)).not.toThrow() // still running
+      process.kill(pid)
+    }).pipe(Effect.ensuring(Effect.sync(() => Fs.rmSync(dir, { recursive: true }))))
+  })
+
+  it.live("a failing or missing command is an AuthenticationError (Browser)", () =>
+    Effect.gen(function*() {
+      const failing = yield* openWith(NodeBrowser.layerCommand([node, "-e", "process.exit(4)"]))
+      expect(failing.stderr).toContain(url)
+      expect(failing.result._tag === "Left" && failing.result.left).toMatchObject({
+        reason: "Browser",
+        description: `${node} exited with code 4`
+      })
+      const missing = yield* openWith(NodeBrowser.layerCommand(["/nonexistent/flyte-auth-browser"]))
+      expect(missing.result._tag === "Left" && missing.result.left.reason).toBe("Browser")
+      const empty = yield* openWith(NodeBrowser.layerCommand([]))
+      expect(empty.result._tag === "Left" && empty.result.left.description).toBe("the browser command is empty")
+    }))
+})
+
+describe("NodeBrowser.layerCallback", () => {
+  it.live("hands the URL to the callback and prints it", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const { result, stderr } = yield* openWith(NodeBrowser.layerCallback(async (u) => void seen.push(u)))
+      expect(result._tag).toBe("Right")
+      expect(seen).toEqual([url])
+      expect(stderr).toContain(url)
+    }))
+
+  it.live("a callback that throws is an AuthenticationError (Browser)", () =>
+    Effect.gen(function*() {
+      const { result } = yield* openWith(NodeBrowser.layerCallback(() => {
+        throw new Error("no display")
+      }))
+      expect(result._tag === "Left" && result.left).toMatchObject({
+        reason: "Browser",
+        description: "the browser callback failed: no display"
+      })
+    }))
+})
