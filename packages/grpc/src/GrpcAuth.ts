@@ -1,0 +1,391 @@
+/**
+ * Authenticated gRPC calls with grpc-js: an interceptor that adds `<headerKey>: Bearer <token>` to every call and
+ * refreshes and retries once when the server answers `UNAUTHENTICATED`, call credentials for TLS channels, the
+ * `proxy-authorization` interceptor for identity-aware proxies, and the channel set-up of a Flyte client.
+ *
+ * What is retried: a unary or server-streaming call rejected with `UNAUTHENTICATED` before it received a message is
+ * sent again once, through a fresh call, after the rejected token was invalidated and a new one obtained (one
+ * refresh for any number of concurrent calls: the `Authenticator` single-flights it). A second `UNAUTHENTICATED`
+ * surfaces, as does any other code (`PERMISSION_DENIED`, `NOT_FOUND`, `INVALID_ARGUMENT`, ...), which never
+ * triggers a refresh. A server stream that already delivered a message is never replayed: its error surfaces.
+ * Messages are passed on as they arrive, never buffered. Client-streaming and bidirectional calls carry the header
+ * but are not replayed (their request messages are not kept): their `UNAUTHENTICATED` surfaces, and the next call
+ * uses the refreshed token.
+ *
+ * @example
+ * ```ts
+ * import { FlyteProtos, GrpcAuth } from "@flyte-auth/grpc"
+ * import { Effect } from "effect"
+ *
+ * const IdentityService = FlyteProtos.load("flyteidl/service/identity.proto").flyteidl.service.IdentityService
+ * const program = Effect.gen(function*() {
+ *   const identity = yield* GrpcAuth.makeClient(IdentityService, { endpoint: "flyte.example.com:443" })
+ *   // identity.UserInfo({}, callback)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Authenticator } from "@flyte-auth/core/Authenticator"
+import type { AuthClientLike } from "@flyte-auth/core/Authenticator"
+import { AuthenticationError } from "@flyte-auth/core/AuthError"
+import type { AuthError } from "@flyte-auth/core/AuthError"
+import type * as Credentials from "@flyte-auth/core/Credentials"
+import type * as grpc from "@grpc/grpc-js"
+import { credentials as grpcCredentials, Metadata, status as Status } from "@grpc/grpc-js"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+import { readFile } from "node:fs/promises"
+import * as RetryingCall from "./internal/retryingCall.js"
+import * as TokenCache from "./internal/tokenCache.js"
+
+/**
+ * The metadata key of the proxy token.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const proxyAuthorizationKey = "proxy-authorization"
+
+/**
+ * Whether a status looks like an identity-aware proxy in front of the server rejected the call, rather than the
+ * server itself: `UNAUTHENTICATED`, `UNAVAILABLE` or `UNKNOWN` (grpc-js reports an HTTP 407 as
+ * `UNKNOWN: Received HTTP status code 407`) whose details mention 407 or a proxy.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isProxyRejection = (status: Pick<grpc.StatusObject, "code" | "details">): boolean =>
+  (status.code === Status.UNAUTHENTICATED || status.code === Status.UNAVAILABLE || status.code === Status.UNKNOWN) &&
+  /\b407\b|proxy/i.test(status.details)
+
+/**
+ * Whether a status means the server rejected the access token: `UNAUTHENTICATED`, unless a proxy said it
+ * (`isProxyRejection`). Only this status makes the interceptor refresh and retry.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isTokenRejection = (status: Pick<grpc.StatusObject, "code" | "details">): boolean =>
+  status.code === Status.UNAUTHENTICATED && !isProxyRejection(status)
+
+/**
+ * The interceptor for an `Authenticator` (see the module documentation for what is retried). The header key is
+ * the `Authenticator`'s (the server's `authorization_metadata_key`, e.g. `flyte-authorization`, else
+ * `authorization`); metadata the caller set is kept. The interceptor runs the `Authenticator` on the runtime this
+ * effect runs in. It works on insecure channels too, unlike call credentials.
+ *
+ * When no token can be obtained the call fails with `UNAUTHENTICATED` and details saying why (never a secret);
+ * when the call's deadline passes while a token is obtained, with `DEADLINE_EXCEEDED`.
+ *
+ * @example
+ * ```ts
+ * const interceptor = yield* GrpcAuth.interceptor
+ * const client = new IdentityService(address, credentials.createInsecure(), { interceptors: [interceptor] })
+ * ```
+ *
+ * @since 0.1.0
+ * @category interceptors
+ */
+export const interceptor: Effect.Effect<grpc.Interceptor, never, Authenticator> = Effect.gen(function*() {
+  const auth = yield* Authenticator
+  const runtime = yield* Effect.runtime<never>()
+  return RetryingCall.makeInterceptor(authenticatorPolicy(auth), runtime)
+})
+
+/**
+ * The interceptor for the Promise facade (`createAuthClient` of `@flyte-auth/node`, or anything with its
+ * `headers()` / `refresh()` shape). Same behaviour as `interceptor`: every header of `auth.headers()` is added;
+ * on `UNAUTHENTICATED` the client is refreshed (once for all the calls that sent the same rejected headers) and
+ * the call retried once.
+ *
+ * @example
+ * ```ts
+ * await using auth = await createAuthClient({ endpoint: "flyte.example.com:443", authMode: "Pkce" })
+ * const client = new IdentityService("flyte.example.com:443", credentials.createSsl(), {
+ *   interceptors: [authInterceptor(auth)]
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category interceptors
+ */
+export const authInterceptor = (auth: AuthClientLike): grpc.Interceptor =>
+  RetryingCall.makeInterceptor(clientPolicy(auth), Runtime.defaultRuntime)
+
+/**
+ * Call credentials that add the `Authenticator`'s header, the alternative to `interceptor` for TLS channels
+ * (`credentials.combineChannelCredentials(credentials.createSsl(), callCredentials)`). grpc-js sends call
+ * credentials only on secure channels and cannot retry from them: a rejected token surfaces as `UNAUTHENTICATED`
+ * and is not refreshed until it expires. Prefer `interceptor`.
+ *
+ * @since 0.1.0
+ * @category call credentials
+ */
+export const callCredentials: Effect.Effect<grpc.CallCredentials, never, Authenticator> = Effect.gen(function*() {
+  const auth = yield* Authenticator
+  const runtime = yield* Effect.runtime<never>()
+  return metadataGenerator(
+    Effect.map(auth.header, (header): RetryingCall.Headers => [[header.key, header.value]]),
+    runtime
+  )
+})
+
+/**
+ * `callCredentials` for the Promise facade: the headers of `auth.headers()` on every call of a TLS channel.
+ *
+ * @since 0.1.0
+ * @category call credentials
+ */
+export const authCallCredentials = (auth: AuthClientLike): grpc.CallCredentials =>
+  metadataGenerator(clientPolicy(auth).headers, Runtime.defaultRuntime)
+
+/**
+ * Where a proxy token comes from: an effect yielding the token (e.g. running `proxyCommand`), or credentials whose
+ * `expiresAt` also renews it before it expires. The same shape as core's `ProxyAuthorization.TokenSource`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ProxyTokenSource<R = never> = Effect.Effect<
+  Redacted.Redacted<string> | Credentials.Credentials,
+  AuthError,
+  R
+>
+
+/**
+ * An interceptor adding `proxy-authorization: Bearer <token>` to every call, for identity-aware proxies in front
+ * of Flyte admin. The token is obtained on the first call and cached (one run of `token` for concurrent calls).
+ * When a call is rejected by the proxy (`isProxyRejection`) before it received a message, the token is dropped
+ * (unless another call already replaced it), a new one obtained and the call retried once.
+ *
+ * Put it after `interceptor` in the `interceptors` list (grpc-js runs the first one outermost): the proxy token is
+ * then renewed inside a single attempt of the auth interceptor. Give it also to the `RemoteClientConfigStore`, so
+ * the metadata calls carry it too. `channelOptions` does both orderings right.
+ *
+ * @since 0.1.0
+ * @category interceptors
+ */
+export const proxyInterceptor = <R = never>(token: ProxyTokenSource<R>): Effect.Effect<grpc.Interceptor, never, R> =>
+  Effect.gen(function*() {
+    const context = yield* Effect.context<R>()
+    const runtime = yield* Effect.runtime<never>()
+    return RetryingCall.makeInterceptor(proxyPolicy(TokenCache.make(Effect.provide(token, context))), runtime)
+  })
+
+/**
+ * `proxyInterceptor` for Promise users: `token` resolves to the proxy token (surrounding whitespace is trimmed).
+ * A rejection fails the call with `UNAUTHENTICATED`; only the tagged errors of flyte-auth are quoted in its
+ * details, other errors by name only (a message could carry a secret).
+ *
+ * @since 0.1.0
+ * @category interceptors
+ */
+export const proxyAuthorizationInterceptor = (token: () => Promise<string>): grpc.Interceptor =>
+  RetryingCall.makeInterceptor(
+    proxyPolicy(TokenCache.make(
+      Effect.tryPromise({ try: () => token(), catch: (error) => error }).pipe(
+        Effect.map((value) => Redacted.make(String(value).trim()))
+      )
+    )),
+    Runtime.defaultRuntime
+  )
+
+/**
+ * How to reach a Flyte admin, as in Flyte's configuration (`admin.endpoint`, `admin.insecure`,
+ * `admin.caCertFilePath`, `admin.insecureSkipVerify`), plus the proxy token of `admin.proxyCommand`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FlyteChannelOptions<R = never> {
+  /** `host:port` (also `dns:///host:port`). */
+  readonly endpoint: string
+  /** Plaintext instead of TLS. */
+  readonly insecure?: boolean | undefined
+  /** A PEM file of CA certificates to trust instead of the system roots. */
+  readonly caCertFilePath?: string | undefined
+  /** Accept any server certificate (logged as a warning). Only for development. */
+  readonly insecureSkipVerify?: boolean | undefined
+  /** Adds `proxy-authorization` to every call (see `proxyInterceptor`). */
+  readonly proxyToken?: ProxyTokenSource<R> | undefined
+}
+
+/**
+ * What a grpc-js client constructor needs: `new Service(address, credentials, { interceptors })`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AuthenticatedChannel {
+  readonly address: string
+  readonly credentials: grpc.ChannelCredentials
+  /** The auth interceptor, then (innermost) the proxy interceptor when a proxy token is configured. */
+  readonly interceptors: Array<grpc.Interceptor>
+}
+
+/**
+ * The channel credentials for Flyte's connection options: plaintext when `insecure`, else TLS with the system
+ * roots or the CA file, optionally without verification.
+ *
+ * @since 0.1.0
+ * @category channel
+ */
+export const channelCredentials = (
+  options: Omit<FlyteChannelOptions, "proxyToken">
+): Effect.Effect<grpc.ChannelCredentials, AuthenticationError> =>
+  Effect.gen(function*() {
+    if (options.insecure === true) return grpcCredentials.createInsecure()
+    const rootCerts = options.caCertFilePath === undefined ? null : yield* Effect.tryPromise({
+      try: () => readFile(options.caCertFilePath!),
+      catch: (cause) =>
+        new AuthenticationError({
+          reason: "Config",
+          description: `Cannot read the CA certificates at caCertFilePath ${options.caCertFilePath}`,
+          cause
+        })
+    })
+    if (options.insecureSkipVerify === true) {
+      yield* Effect.logWarning(
+        `TLS certificate verification is disabled for ${options.endpoint} (insecureSkipVerify); use it only for development`
+      )
+      return grpcCredentials.createSsl(rootCerts, null, null, {
+        rejectUnauthorized: false,
+        checkServerIdentity: () => undefined
+      })
+    }
+    return grpcCredentials.createSsl(rootCerts)
+  })
+
+/**
+ * Everything an authenticated client of any flyteidl service needs, with the interceptors in the right order
+ * (auth outside, proxy authorization innermost).
+ *
+ * @example
+ * ```ts
+ * const { address, credentials, interceptors } = yield* GrpcAuth.channelOptions({ endpoint, insecure: true })
+ * const identity = new IdentityService(address, credentials, { interceptors })
+ * ```
+ *
+ * @since 0.1.0
+ * @category channel
+ */
+export const channelOptions = <R = never>(
+  options: FlyteChannelOptions<R>
+): Effect.Effect<AuthenticatedChannel, AuthenticationError, Authenticator | R> =>
+  Effect.gen(function*() {
+    const credentials = yield* channelCredentials(options)
+    const auth = yield* interceptor
+    const proxy = options.proxyToken === undefined ? [] : [yield* proxyInterceptor(options.proxyToken)]
+    return { address: options.endpoint, credentials, interceptors: [auth, ...proxy] }
+  }).pipe(Effect.withSpan("GrpcAuth.channelOptions", { attributes: { endpoint: options.endpoint } }))
+
+/**
+ * A client of a grpc-js service (e.g. `FlyteProtos.service(...)` or a generated client class) on an
+ * authenticated channel (`channelOptions`), closed when the scope closes.
+ *
+ * @since 0.1.0
+ * @category channel
+ */
+export const makeClient = <C extends grpc.Client, R = never>(
+  Client: new(address: string, credentials: grpc.ChannelCredentials, options?: Partial<grpc.ClientOptions>) => C,
+  options: FlyteChannelOptions<R>
+): Effect.Effect<C, AuthenticationError, Authenticator | R | Scope.Scope> =>
+  Effect.flatMap(channelOptions(options), (channel) =>
+    Effect.acquireRelease(
+      Effect.sync(() => new Client(channel.address, channel.credentials, { interceptors: channel.interceptors })),
+      (client) => Effect.sync(() => client.close())
+    ))
+
+// --- internals -------------------------------------------------------------------------------------------------
+
+const authenticatorPolicy = (auth: Authenticator.Service): RetryingCall.Policy<AuthError> => ({
+  what: "access token",
+  headers: Effect.map(auth.header, (header) => [[header.key, header.value]]),
+  isRejection: isTokenRejection,
+  rejected: (sent) =>
+    Effect.forEach(sent, ([, value]) => auth.invalidate(RetryingCall.bearerToken(value)), {
+      discard: true
+    })
+})
+
+/**
+ * A policy over the Promise facade. Its `refresh()` always refreshes, so calls that were rejected with the same
+ * headers share one refresh: only the first starts it, the others wait for it (and a failed refresh is forgotten
+ * once settled, so a later rejection tries again).
+ */
+const clientPolicy = (auth: AuthClientLike): RetryingCall.Policy<unknown> => {
+  let last: { readonly sent: string; readonly refresh: Promise<unknown> } | undefined
+  const refreshFor = (sent: string): Promise<unknown> => {
+    if (last !== undefined && last.sent === sent) return last.refresh
+    const refresh = Promise.resolve().then(() => auth.refresh())
+    const entry = { sent, refresh }
+    last = entry
+    refresh.catch(() => {
+      if (last === entry) last = undefined
+    })
+    return refresh
+  }
+  return {
+    what: "access token",
+    headers: Effect.tryPromise({
+      try: (signal) => auth.headers({ signal }),
+      catch: (error) => error
+    }).pipe(
+      Effect.map((headers) =>
+        Object.entries(headers).map(([key, value]) => [key.toLowerCase(), Redacted.make(value)] as const)
+      )
+    ),
+    isRejection: isTokenRejection,
+    rejected: (sent) =>
+      Effect.asVoid(Effect.tryPromise({
+        try: () => refreshFor(JSON.stringify(sent.map(([key, value]) => [key, Redacted.value(value)]))),
+        catch: (error) => error
+      }))
+  }
+}
+
+const proxyPolicy = <E>(cache: TokenCache.TokenCache<E>): RetryingCall.Policy<E> => ({
+  what: "proxy token",
+  headers: Effect.map(cache.get, (token) => [[proxyAuthorizationKey, RetryingCall.bearerValue(token)]]),
+  isRejection: isProxyRejection,
+  rejected: (sent) =>
+    Effect.forEach(
+      sent,
+      ([key, value]) => key === proxyAuthorizationKey ? cache.invalidate(RetryingCall.bearerToken(value)) : Effect.void,
+      { discard: true }
+    )
+})
+
+const metadataGenerator = <E>(
+  headers: Effect.Effect<RetryingCall.Headers, E>,
+  runtime: Runtime.Runtime<never>
+): grpc.CallCredentials =>
+  grpcCredentials.createFromMetadataGenerator((_options, callback) => {
+    Runtime.runCallback(runtime)(headers, {
+      onExit: (exit) => {
+        if (Exit.isFailure(exit)) {
+          callback(
+            unauthenticated(
+              `flyte-auth: could not obtain the access token: ${RetryingCall.describeFailure(exit.cause)}`
+            )
+          )
+          return
+        }
+        const metadata = new Metadata()
+        try {
+          for (const [key, value] of exit.value) metadata.set(key, Redacted.value(value))
+        } catch {
+          callback(unauthenticated("flyte-auth: the access token cannot be sent as gRPC metadata"))
+          return
+        }
+        callback(null, metadata)
+      }
+    })
+  })
+
+const unauthenticated = (message: string): Error & { code: number } =>
+  Object.assign(new Error(message), { code: Status.UNAUTHENTICATED })
