@@ -33,27 +33,24 @@ const browserError = (description: string, cause?: unknown) =>
 const launch = (argv: ReadonlyArray<string>): Effect.Effect<void, AuthenticationError> =>
   Effect.async<void, AuthenticationError>((resume) => {
     const [command, ...args] = argv
-    let timer: ReturnType<typeof setTimeout> | undefined
-    let child: ChildProcess | undefined
+    const cannotRun = (cause: unknown) => browserError(`cannot run ${command}: ${errorMessage(cause)}`, cause)
+    let child: ChildProcess
+    try {
+      child = spawn(command, args, { detached: true, stdio: "ignore", windowsHide: true })
+    } catch (cause) {
+      resume(Effect.fail(cannotRun(cause)))
+      return
+    }
     let settled = false
+    const timer = setTimeout(() => settle(Effect.void), Duration.toMillis(Policies.browserLaunchGrace))
     const settle = (effect: Effect.Effect<void, AuthenticationError>) => {
       if (settled) return
       settled = true
       clearTimeout(timer)
-      child?.unref()
+      child.unref()
       resume(effect)
     }
-    try {
-      child = spawn(command, args, { detached: true, stdio: "ignore", windowsHide: true })
-    } catch (cause) {
-      settle(Effect.fail(browserError(`cannot run ${command}: ${errorMessage(cause)}`, cause)))
-      return
-    }
-    timer = setTimeout(() => settle(Effect.void), Duration.toMillis(Policies.browserLaunchGrace))
-    child.once(
-      "error",
-      (cause) => settle(Effect.fail(browserError(`cannot run ${command}: ${errorMessage(cause)}`, cause)))
-    )
+    child.once("error", (cause) => settle(Effect.fail(cannotRun(cause))))
     child.once("exit", (code, signal) =>
       settle(
         code === 0
@@ -63,7 +60,7 @@ const launch = (argv: ReadonlyArray<string>): Effect.Effect<void, Authentication
     return Effect.sync(() => {
       settled = true
       clearTimeout(timer)
-      child?.unref()
+      child.unref()
     })
   })
 
