@@ -171,34 +171,20 @@ describe("ExternalCommand.authenticate", () => {
 
   it.effect("maps runner errors: not found, timeout, other failures", () =>
     Effect.gen(function*() {
-      const notFound = expectLeft(
-        (yield* authenticate(
-          Effect.fail(
-            new CommandRunner.CommandError({ reason: "NotFound", command: "get-token", description: "spawn ENOENT" })
-          )
-        )).either
-      )
+      const runnerFails = (reason: CommandRunner.CommandError["reason"], description: string) =>
+        authenticate(Effect.fail(new CommandRunner.CommandError({ reason, command: "get-token", description })), {
+          timeout: "2 seconds"
+        }).pipe(Effect.map(({ either }) => expectLeft(either)))
+
+      const notFound = yield* runnerFails("NotFound", "spawn ENOENT")
       expect(notFound.reason).toBe("CommandFailed")
       expect(notFound.message).toContain("was not found")
 
-      const timeout = expectLeft(
-        (yield* authenticate(
-          Effect.fail(
-            new CommandRunner.CommandError({ reason: "Timeout", command: "get-token", description: "killed" })
-          ),
-          { timeout: "2 seconds" }
-        )).either
-      )
+      const timeout = yield* runnerFails("Timeout", "killed")
       expect(timeout.reason).toBe("Timeout")
       expect(timeout.message).toContain("2s")
 
-      const other = expectLeft(
-        (yield* authenticate(
-          Effect.fail(
-            new CommandRunner.CommandError({ reason: "Failure", command: "get-token", description: "not executable" })
-          )
-        )).either
-      )
+      const other = yield* runnerFails("Failure", "not executable")
       expect(other.reason).toBe("CommandFailed")
       expect(other.message).toContain("not executable")
     }))

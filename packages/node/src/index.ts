@@ -6,3 +6,7 @@ export * as NodeKeyring from "./NodeKeyring.js"
  * @since 0.1.0
  */
 export * as NodeBrowser from "./NodeBrowser.js"
+/**
+ * @since 0.1.0
+ */
+export * as NodeCommandRunner from "./NodeCommandRunner.js"
