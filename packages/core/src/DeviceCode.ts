@@ -99,12 +99,9 @@ export const authenticate: (
     audience: nonEmpty(options.audience ?? config.audience)
   })
   const issuedAt = yield* DateTime.now
-  const timedOut = options.timeout !== undefined &&
-    Duration.lessThan(Duration.decode(options.timeout), authorization.expiresIn)
-  const deadline = DateTime.addDuration(
-    issuedAt,
-    timedOut ? Duration.decode(options.timeout!) : authorization.expiresIn
-  )
+  const timeout = options.timeout === undefined ? undefined : Duration.decode(options.timeout)
+  const timedOut = timeout !== undefined && Duration.lessThan(timeout, authorization.expiresIn)
+  const deadline = DateTime.addDuration(issuedAt, timedOut ? timeout : authorization.expiresIn)
   const gaveUp = new AuthenticationError(
     timedOut
       ? { reason: "Timeout", description: `The device login for ${endpoint} was not approved in time` }

@@ -76,7 +76,7 @@ describe("flows against the sandbox IdP", () => {
 
       const stats = sandbox.stats()
       expect(stats.deviceAuthorizationRequests).toBe(1)
-      // the poll interval was respected: the IdP never had to answer slow_down
+      // polled until approved: every poll but the last one was answered with an error (pending)
       expect(stats.tokenRequests.device_code).toBeGreaterThanOrEqual(1)
       expect(stats.tokenErrors.device_code).toBe(stats.tokenRequests.device_code - 1)
     }))
