@@ -10,3 +10,7 @@ export * as NodeBrowser from "./NodeBrowser.js"
  * @since 0.1.0
  */
 export * as NodeCommandRunner from "./NodeCommandRunner.js"
+/**
+ * @since 0.1.0
+ */
+export * as NodeTransport from "./NodeTransport.js"
