@@ -18,9 +18,18 @@ import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import { AccessTokenNotFound, type AccessTokenNotFoundReason, AuthenticationError } from "./AuthError.js"
 import type { AuthError } from "./AuthError.js"
-import { ClientConfigStore } from "./ClientConfig.js"
+import type { AuthMode } from "./AuthMode.js"
+import type { Browser } from "./Browser.js"
+import { ClientConfig, ClientConfigStore } from "./ClientConfig.js"
+import * as ClientCredentials from "./ClientCredentials.js"
+import type { CommandRunner } from "./CommandRunner.js"
 import * as Credentials from "./Credentials.js"
+import * as DeviceCode from "./DeviceCode.js"
+import type { DevicePrompt } from "./DevicePrompt.js"
+import * as ExternalCommand from "./ExternalCommand.js"
 import * as Keyring from "./Keyring.js"
+import type { LoopbackServer } from "./LoopbackServer.js"
+import * as Pkce from "./Pkce.js"
 import * as TokenClient from "./TokenClient.js"
 
 /**
@@ -116,6 +125,10 @@ export interface Options<R = never> {
     | undefined
   /** The client secret of a confidential client, sent with the refresh-token grant (HTTP Basic). */
   readonly clientSecret?: Redacted.Redacted<string> | undefined
+  /** The client id for the refresh-token grant, when it is not the configuration's `clientId`. */
+  readonly clientId?: string | undefined
+  /** The scopes for the refresh-token grant, when they are not the configuration's `scopes`. */
+  readonly scopes?: ReadonlyArray<string> | undefined
   /** How long before expiry a token is refreshed (default `Credentials.defaultRefreshSkew`, 60 s). */
   readonly skew?: Duration.DurationInput | undefined
 }
@@ -241,7 +254,8 @@ export const make = <R = never>(
     const refreshWithToken = (credentials: Credentials.Credentials, refreshToken: Redacted.Redacted<string>) =>
       Effect.gen(function*() {
         const config = yield* configStore.get
-        if (config.clientId === undefined) {
+        const clientId = options.clientId ?? config.clientId
+        if (clientId === undefined) {
           return yield* new AuthenticationError({
             reason: "Config",
             description: `Cannot refresh the credentials for ${endpoint}: the client configuration has no client id`
@@ -250,11 +264,11 @@ export const make = <R = never>(
         return yield* TokenClient.refresh({
           tokenEndpoint: config.tokenEndpoint,
           client: options.clientSecret === undefined
-            ? { method: "none", clientId: config.clientId }
-            : { method: "client_secret_basic", clientId: config.clientId, clientSecret: options.clientSecret },
+            ? { method: "none", clientId }
+            : { method: "client_secret_basic", clientId, clientSecret: options.clientSecret },
           endpoint: credentials.endpoint,
           refreshToken,
-          scopes: config.scopes
+          scopes: options.scopes ?? config.scopes
         })
       })
 
@@ -343,14 +357,16 @@ export const make = <R = never>(
             case "Await":
               return yield* restore(Deferred.await(decision.deferred))
             case "Lead": {
+              // The worker starts uninterruptible (inherited), so `onExit` is installed before anything can
+              // interrupt it: even a worker interrupted at once (closed scope) completes the deferred.
               yield* obtain(force).pipe(
+                Effect.interruptible,
                 Effect.onExit((exit) =>
                   Ref.update(state, (s) =>
                     Option.isSome(s.inFlight) && s.inFlight.value.deferred === candidate
                       ? { ...s, inFlight: Option.none() }
                       : s).pipe(Effect.zipRight(Deferred.done(candidate, exit)))
                 ),
-                Effect.interruptible,
                 Effect.forkIn(scope)
               )
               return yield* restore(Deferred.await(candidate))
@@ -404,6 +420,161 @@ export const layer = <R = never>(
   options: Options<R>
 ): Layer.Layer<Authenticator, never, Keyring.Keyring | ClientConfigStore | HttpClient.HttpClient | R> =>
   Layer.scoped(Authenticator, make(options))
+
+/**
+ * The settings of `layerFromMode`: what the flows need beyond the `ClientConfigStore` configuration. `clientId`,
+ * `scopes` and `audience` override the configuration's values (for the flow and for the refresh).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FlowOptions {
+  /** The endpoint the credentials are for (the keyring key). */
+  readonly endpoint: string
+  readonly clientId?: string | undefined
+  /** Required by `ClientSecret`; optional for a confidential `Pkce` or `DeviceFlow` client. */
+  readonly clientSecret?: Redacted.Redacted<string> | undefined
+  readonly scopes?: ReadonlyArray<string> | undefined
+  readonly audience?: string | undefined
+  /** `ExternalCommand`: the program and its arguments (argv, no shell). */
+  readonly command?: ReadonlyArray<string> | undefined
+  /** `ExternalCommand`: how long the program may run. */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** `ClientSecret`: how the secret is sent (HTTP Basic by default). */
+  readonly authMethod?: ClientCredentials.AuthMethod | undefined
+  /** `Pkce`: browser pages, timeout, extra authorize parameters, URL callback. */
+  readonly pkce?: Omit<Pkce.Options, "endpoint" | "config" | "clientSecret"> | undefined
+  /** `DeviceFlow`: gives up earlier than the device code's expiry. */
+  readonly deviceTimeout?: Duration.DurationInput | undefined
+  /** Whether an interactive flow (`Pkce`, `DeviceFlow`) may run in this process (default `true`). */
+  readonly allowInteractive?: boolean | undefined
+  /** How long before expiry a token is refreshed (default 60 s). */
+  readonly skew?: Duration.DurationInput | undefined
+}
+
+/**
+ * The services a mode's flow needs beyond `Keyring`, `ClientConfigStore` and `HttpClient`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FlowRequirements<M extends AuthMode> = M extends "Pkce" ? Browser | LoopbackServer
+  : M extends "DeviceFlow" ? DevicePrompt
+  : M extends "ExternalCommand" ? CommandRunner
+  : never
+
+/**
+ * The `Authenticator` for an auth mode: `Pkce` and `DeviceFlow` are interactive and refresh with their refresh
+ * token; `ClientSecret` and `ExternalCommand` obtain a new token by running the flow again. The flow reads the
+ * `ClientConfigStore` configuration when it runs.
+ *
+ * Fails at construction with an `AuthenticationError` of reason `Config` when the mode cannot work: `ClientSecret`
+ * without a client secret, `ExternalCommand` without a command, `DeviceFlow` against an identity provider
+ * without a device authorization endpoint (the only mode whose check reads the configuration up front).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFromMode = <M extends AuthMode>(
+  mode: M,
+  options: FlowOptions
+): Layer.Layer<
+  Authenticator,
+  AuthenticationError,
+  Keyring.Keyring | ClientConfigStore | HttpClient.HttpClient | FlowRequirements<M>
+> =>
+  Layer.scoped(
+    Authenticator,
+    Effect.gen(function*() {
+      const store = yield* ClientConfigStore
+      const { endpoint } = options
+      const common = {
+        endpoint,
+        clientId: options.clientId,
+        scopes: options.scopes,
+        clientSecret: options.clientSecret,
+        allowInteractive: options.allowInteractive,
+        skew: options.skew
+      }
+      const config = Effect.map(store.get, (config) =>
+        new ClientConfig({
+          ...config,
+          clientId: options.clientId ?? config.clientId,
+          scopes: options.scopes ?? config.scopes,
+          audience: options.audience ?? config.audience
+        }))
+      const configError = (description: string) => new AuthenticationError({ reason: "Config", description })
+      const m: AuthMode = mode
+      switch (m) {
+        case "Pkce":
+          return yield* make({
+            ...common,
+            interactive: true,
+            login: Effect.flatMap(config, (config) =>
+              Pkce.authenticate({ ...options.pkce, endpoint, config, clientSecret: options.clientSecret }))
+          })
+        case "DeviceFlow": {
+          const resolved = yield* config
+          if (resolved.deviceAuthorizationEndpoint === undefined) {
+            return yield* configError(
+              `The identity provider of ${endpoint} offers no device authorization endpoint, so the DeviceFlow ` +
+                `auth mode cannot work there: choose another auth mode (e.g. Pkce)`
+            )
+          }
+          return yield* make({
+            ...common,
+            interactive: true,
+            login: Effect.flatMap(config, (config) =>
+              DeviceCode.authenticate({
+                endpoint,
+                config,
+                clientSecret: options.clientSecret,
+                timeout: options.deviceTimeout
+              }))
+          })
+        }
+        case "ClientSecret": {
+          const clientSecret = options.clientSecret
+          if (clientSecret === undefined) {
+            return yield* configError(`The ClientSecret auth mode for ${endpoint} needs a client secret`)
+          }
+          return yield* make({
+            ...common,
+            interactive: false,
+            refresh: "login",
+            login: Effect.flatMap(config, (config) =>
+              config.clientId === undefined
+                ? Effect.fail(configError(`The ClientSecret auth mode for ${endpoint} needs a client id`))
+                : ClientCredentials.authenticate({
+                  endpoint,
+                  config,
+                  clientId: config.clientId,
+                  clientSecret,
+                  authMethod: options.authMethod,
+                  scopes: config.scopes,
+                  audience: config.audience
+                }))
+          })
+        }
+        case "ExternalCommand": {
+          const command = options.command
+          if (command === undefined || command.length === 0) {
+            return yield* configError(`The ExternalCommand auth mode for ${endpoint} needs a command`)
+          }
+          return yield* make({
+            ...common,
+            interactive: false,
+            refresh: "login",
+            login: ExternalCommand.authenticate({ endpoint, command, timeout: options.commandTimeout })
+          })
+        }
+      }
+    })
+  ) as Layer.Layer<
+    Authenticator,
+    AuthenticationError,
+    Keyring.Keyring | ClientConfigStore | HttpClient.HttpClient | FlowRequirements<M>
+  >
 
 const describeNotFound = (reason: AccessTokenNotFoundReason, endpoint: string): string => {
   switch (reason) {

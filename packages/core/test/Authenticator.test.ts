@@ -1,9 +1,19 @@
 import { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import type { AuthError } from "@flyte-auth/core"
-import { Authenticator, ClientConfig, Credentials, Keyring } from "@flyte-auth/core"
+import {
+  Authenticator,
+  Browser,
+  ClientConfig,
+  CommandRunner,
+  Credentials,
+  DevicePrompt,
+  Keyring,
+  LoopbackServer
+} from "@flyte-auth/core"
 import {
   Cause,
+  Context,
   DateTime,
   Deferred,
   Duration,
@@ -63,13 +73,18 @@ const tokenResponse = (accessToken: string, extra: Record<string, unknown> = {})
   json({ access_token: accessToken, token_type: "Bearer", expires_in: 3600, ...extra })
 
 interface Recorded {
+  readonly url: string
   readonly form: URLSearchParams
   readonly headers: Readonly<Record<string, string>>
 }
 
 /** A token endpoint as an `HttpClient`; every request is recorded, then answered after `delay` of Clock time. */
 const tokenServer = (
-  answer: (form: URLSearchParams, index: number) => Response | Effect.Effect<Response, HttpClientError.HttpClientError>,
+  answer: (
+    form: URLSearchParams,
+    index: number,
+    url: string
+  ) => Response | Effect.Effect<Response, HttpClientError.HttpClientError>,
   delay: Duration.DurationInput = Duration.millis(100)
 ) =>
   Effect.gen(function*() {
@@ -78,9 +93,12 @@ const tokenServer = (
       Effect.gen(function*() {
         const body = request.body._tag === "Uint8Array" ? new TextDecoder().decode(request.body.body) : ""
         const form = new URLSearchParams(body)
-        const index = yield* Ref.modify(requests, (all) => [all.length, [...all, { form, headers: request.headers }]])
+        const index = yield* Ref.modify(
+          requests,
+          (all) => [all.length, [...all, { url: request.url, form, headers: request.headers }]]
+        )
         yield* Effect.sleep(delay)
-        const response = answer(form, index)
+        const response = answer(form, index, request.url)
         return HttpClientResponse.fromWeb(request, response instanceof Response ? response : yield* response)
       })
     )
@@ -666,5 +684,234 @@ describe("Authenticator expiry and invalidation", () => {
       ).pipe(Effect.provide(environment(store.keyring, server.client)))
       const exit = yield* Fiber.await(fiber)
       expect(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)).toBe(true)
+    }))
+  it.effect("an authenticator used after its scope closed fails at once instead of hanging", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { login, runs } = yield* countingLogin(() => credentials("login"))
+      const auth = yield* Effect.scoped(Authenticator.make({ endpoint, login, interactive: true })).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      const exit = yield* Effect.exit(auth.accessToken)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(yield* runs).toBe(0)
+    }))
+})
+
+describe("Authenticator.layerFromMode", () => {
+  /** Builds the layer in the test's scope, so the authenticator lives as long as the test. */
+  const build = <E, R>(layer: Layer.Layer<Authenticator.Authenticator, E, R>) =>
+    Effect.map(Layer.build(layer), Context.get(Authenticator.Authenticator))
+
+  const modeEnvironment = (client: HttpClient.HttpClient, clientConfig: ClientConfig.ClientConfig = config) =>
+    Effect.map(spyKeyring, (store) => ({
+      store,
+      layer: Layer.mergeAll(
+        Layer.succeed(Keyring.Keyring, store.keyring),
+        ClientConfig.layerStatic(clientConfig),
+        Layer.succeed(HttpClient.HttpClient, client)
+      )
+    }))
+
+  it.scoped("ClientSecret: the client credentials grant, run again when the token nears expiry", () =>
+    Effect.gen(function*() {
+      const server = yield* tokenServer((_, index) => tokenResponse(`cc-${index}`), Duration.zero)
+      const { layer } = yield* modeEnvironment(server.client)
+      const auth = yield* build(
+        Authenticator.layerFromMode("ClientSecret", {
+          endpoint,
+          clientId: "svc",
+          clientSecret: Redacted.make("s3cret"),
+          audience: "flyte"
+        }).pipe(Layer.provide(layer))
+      )
+      expect(yield* tokenOf(auth.accessToken)).toBe("cc-0")
+      expect(yield* tokenOf(auth.accessToken)).toBe("cc-0")
+      yield* TestClock.adjust(Duration.seconds(3600 - 30))
+      expect(yield* tokenOf(auth.accessToken)).toBe("cc-1")
+
+      const requests = yield* server.requests
+      expect(requests.map((r) => r.form.get("grant_type"))).toEqual(["client_credentials", "client_credentials"])
+      expect(requests[0].headers.authorization).toBe(`Basic ${btoa("svc:s3cret")}`)
+      expect(requests[0].form.get("audience")).toBe("flyte")
+      expect(requests[0].form.get("scope")).toBe("offline all")
+    }))
+
+  it.effect("ClientSecret without a secret, ExternalCommand without a command: Config errors at construction", () =>
+    Effect.gen(function*() {
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { layer } = yield* modeEnvironment(server.client)
+      const noSecret = yield* Effect.flip(
+        Layer.build(Authenticator.layerFromMode("ClientSecret", { endpoint }).pipe(Layer.provide(layer))).pipe(
+          Effect.scoped
+        )
+      )
+      expect(noSecret.reason).toBe("Config")
+      expect(noSecret.message).toContain("client secret")
+      const noCommand = yield* Effect.flip(
+        Layer.build(
+          Authenticator.layerFromMode("ExternalCommand", { endpoint, command: [] }).pipe(
+            Layer.provide(Layer.merge(layer, CommandRunner.layerTest(() => Effect.die("not run"))))
+          )
+        ).pipe(Effect.scoped)
+      )
+      expect(noCommand.reason).toBe("Config")
+      expect(noCommand.message).toContain("command")
+    }))
+
+  it.scoped("ExternalCommand: the command's token, and the command again when it expires", () =>
+    Effect.gen(function*() {
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { layer } = yield* modeEnvironment(server.client)
+      const runs = yield* Ref.make<ReadonlyArray<ReadonlyArray<string>>>([])
+      const runner = CommandRunner.layerTest((argv) =>
+        Effect.map(
+          Ref.modify(runs, (all) => [all.length, [...all, argv]]),
+          (index) => ({
+            exitCode: 0,
+            stdout: JSON.stringify({ access_token: `cmd-${index}`, expires_in: 600 }) + "\n",
+            stderr: ""
+          })
+        )
+      )
+      const auth = yield* build(
+        Authenticator.layerFromMode("ExternalCommand", { endpoint, command: ["get-token", "--json"] }).pipe(
+          Layer.provide(Layer.merge(layer, runner))
+        )
+      )
+      expect(yield* tokenOf(auth.accessToken)).toBe("cmd-0")
+      expect(yield* tokenOf(auth.accessToken)).toBe("cmd-0")
+      yield* TestClock.adjust(Duration.seconds(600))
+      expect(yield* tokenOf(auth.accessToken)).toBe("cmd-1")
+      expect(yield* Ref.get(runs)).toEqual([["get-token", "--json"], ["get-token", "--json"]])
+      expect(yield* server.count).toBe(0)
+    }))
+
+  it.effect("DeviceFlow against an identity provider without a device endpoint fails at construction", () =>
+    Effect.gen(function*() {
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { layer } = yield* modeEnvironment(server.client)
+      const error = yield* Effect.flip(
+        Layer.build(
+          Authenticator.layerFromMode("DeviceFlow", { endpoint }).pipe(
+            Layer.provide(Layer.merge(layer, DevicePrompt.layerLog))
+          )
+        ).pipe(Effect.scoped)
+      )
+      expect(error._tag).toBe("AuthenticationError")
+      expect(error.reason).toBe("Config")
+      expect(error.message).toContain("device authorization endpoint")
+    }))
+
+  it.scoped("DeviceFlow: one device login, then refreshes with its refresh token", () =>
+    Effect.gen(function*() {
+      const deviceConfig = new ClientConfig.ClientConfig({
+        ...config,
+        deviceAuthorizationEndpoint: "https://idp.example.com/oauth2/device"
+      })
+      const server = yield* tokenServer((form, _, url) => {
+        if (url.endsWith("/device")) {
+          return json({
+            device_code: "dc",
+            user_code: "ABCD-EFGH",
+            verification_uri: "https://idp.example.com/activate",
+            expires_in: 600,
+            interval: 5
+          })
+        }
+        if (form.get("grant_type") === "urn:ietf:params:oauth:grant-type:device_code") {
+          return tokenResponse("device-access", { refresh_token: "device-refresh" })
+        }
+        return tokenResponse("refreshed-access")
+      }, Duration.zero)
+      const { layer, store } = yield* modeEnvironment(server.client, deviceConfig)
+      const prompts = yield* Ref.make(0)
+      const prompt = Layer.succeed(DevicePrompt.DevicePrompt, { show: () => Ref.update(prompts, (n) => n + 1) })
+      const auth = yield* build(
+        Authenticator.layerFromMode("DeviceFlow", { endpoint }).pipe(Layer.provide(Layer.merge(layer, prompt)))
+      )
+      const fiber = yield* Effect.fork(
+        Effect.all(Array.from({ length: 5 }, () => tokenOf(auth.accessToken)), { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust(Duration.seconds(5))
+      expect(yield* Fiber.join(fiber)).toEqual(Array.from({ length: 5 }, () => "device-access"))
+      expect(yield* Ref.get(prompts)).toBe(1)
+
+      yield* TestClock.adjust(Duration.seconds(3600))
+      expect(yield* tokenOf(auth.accessToken)).toBe("refreshed-access")
+      const last = (yield* server.requests).at(-1)!
+      expect(last.form.get("grant_type")).toBe("refresh_token")
+      expect(last.form.get("refresh_token")).toBe("device-refresh")
+      expect(Redacted.value(Option.getOrThrow(yield* store.stored).accessToken)).toBe("refreshed-access")
+    }))
+
+  it.scoped("Pkce: the browser login runs once, its tokens are stored, and an expired token is refreshed", () =>
+    Effect.gen(function*() {
+      const pkceConfig = new ClientConfig.ClientConfig({
+        ...config,
+        authorizationEndpoint: "https://idp.example.com/oauth2/authorize",
+        redirectUri: "http://localhost:53682/callback"
+      })
+      const server = yield* tokenServer((form) =>
+        form.get("grant_type") === "authorization_code"
+          ? tokenResponse("pkce-access", { refresh_token: "pkce-refresh" })
+          : tokenResponse("refreshed-access"), Duration.zero)
+      const { layer, store } = yield* modeEnvironment(server.client, pkceConfig)
+      const loopback = yield* LoopbackServer.makeTest()
+      const visits = yield* Ref.make(0)
+      // The "user": follows the authorization URL and is redirected back with a code and the same state.
+      const browser = Browser.layerScripted((url) =>
+        Effect.gen(function*() {
+          yield* Ref.update(visits, (n) => n + 1)
+          const params = new URL(url).searchParams
+          const redirect = new URL(params.get("redirect_uri")!)
+          redirect.searchParams.set("code", "the-code")
+          redirect.searchParams.set("state", params.get("state")!)
+          return yield* loopback.request(redirect.toString())
+        })
+      )
+      const auth = yield* build(
+        Authenticator.layerFromMode("Pkce", { endpoint }).pipe(
+          Layer.provide(
+            Layer.mergeAll(layer, browser, Layer.succeed(LoopbackServer.LoopbackServer, loopback.service))
+          )
+        )
+      )
+      const tokens = yield* Effect.all(Array.from({ length: 5 }, () => tokenOf(auth.accessToken)), {
+        concurrency: "unbounded"
+      })
+      expect(tokens).toEqual(Array.from({ length: 5 }, () => "pkce-access"))
+      expect(yield* Ref.get(visits)).toBe(1)
+      const [exchange] = yield* server.requests
+      expect(exchange.form.get("code")).toBe("the-code")
+      expect(Redacted.value(Option.getOrThrow(yield* store.stored).accessToken)).toBe("pkce-access")
+
+      yield* TestClock.adjust(Duration.seconds(3600))
+      expect(yield* tokenOf(auth.accessToken)).toBe("refreshed-access")
+      expect(yield* Ref.get(visits)).toBe(1)
+    }))
+
+  it.scoped("Pkce in a non-interactive run: AccessTokenNotFound, no browser", () =>
+    Effect.gen(function*() {
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { layer } = yield* modeEnvironment(server.client)
+      const loopback = yield* LoopbackServer.makeTest()
+      const visits = yield* Ref.make(0)
+      const auth = yield* build(
+        Authenticator.layerFromMode("Pkce", { endpoint, allowInteractive: false }).pipe(
+          Layer.provide(
+            Layer.mergeAll(
+              layer,
+              Browser.layerScripted(() => Ref.update(visits, (n) => n + 1)),
+              Layer.succeed(LoopbackServer.LoopbackServer, loopback.service)
+            )
+          )
+        )
+      )
+      const error = yield* Effect.flip(auth.accessToken)
+      expect(error._tag === "AccessTokenNotFound" && error.reason).toBe("NoCredentials")
+      expect(yield* Ref.get(visits)).toBe(0)
+      expect(yield* server.count).toBe(0)
     }))
 })
