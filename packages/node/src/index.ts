@@ -14,3 +14,7 @@ export * as NodeCommandRunner from "./NodeCommandRunner.js"
  * @since 0.1.0
  */
 export * as NodeTransport from "./NodeTransport.js"
+/**
+ * @since 0.1.0
+ */
+export * as FlyteConfig from "./FlyteConfig.js"
