@@ -28,7 +28,10 @@ import * as TokenClient from "./TokenClient.js"
 export interface Options {
   /** The endpoint the credentials are for (the keyring key). */
   readonly endpoint: string
-  /** Needs `authorizationEndpoint`, `clientId` and `redirectUri`; `scopes` and `audience` are sent when set. */
+  /**
+   * Needs `authorizationEndpoint` and `clientId`; `redirectUri` defaults to `defaultRedirectUri`; `scopes` and
+   * `audience` are sent when set.
+   */
   readonly config: ClientConfig
   /** For a confidential client: sent to the token endpoint with HTTP Basic. */
   readonly clientSecret?: Redacted.Redacted<string> | undefined
@@ -76,7 +79,9 @@ export const authenticate: (
   const { config } = options
   const authorizationEndpoint = yield* required(config.authorizationEndpoint, "an authorization endpoint")
   const clientId = yield* required(config.clientId, "a client id")
-  const configuredRedirectUri = yield* required(config.redirectUri, "a redirect URI")
+  const configuredRedirectUri = config.redirectUri !== undefined && config.redirectUri.trim() !== ""
+    ? config.redirectUri
+    : defaultRedirectUri
   const extraParams = yield* checkExtraParams(options.extraAuthorizeParams)
   const timeout = Duration.decode(options.timeout ?? Policies.interactiveTimeout)
   const server = yield* LoopbackServer
@@ -100,13 +105,13 @@ export const authenticate: (
 
     yield* Effect.logInfo(`To log in, open this URL in a browser: ${url}`)
     if (options.onUrl !== undefined) yield* options.onUrl(url)
-    yield* browser.open(url).pipe(
+    const openBrowser = browser.open(url).pipe(
       Effect.catchAll((error) =>
         Effect.logWarning(`Could not open a browser (${error.message}); open the URL above by hand`)
       )
     )
-
-    const callback = yield* listener.next.pipe(
+    // The timeout covers opening the browser too: a browser command that never returns must not hang the login.
+    const callback = yield* Effect.zipRight(openBrowser, listener.next).pipe(
       Effect.timeoutFail({
         duration: timeout,
         onTimeout: () =>
@@ -138,6 +143,14 @@ export const authenticate: (
     return credentials
   }))
 })
+
+/**
+ * The redirect URI used when the client config has none: Flyte's fixed loopback callback.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultRedirectUri: string = "http://localhost:53593/callback"
 
 /**
  * A fresh `state` value: 32 bytes from the CSPRNG, base64url (43 characters).

@@ -37,6 +37,15 @@ export const interactiveTimeout: Duration.Duration = Duration.minutes(5)
 export const commandTimeout: Duration.Duration = Duration.seconds(60)
 
 /**
+ * How long the loopback callback server waits, when a login attempt ends, for its last answers to reach the
+ * browser before it drops the remaining connections. The port itself is released at once.
+ *
+ * @since 0.1.0
+ * @category timeouts
+ */
+export const loopbackCloseGrace: Duration.Duration = Duration.seconds(1)
+
+/**
  * How long one OS keyring call (keytar, @napi-rs/keyring) may take before it counts as unavailable:
  * a Secret Service that waits on an unlock prompt nobody can answer must not hang a login.
  *

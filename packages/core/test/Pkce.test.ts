@@ -43,6 +43,8 @@ const makeHarness = (setup: {
   readonly tokenResponse?: Effect.Effect<Response>
   readonly busy?: ReadonlyArray<number>
   readonly browserFails?: boolean
+  /** Replaces the test browser. */
+  readonly browser?: Browser.Browser.Service
 } = {}) =>
   Effect.gen(function*() {
     const loopback = yield* LoopbackServer.makeTest({ busy: setup.busy ?? [] })
@@ -74,7 +76,7 @@ const makeHarness = (setup: {
         Pkce.authenticate({ endpoint: "flyte.example:443", config, ...options }).pipe(
           Effect.provideService(LoopbackServer.LoopbackServer, loopback.service),
           Effect.provideService(HttpClient.HttpClient, httpClient),
-          Effect.provideService(Browser.Browser, browser),
+          Effect.provideService(Browser.Browser, setup.browser ?? browser),
           Effect.provide(Logger.replace(
             Logger.defaultLogger,
             Logger.make(({ logLevel, message }) => {
@@ -251,7 +253,6 @@ describe("Pkce.authenticate", () => {
       const cases: Array<[Partial<ConstructorParameters<typeof ClientConfig.ClientConfig>[0]>, string]> = [
         [{ authorizationEndpoint: undefined }, "authorization endpoint"],
         [{ clientId: "" }, "client id"],
-        [{ redirectUri: undefined }, "redirect URI"],
         [{ redirectUri: "http://flyte.example:53593/callback" }, "loopback"],
         [{ redirectUri: "https://localhost:53593/callback" }, "http://"],
         [{ authorizationEndpoint: "not a url" }, "not a valid URL"]
@@ -264,6 +265,28 @@ describe("Pkce.authenticate", () => {
         expect(error.message).toContain(text)
       }
       expect(yield* Ref.get(h.openedUrls)).toEqual([])
+      expect(yield* h.loopback.listening).toEqual([])
+    }))
+
+  it.effect("uses Flyte's fixed redirect URI when the config has none", () =>
+    Effect.gen(function*() {
+      const h = yield* makeHarness({ visit: approve })
+      yield* h.run({ config: new ClientConfig.ClientConfig({ ...config, redirectUri: undefined }) })
+      const q = new URL((yield* Ref.get(h.openedUrls))[0]).searchParams
+      expect(q.get("redirect_uri")).toBe(Pkce.defaultRedirectUri)
+      expect(Pkce.defaultRedirectUri).toBe("http://localhost:53593/callback")
+    }))
+
+  it.effect("times out even when opening the browser never returns", () =>
+    Effect.gen(function*() {
+      const stuck = yield* Deferred.make<void>()
+      const h = yield* makeHarness({
+        browser: { open: () => Effect.zipRight(Deferred.succeed(stuck, undefined), Effect.never) }
+      })
+      const fiber = yield* Effect.fork(h.run())
+      yield* Deferred.await(stuck)
+      yield* TestClock.adjust(Duration.minutes(5))
+      expect(failure(yield* Fiber.await(fiber)).reason).toBe("Timeout")
       expect(yield* h.loopback.listening).toEqual([])
     }))
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { FlyteConfig } from "@flyte-auth/node"
 import { ConfigProvider, Duration, Effect, Layer, Redacted } from "effect"
 import * as Fs from "node:fs"
@@ -38,7 +38,9 @@ const resolve = (yaml: string | undefined, env: Record<string, string> = {}) =>
 const failure = (yaml: string | undefined, env: Record<string, string> = {}) =>
   Effect.map(Effect.flip(resolve(yaml, env)), (error) => ({ reason: error.reason, message: error.message }))
 
-const tempDir = () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "flyte-auth-config-"))
+const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "flyte-auth-config-"))
+afterAll(() => Fs.rmSync(root, { recursive: true, force: true }))
+const tempDir = () => Fs.mkdtempSync(Path.join(root, "case-"))
 
 describe("FlyteConfig: the config file", () => {
   it.effect("reads every admin.* key, stripping dns:///", () =>
