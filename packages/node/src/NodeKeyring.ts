@@ -132,7 +132,10 @@ const loadKeytar: Effect.Effect<KeytarModule, KeyringError> = importOptional("ke
 
 /**
  * The OS keyring through keytar (libsecret's Secret Service on Linux, Keychain on macOS, Credential Vault on
- * Windows). keytar is loaded on first use.
+ * Windows). keytar is loaded on first use. Every call is bounded by `Policies.keyringTimeout`.
+ *
+ * On Linux a locked collection fails writes with reason `Locked`, but keytar (libsecret) answers reads of a locked
+ * collection with "no entry" rather than an error, so a read alone cannot tell locked from empty.
  *
  * @since 0.1.0
  * @category constructors
