@@ -79,6 +79,11 @@ export declare namespace Authenticator {
     readonly invalidate: (failed: Redacted.Redacted<string>) => Effect.Effect<void>
     /** Forgets the credentials, in memory and in the keyring. */
     readonly logout: Effect.Effect<void>
+    /**
+     * Runs the full flow now (single flight with other explicit logins), whatever is cached, and stores the
+     * result: `flyte-auth login`. An interactive flow in a non-interactive run fails with `AccessTokenNotFound`.
+     */
+    readonly login: Effect.Effect<Credentials.Credentials, AuthError>
   }
 }
 
@@ -145,7 +150,11 @@ export const isRefreshRejected = (error: AuthError): boolean =>
   error._tag === "AuthenticationError" &&
   (error.error === "invalid_grant" || error.status === 400 || error.status === 401)
 
+/** What a caller asks for: valid credentials, a refresh now, or a full login now. */
+type Want = "valid" | "refresh" | "login"
+
 interface InFlight {
+  readonly want: Want
   readonly deferred: Deferred.Deferred<Credentials.Credentials, AuthError>
 }
 
@@ -302,7 +311,7 @@ export const make = <R = never>(
         yield* save(credentials)
       }))
 
-    const obtain = (force: boolean) =>
+    const obtain = (want: Want) =>
       Effect.gen(function*() {
         let current = yield* Ref.get(state)
         if (!current.loaded) {
@@ -312,24 +321,26 @@ export const make = <R = never>(
         }
         const now = yield* DateTime.now
         if (
-          !force && !current.stale && Option.isSome(current.credentials) &&
+          want === "valid" && !current.stale && Option.isSome(current.credentials) &&
           Credentials.isFresh(current.credentials.value, now, skew)
         ) {
           return current.credentials.value
         }
-        const next = Option.isSome(current.credentials)
+        const next = want === "login"
+          ? yield* login(current.loggedOut ? "LoggedOut" : "NoCredentials")
+          : Option.isSome(current.credentials)
           ? yield* refreshOrLogin(current.credentials.value)
           : yield* login(current.loggedOut ? "LoggedOut" : "NoCredentials")
         yield* commit(next, current.generation)
         return next
       }).pipe(
-        Effect.withSpan(force ? "Authenticator.refresh" : "Authenticator.obtain", { attributes: { endpoint } }),
+        Effect.withSpan(`Authenticator.${want === "valid" ? "obtain" : want}`, { attributes: { endpoint } }),
         Effect.provide(context)
       )
 
     // --- single flight -----------------------------------------------------------------------------------------
 
-    const join = (force: boolean): Effect.Effect<Credentials.Credentials, AuthError> =>
+    const join = (want: Want): Effect.Effect<Credentials.Credentials, AuthError> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
           const now = yield* DateTime.now
@@ -337,29 +348,37 @@ export const make = <R = never>(
           const decision = yield* Ref.modify(state, (s): [
             | { readonly _tag: "Cached"; readonly credentials: Credentials.Credentials }
             | { readonly _tag: "Await"; readonly deferred: Deferred.Deferred<Credentials.Credentials, AuthError> }
+            | {
+              readonly _tag: "AwaitThenRetry"
+              readonly deferred: Deferred.Deferred<Credentials.Credentials, AuthError>
+            }
             | { readonly _tag: "Lead" },
             State
           ] => {
             if (Option.isSome(s.inFlight)) {
-              return [{ _tag: "Await", deferred: s.inFlight.value.deferred }, s]
+              // A login asked for explicitly is not satisfied by a refresh under way: it waits for it, then logs in.
+              const satisfied = want !== "login" || s.inFlight.value.want === "login"
+              return [{ _tag: satisfied ? "Await" : "AwaitThenRetry", deferred: s.inFlight.value.deferred }, s]
             }
             if (
-              !force && s.loaded && !s.stale && Option.isSome(s.credentials) &&
+              want === "valid" && s.loaded && !s.stale && Option.isSome(s.credentials) &&
               Credentials.isFresh(s.credentials.value, now, skew)
             ) {
               return [{ _tag: "Cached", credentials: s.credentials.value }, s]
             }
-            return [{ _tag: "Lead" }, { ...s, inFlight: Option.some({ deferred: candidate }) }]
+            return [{ _tag: "Lead" }, { ...s, inFlight: Option.some({ want, deferred: candidate }) }]
           })
           switch (decision._tag) {
             case "Cached":
               return decision.credentials
             case "Await":
               return yield* restore(Deferred.await(decision.deferred))
+            case "AwaitThenRetry":
+              return yield* restore(Effect.zipRight(Effect.exit(Deferred.await(decision.deferred)), join(want)))
             case "Lead": {
               // The worker starts uninterruptible (inherited), so `onExit` is installed before anything can
               // interrupt it: even a worker interrupted at once (closed scope) completes the deferred.
-              yield* obtain(force).pipe(
+              yield* obtain(want).pipe(
                 Effect.interruptible,
                 Effect.onExit((exit) =>
                   Ref.update(state, (s) =>
@@ -375,7 +394,7 @@ export const make = <R = never>(
         })
       )
 
-    const credentials = join(false)
+    const credentials = join("valid")
 
     const service: Authenticator.Service = {
       endpoint,
@@ -387,7 +406,8 @@ export const make = <R = never>(
         const config = yield* configStore.get
         return { key: config.headerKey, value: Redacted.make(`Bearer ${Redacted.value(current.accessToken)}`) }
       }),
-      refresh: join(true),
+      refresh: join("refresh"),
+      login: join("login"),
       invalidate: (failed) =>
         Ref.update(state, (s) =>
           Option.isSome(s.credentials) && Redacted.value(s.credentials.value.accessToken) === Redacted.value(failed)

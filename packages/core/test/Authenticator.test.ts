@@ -685,6 +685,51 @@ describe("Authenticator expiry and invalidation", () => {
       const exit = yield* Fiber.await(fiber)
       expect(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)).toBe(true)
     }))
+  it.scoped("login runs the full flow even over fresh credentials, once for concurrent callers, and stores it", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(expired("old-access", "refresh-1"))
+      const server = yield* tokenServer(() => tokenResponse("refreshed"), Duration.seconds(1))
+      const { login, runs } = yield* countingLogin((run) => credentials(`login-${run}`))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      // A refresh is under way when the logins are asked for: they wait for it, then log in once.
+      const refreshing = yield* Effect.fork(tokenOf(auth.accessToken))
+      yield* TestClock.adjust(Duration.millis(10))
+      const logins = yield* Effect.fork(
+        Effect.all(Array.from({ length: 5 }, () => auth.login), { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust(Duration.seconds(3))
+      expect(yield* Fiber.join(refreshing)).toBe("refreshed")
+      const all = yield* Fiber.join(logins)
+      expect(new Set(all.map((c) => Redacted.value(c.accessToken)))).toEqual(new Set(["login-0"]))
+      expect(yield* runs).toBe(1)
+      expect(yield* server.count).toBe(1)
+      expect(yield* tokenOf(auth.accessToken)).toBe("login-0")
+      expect(Redacted.value(Option.getOrThrow(yield* store.stored).accessToken)).toBe("login-0")
+
+      // Again, although the cached token is fresh.
+      const second = yield* Effect.fork(auth.login)
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect(Redacted.value((yield* Fiber.join(second)).accessToken)).toBe("login-1")
+    }))
+
+  it.scoped("login of an interactive flow in a non-interactive run is AccessTokenNotFound", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(credentials("fresh"))
+      const server = yield* tokenServer(() => tokenResponse("unexpected"))
+      const { login, runs } = yield* countingLogin(() => credentials("login"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true, allowInteractive: false }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      const error = yield* Effect.flip(auth.login)
+      expect(error._tag).toBe("AccessTokenNotFound")
+      expect(yield* runs).toBe(0)
+      expect(yield* tokenOf(auth.accessToken)).toBe("fresh")
+    }))
+
   it.effect("an authenticator used after its scope closed fails at once instead of hanging", () =>
     Effect.gen(function*() {
       const store = yield* spyKeyring
