@@ -184,19 +184,28 @@ const parseBoolean = (text: string): Option.Option<boolean> => {
 const splitScopes = (values: ReadonlyArray<string>): Array<string> =>
   values.flatMap((value) => value.split(/[\s,]+/)).filter((scope) => scope !== "")
 
-const parseCommand = (raw: Raw, where: string): Either.Either<Array<string>, AuthenticationError> => {
-  if (raw._tag === "List") return Either.right([...raw.value])
-  const text = raw.value.trim()
-  if (text.startsWith("[")) {
+const parseCommand = (raw: Raw, where: string): Either.Either<Array<string>, AuthenticationError> =>
+  raw._tag === "List" ? Either.right([...raw.value]) : splitCommand(raw.value, where)
+
+/**
+ * Splits a command written as one string, as Flyte's config and the CLI accept it: a JSON array of strings, or
+ * whitespace-separated words (no shell quoting). `where` names the setting in the error.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const splitCommand = (text: string, where: string): Either.Either<Array<string>, AuthenticationError> => {
+  const trimmed = text.trim()
+  if (trimmed.startsWith("[")) {
     try {
-      const parsed = JSON.parse(text) as unknown
+      const parsed = JSON.parse(trimmed) as unknown
       if (Array.isArray(parsed) && parsed.every((item) => typeof item === "string")) return Either.right(parsed)
     } catch {
       // reported below
     }
     return Either.left(configError(`${where} is not a JSON array of strings`))
   }
-  return Either.right(text.split(/\s+/))
+  return Either.right(trimmed === "" ? [] : trimmed.split(/\s+/))
 }
 
 const goDurationUnits: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 }

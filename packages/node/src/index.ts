@@ -22,3 +22,17 @@ export * as NodeTransport from "./NodeTransport.js"
  * @since 0.1.0
  */
 export * as FlyteConfig from "./FlyteConfig.js"
+/**
+ * @since 0.1.0
+ */
+export * as AuthLayer from "./AuthLayer.js"
+/**
+ * @since 0.1.0
+ */
+export * as AuthClient from "./AuthClient.js"
+/**
+ * The Promise facade (see `AuthClient`).
+ *
+ * @since 0.1.0
+ */
+export { createAuthClient } from "./AuthClient.js"

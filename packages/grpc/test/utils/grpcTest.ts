@@ -146,6 +146,7 @@ export const makeTestAuth = (options: {
         : Effect.succeed([credentialsOf(s.version), s] as const))
     const service: Authenticator.Service = {
       endpoint: "test",
+      login: Effect.dieMessage("the test authenticator never runs a full login"),
       credentials,
       accessToken: Effect.map(credentials, (c) => c.accessToken),
       header: options.header ?? Effect.map(credentials, (c) => ({

@@ -1,0 +1,233 @@
+/**
+ * The Promise facade: flyte-auth for plain TypeScript, without Effect.
+ *
+ * @example
+ * ```ts
+ * import { createAuthClient } from "@flyte-auth/node"
+ *
+ * await using auth = await createAuthClient({ endpoint: "flyte.example.com:443", authMode: "Pkce" })
+ * const response = await auth.fetch("https://flyte.example.com/api/v1/projects")
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type { AuthClientLike } from "@flyte-auth/core/Authenticator"
+import { Authenticator } from "@flyte-auth/core/Authenticator"
+import type { AuthError } from "@flyte-auth/core/AuthError"
+import * as Credentials from "@flyte-auth/core/Credentials"
+import * as Cause from "effect/Cause"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as AuthLayer from "./AuthLayer.js"
+
+/**
+ * Options of `createAuthClient`: every field is optional, Flyte's config file and `FLYTE_*` variables fill the
+ * rest (see `AuthLayer.Options`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Options = AuthLayer.Options
+
+/**
+ * Per-call options: an `AbortSignal` cancels the call (an interactive login under way is abandoned).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CallOptions {
+  readonly signal?: AbortSignal | undefined
+}
+
+/**
+ * What the facade hands out: the token as a plain string (the caller asked for it), the credentials with their
+ * tokens still `Redacted`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AuthClient extends AuthClientLike, AsyncDisposable {
+  /** The endpoint the credentials are for. */
+  readonly endpoint: string
+  /** A valid access token (cached, refreshed, or obtained by running the configured flow). */
+  readonly accessToken: (options?: CallOptions) => Promise<string>
+  /** The credentials behind the access token (tokens stay `Redacted`). */
+  readonly credentials: (options?: CallOptions) => Promise<Credentials.Credentials>
+  /** Refreshes now (falling back to a new login when the refresh token is dead). */
+  readonly refresh: (options?: CallOptions) => Promise<Credentials.Credentials>
+  /** `{ [headerKey]: "Bearer <token>" }`, ready to merge into a request's headers. */
+  readonly headers: (options?: CallOptions) => Promise<Record<string, string>>
+  /** `fetch` with the auth header; on 401 it refreshes and resends once (when the body can be replayed). */
+  readonly fetch: (input: string | URL, init?: RequestInit) => Promise<Response>
+  /** Forgets the credentials, in memory and in the keyring. */
+  readonly logout: (options?: CallOptions) => Promise<void>
+  /** Releases everything the client holds (servers, sockets, fibers). */
+  readonly close: () => Promise<void>
+}
+
+/**
+ * Creates an authenticated client. Failures reject with the tagged error itself (`AuthenticationError`,
+ * `AccessTokenNotFound`, `AuthenticationPending`): an `Error` whose `_tag` says which, with a message that never
+ * contains a secret.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const createAuthClient = async (options: Options = {}): Promise<AuthClient> => {
+  const runtime = ManagedRuntime.make(AuthLayer.layer(options))
+  const run = async <A>(effect: Effect.Effect<A, AuthError, Authenticator>, call?: CallOptions): Promise<A> => {
+    const exit = await runtime.runPromiseExit(effect, call?.signal ? { signal: call.signal } : undefined)
+    if (Exit.isSuccess(exit)) return exit.value
+    throw squash(exit.cause)
+  }
+  // Build the layer now, so configuration errors reject `createAuthClient` itself.
+  const settings = await runtime.runPromiseExit(AuthLayer.Settings).then((exit) => {
+    if (Exit.isSuccess(exit)) return exit.value
+    void runtime.dispose()
+    throw squash(exit.cause)
+  })
+
+  // The fast path: the last credentials handed out, answered without entering the runtime while they are fresh.
+  let current: Credentials.Credentials | undefined
+  let currentToken: string | undefined
+  let currentHeaders: Record<string, string> | undefined
+  let freshUntil = 0
+  const remember = (credentials: Credentials.Credentials, headerKey: string) => {
+    current = credentials
+    currentToken = Redacted.value(credentials.accessToken)
+    currentHeaders = { [headerKey]: `Bearer ${currentToken}` }
+    freshUntil = freshnessDeadline(credentials)
+  }
+  const forget = () => {
+    current = undefined
+    currentToken = undefined
+    currentHeaders = undefined
+    freshUntil = 0
+  }
+  const load = (call?: CallOptions) =>
+    run(
+      Effect.flatMap(Authenticator, (auth) => Effect.zip(auth.credentials, auth.header)).pipe(
+        Effect.tap(([credentials, header]) => Effect.sync(() => remember(credentials, header.key)))
+      ),
+      call
+    )
+
+  const accessToken = async (call?: CallOptions): Promise<string> => {
+    if (currentToken !== undefined && Date.now() < freshUntil) return currentToken
+    await load(call)
+    return currentToken!
+  }
+  const headers = async (call?: CallOptions): Promise<Record<string, string>> => {
+    if (currentHeaders !== undefined && Date.now() < freshUntil) return { ...currentHeaders }
+    await load(call)
+    return { ...currentHeaders! }
+  }
+  const credentials = async (call?: CallOptions): Promise<Credentials.Credentials> => {
+    if (current !== undefined && Date.now() < freshUntil) return current
+    await load(call)
+    return current!
+  }
+  const refresh = (call?: CallOptions): Promise<Credentials.Credentials> => {
+    forget()
+    return run(
+      Effect.flatMap(
+        Authenticator,
+        (auth) =>
+          Effect.tap(
+            Effect.zip(auth.refresh, auth.header),
+            ([credentials, header]) => Effect.sync(() => remember(credentials, header.key))
+          )
+      ),
+      call
+    ).then(([credentials]) => credentials)
+  }
+  /** After a server rejected `sent`: refreshes unless a concurrent caller already replaced that token. */
+  const rejected = (sent: string, call?: CallOptions): Promise<unknown> => {
+    if (currentToken === sent) forget()
+    return run(
+      Effect.flatMap(Authenticator, (auth) =>
+        Effect.zipRight(
+          auth.invalidate(Redacted.make(sent)),
+          Effect.tap(Effect.zip(auth.credentials, auth.header), ([credentials, header]) =>
+            Effect.sync(() => remember(credentials, header.key)))
+        )),
+      call
+    )
+  }
+
+  const authFetch = async (input: string | URL, init: RequestInit = {}): Promise<Response> => {
+    const signal = init.signal ?? undefined
+    const send = async () => {
+      const auth = await headers({ signal })
+      const merged = new Headers(init.headers)
+      let sent = ""
+      for (const [key, value] of Object.entries(auth)) {
+        merged.set(key, value)
+        sent = value.slice("Bearer ".length)
+      }
+      return { response: await fetch(input, { ...init, headers: merged }), sent }
+    }
+    const first = await send()
+    if (first.response.status !== 401 || !isReplayable(init.body)) return first.response
+    await first.response.body?.cancel()
+    await rejected(first.sent, { signal })
+    return (await send()).response
+  }
+
+  const close = async () => {
+    forget()
+    await runtime.dispose()
+  }
+
+  return {
+    endpoint: settings.endpoint,
+    accessToken,
+    credentials,
+    refresh,
+    headers,
+    fetch: authFetch,
+    logout: async (call) => {
+      forget()
+      await run(Effect.flatMap(Authenticator, (auth) => auth.logout), call)
+    },
+    close,
+    [Symbol.asyncDispose]: close
+  }
+}
+
+/**
+ * The `HttpClient` type of the authenticated client, for users who mix the facade with Effect.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AuthenticatedHttpClient = HttpClient.HttpClient
+
+/**
+ * Until when (epoch ms) the facade may answer from its copy without asking the `Authenticator`: the same test as
+ * `Credentials.isFresh`, precomputed so the hot path is one comparison.
+ */
+const freshnessDeadline = (credentials: Credentials.Credentials): number => {
+  if (credentials.expiresAt === undefined) return Number.POSITIVE_INFINITY
+  const expiresAt = DateTime.toEpochMillis(credentials.expiresAt)
+  let skew = Duration.toMillis(Credentials.defaultRefreshSkew)
+  if (credentials.obtainedAt !== undefined) {
+    skew = Math.min(skew, Math.max(0, (expiresAt - DateTime.toEpochMillis(credentials.obtainedAt)) / 2))
+  }
+  return expiresAt - skew
+}
+
+/** Bodies that can be sent twice: none, strings, bytes, form data; not streams. */
+const isReplayable = (body: RequestInit["body"]): boolean =>
+  body === undefined || body === null || typeof body === "string" || body instanceof URLSearchParams ||
+  body instanceof ArrayBuffer || ArrayBuffer.isView(body) || body instanceof Blob || body instanceof FormData
+
+/** The error to throw: the tagged error itself, or the defect, never a `FiberFailure`. */
+const squash = (cause: Cause.Cause<AuthError>): unknown =>
+  Option.getOrElse(Cause.failureOption(cause), () => Cause.squash(cause))

@@ -1,0 +1,334 @@
+/**
+ * Everything an Effect app needs to authenticate against Flyte (or any OAuth2 API) on Node, in one layer:
+ * the `Authenticator`, an authenticated `HttpClient`, and every Node service wired in (keyring, browser, loopback
+ * server, command runner, HTTP transport with proxy and CA, the client configuration from the admin).
+ *
+ * @example
+ * ```ts
+ * import { Authenticator } from "@flyte-auth/core"
+ * import { AuthLayer } from "@flyte-auth/node"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const auth = yield* Authenticator.Authenticator
+ *   return yield* auth.accessToken
+ * }).pipe(Effect.provide(AuthLayer.fromFlyteConfig()))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as Authenticator from "@flyte-auth/core/Authenticator"
+import { AuthenticationError } from "@flyte-auth/core/AuthError"
+import * as AuthHttpClient from "@flyte-auth/core/AuthHttpClient"
+import * as AuthMode from "@flyte-auth/core/AuthMode"
+import type * as Browser from "@flyte-auth/core/Browser"
+import * as ClientConfig from "@flyte-auth/core/ClientConfig"
+import * as DevicePrompt from "@flyte-auth/core/DevicePrompt"
+import * as ExternalCommand from "@flyte-auth/core/ExternalCommand"
+import * as Keyring from "@flyte-auth/core/Keyring"
+import * as ProxyAuthorization from "@flyte-auth/core/ProxyAuthorization"
+import * as GrpcAuth from "@flyte-auth/grpc/GrpcAuth"
+import * as RemoteClientConfigStore from "@flyte-auth/grpc/RemoteClientConfigStore"
+import * as Console from "effect/Console"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as FlyteConfig from "./FlyteConfig.js"
+import * as NodeBrowser from "./NodeBrowser.js"
+import * as NodeCommandRunner from "./NodeCommandRunner.js"
+import * as NodeKeyring from "./NodeKeyring.js"
+import * as NodeLoopbackServer from "./NodeLoopbackServer.js"
+import * as NodeTransport from "./NodeTransport.js"
+
+/**
+ * How to authenticate. Every field is optional: what is not given comes from Flyte's config file
+ * (`configFile`, else `FLYTECTL_CONFIG`, else `~/.flyte/config.yaml`) and `FLYTE_*` environment variables;
+ * what is given here wins over both.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Flyte admin: `host:port` (gRPC; `dns:///` accepted) or an `http(s)://` base URL (HTTP metadata). */
+  readonly endpoint?: string | undefined
+  /** Plaintext gRPC / HTTP instead of TLS. */
+  readonly insecure?: boolean | undefined
+  /** `Pkce`, `DeviceFlow`, `ClientSecret`, `ExternalCommand`, or one of flytekit's aliases. Default `Pkce`. */
+  readonly authMode?: string | undefined
+  readonly clientId?: string | undefined
+  readonly clientSecret?: string | Redacted.Redacted<string> | undefined
+  /** The environment variable holding the client secret (wins over `clientSecretLocation`). */
+  readonly clientSecretEnvVar?: string | undefined
+  /** A file holding the client secret (trimmed). */
+  readonly clientSecretLocation?: string | undefined
+  readonly scopes?: ReadonlyArray<string> | undefined
+  readonly audience?: string | undefined
+  /** The PKCE redirect URI (a loopback URL; port 0 picks a free port), instead of the server's. */
+  readonly redirectUri?: string | undefined
+  /** `ExternalCommand`: the program and its arguments (argv, or a string of whitespace-separated words). */
+  readonly command?: ReadonlyArray<string> | string | undefined
+  /** A command printing the token for `proxy-authorization`, sent on every OAuth, metadata and gRPC call. */
+  readonly proxyCommand?: ReadonlyArray<string> | string | undefined
+  /** Where credentials are kept: `auto` (default), `keytar`, `napi`, `file`, `memory`, `none`, or a layer. */
+  readonly keyring?: NodeKeyring.BackendName | Layer.Layer<Keyring.Keyring> | undefined
+  /** Run this command with the authorize URL as its last argument instead of opening a browser. */
+  readonly browserCommand?: ReadonlyArray<string> | string | undefined
+  /** `false`: never open a browser, only print the URL (or hand it to `onUrl`). */
+  readonly openBrowser?: boolean | undefined
+  /** Called with the authorize URL of a PKCE login (in addition to the browser). */
+  readonly onUrl?: ((url: string) => void) | undefined
+  /** Called with the device-flow instructions instead of printing them to stderr. */
+  readonly onDeviceCode?: ((prompt: DevicePrompt.DeviceCodePrompt) => void) | undefined
+  /** A fixed client configuration instead of fetching it from the admin. */
+  readonly clientConfig?:
+    | ClientConfig.ClientConfig
+    | ConstructorParameters<typeof ClientConfig.ClientConfig>[0]
+    | undefined
+  /** How long an interactive login may wait (seconds, default 300). */
+  readonly timeoutSeconds?: number | undefined
+  readonly caCertFilePath?: string | undefined
+  readonly insecureSkipVerify?: boolean | undefined
+  readonly httpProxyUrl?: string | undefined
+  /** Flyte's config file to read (instead of `FLYTECTL_CONFIG` / `~/.flyte/config.yaml`). */
+  readonly configFile?: string | undefined
+  /** Whether an interactive login (browser, device prompt) may start in this process (default `true`). */
+  readonly allowInteractive?: boolean | undefined
+  /** The environment to read `FLYTE_*` variables from (default `process.env`). */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined
+  /** Replace the browser (e.g. a scripted user agent in tests). */
+  readonly browser?: Layer.Layer<Browser.Browser> | undefined
+}
+
+/**
+ * What the layer resolved, for `status` and for building gRPC channels.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ResolvedSettings {
+  readonly endpoint: string
+  readonly authMode: AuthMode.AuthMode
+  readonly insecure: boolean
+  readonly keyringBackend: string
+  readonly caCertFilePath: string | undefined
+  readonly insecureSkipVerify: boolean
+  /** The proxy token source of `proxyCommand`, for gRPC channels (`GrpcAuth.channelOptions`). */
+  readonly proxyToken: GrpcAuth.ProxyTokenSource | undefined
+  /** The client configuration in use (fetched once). */
+  readonly clientConfig: Effect.Effect<ClientConfig.ClientConfig, AuthenticationError>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Settings extends Context.Tag("@flyte-auth/node/AuthLayer/Settings")<Settings, ResolvedSettings>() {}
+
+/**
+ * A command given as argv or as one string (a JSON array, or whitespace-separated words); `undefined` when empty.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const parseArgv = (
+  command: ReadonlyArray<string> | string | undefined,
+  where: string
+): Effect.Effect<ReadonlyArray<string> | undefined, AuthenticationError> => {
+  if (command === undefined) return Effect.succeed(undefined)
+  const argv = typeof command === "string" ? FlyteConfig.splitCommand(command, where) : Either.right(command)
+  return Effect.map(argv, (argv) => argv.length === 0 ? undefined : argv)
+}
+
+/**
+ * Merges explicit options over Flyte's config file and `FLYTE_*` environment (explicit wins).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const resolve = Effect.fn("AuthLayer.resolve")(function*(options: Options) {
+  const flyte = yield* FlyteConfig.load({
+    configFile: options.configFile,
+    env: options.env,
+    clientSecretEnvVar: options.clientSecretEnvVar,
+    clientSecretLocation: options.clientSecretLocation
+  })
+  const endpoint = stripDns(options.endpoint ?? flyte.endpoint)
+  if (endpoint === undefined || endpoint === "") {
+    return yield* new AuthenticationError({
+      reason: "Config",
+      description:
+        "No endpoint is configured: pass --endpoint, set FLYTE_PLATFORM_URL, or admin.endpoint in the Flyte config"
+    })
+  }
+  const clientSecret = options.clientSecret === undefined
+    ? flyte.clientSecret
+    : Redacted.isRedacted(options.clientSecret)
+    ? options.clientSecret
+    : Redacted.make(options.clientSecret)
+  // As in Flyte's config: an explicit mode is kept; without one, a client secret means ClientSecret.
+  const authMode: AuthMode.AuthMode = options.authMode !== undefined
+    ? yield* AuthMode.parse(options.authMode)
+    : flyte.authModeExplicit || clientSecret === undefined
+    ? flyte.authMode
+    : "ClientSecret"
+  return {
+    endpoint,
+    authMode,
+    insecure: options.insecure ?? flyte.insecure ?? false,
+    insecureSkipVerify: options.insecureSkipVerify ?? flyte.insecureSkipVerify ?? false,
+    caCertFilePath: options.caCertFilePath ?? flyte.caCertFilePath,
+    httpProxyUrl: options.httpProxyUrl ?? flyte.httpProxyUrl,
+    clientId: options.clientId ?? flyte.clientId,
+    clientSecret,
+    scopes: options.scopes ?? flyte.scopes,
+    audience: options.audience ?? flyte.audience,
+    command: (yield* parseArgv(options.command, "command")) ?? flyte.command,
+    proxyCommand: (yield* parseArgv(options.proxyCommand, "proxyCommand")) ?? flyte.proxyCommand,
+    browserCommand: yield* parseArgv(options.browserCommand, "browserCommand")
+  }
+})
+
+/**
+ * The `Authenticator`, the `Settings` and an authenticated `HttpClient` (the auth header on every request,
+ * refresh + resend once on 401), with every Node service wired in. Any one service can still be replaced, e.g.
+ * `browser` for a scripted user agent, `keyring` for a test layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<Authenticator.Authenticator | Settings | HttpClient.HttpClient, AuthenticationError> =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    const resolved = yield* resolve(options)
+    const { endpoint } = resolved
+    const timeout = Duration.seconds(options.timeoutSeconds ?? 300)
+
+    const commandRunner = NodeCommandRunner.layer
+    const transport = NodeTransport.layer({
+      httpProxyUrl: resolved.httpProxyUrl,
+      caCertFilePath: resolved.caCertFilePath,
+      insecureSkipVerify: resolved.insecureSkipVerify
+    })
+    const proxyToken = resolved.proxyCommand === undefined ? undefined : yield* Effect.cached(
+      ExternalCommand.proxyAuthorization({ command: resolved.proxyCommand }).pipe(Effect.provide(commandRunner))
+    )
+    // Every OAuth and metadata call goes through this client; with a proxy command it carries the proxy token.
+    const httpClient = resolved.proxyCommand === undefined
+      ? transport
+      : ProxyAuthorization.layerCommand({ command: resolved.proxyCommand }).pipe(
+        Layer.provide(Layer.merge(transport, commandRunner))
+      )
+
+    const keyring = options.keyring === undefined || typeof options.keyring === "string"
+      ? NodeKeyring.layerFromName(options.keyring ?? "auto")
+      : options.keyring
+    const browser = options.browser ?? browserLayer(options, resolved.browserCommand)
+    const prompt = options.onDeviceCode === undefined
+      ? Layer.succeed(DevicePrompt.DevicePrompt, { show: (prompt) => Console.error(DevicePrompt.format(prompt)) })
+      : Layer.succeed(DevicePrompt.DevicePrompt, {
+        show: (prompt) => Effect.sync(() => options.onDeviceCode!(prompt))
+      })
+
+    const overrides: ClientConfig.Overrides = {
+      clientId: resolved.clientId,
+      scopes: resolved.scopes,
+      audience: resolved.audience,
+      redirectUri: options.redirectUri
+    }
+    const configStore = options.clientConfig !== undefined
+      ? ClientConfig.layerStatic(
+        options.clientConfig instanceof ClientConfig.ClientConfig
+          ? options.clientConfig
+          : new ClientConfig.ClientConfig(options.clientConfig)
+      )
+      : /^https?:\/\//i.test(endpoint)
+      ? ClientConfig.layerFlyteHttp(endpoint, overrides).pipe(Layer.provide(httpClient))
+      : Layer.unwrapEffect(Effect.gen(function*() {
+        const channelCredentials = yield* GrpcAuth.channelCredentials({
+          endpoint,
+          insecure: resolved.insecure,
+          caCertFilePath: resolved.caCertFilePath,
+          insecureSkipVerify: resolved.insecureSkipVerify
+        })
+        const interceptors = proxyToken === undefined ? [] : [yield* GrpcAuth.proxyInterceptor(proxyToken)]
+        return RemoteClientConfigStore.layer({
+          endpoint,
+          insecure: resolved.insecure,
+          channelCredentials,
+          interceptors,
+          overrides
+        })
+      }))
+
+    const services = Layer.mergeAll(
+      keyring,
+      browser,
+      prompt,
+      NodeLoopbackServer.layer,
+      commandRunner,
+      httpClient,
+      configStore
+    )
+    const authenticator = Authenticator.layerFromMode(resolved.authMode, {
+      endpoint,
+      clientId: resolved.clientId,
+      clientSecret: resolved.clientSecret,
+      scopes: resolved.scopes,
+      audience: resolved.audience,
+      command: resolved.command,
+      allowInteractive: options.allowInteractive,
+      deviceTimeout: timeout,
+      pkce: {
+        timeout,
+        onUrl: options.onUrl === undefined ? undefined : (url) => Effect.sync(() => options.onUrl!(url))
+      }
+    }).pipe(Layer.provide(services))
+
+    const settings = Layer.effect(
+      Settings,
+      Effect.gen(function*() {
+        const keyringService = yield* Keyring.Keyring
+        const store = yield* ClientConfig.ClientConfigStore
+        return {
+          endpoint,
+          authMode: resolved.authMode,
+          insecure: resolved.insecure,
+          caCertFilePath: resolved.caCertFilePath,
+          insecureSkipVerify: resolved.insecureSkipVerify,
+          proxyToken,
+          keyringBackend: keyringService.backend,
+          clientConfig: store.get
+        }
+      })
+    ).pipe(Layer.provide(services))
+    const authenticatedHttpClient = AuthHttpClient.layer.pipe(Layer.provide(Layer.merge(authenticator, httpClient)))
+    return Layer.mergeAll(authenticator, settings, authenticatedHttpClient)
+  }))
+
+/**
+ * `layer` with everything from Flyte's configuration (`configFile`, else `FLYTECTL_CONFIG`, else
+ * `~/.flyte/config.yaml`, and `FLYTE_*` variables).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const fromFlyteConfig = (
+  options: Pick<Options, "configFile" | "keyring" | "allowInteractive" | "env"> = {}
+): Layer.Layer<Authenticator.Authenticator | Settings | HttpClient.HttpClient, AuthenticationError> => layer(options)
+
+const stripDns = (endpoint: string | undefined): string | undefined =>
+  endpoint === undefined ? undefined : endpoint.trim().replace(/^dns:\/\/\//i, "")
+
+const browserLayer = (
+  options: Options,
+  command: ReadonlyArray<string> | undefined
+): Layer.Layer<Browser.Browser> => {
+  if (command !== undefined) return NodeBrowser.layerCommand(command)
+  if (options.openBrowser === false) return NodeBrowser.layerCallback(() => undefined)
+  return NodeBrowser.layerSystem
+}
