@@ -81,9 +81,16 @@ export interface AuthClient extends AuthClientLike, AsyncDisposable {
  */
 export const createAuthClient = async (options: Options = {}): Promise<AuthClient> => {
   const runtime = ManagedRuntime.make(AuthLayer.layer(options))
+  let closed = false
   const run = async <A>(effect: Effect.Effect<A, AuthError, Authenticator>, call?: CallOptions): Promise<A> => {
+    if (closed) throw new Error("flyte-auth: this auth client is closed")
     const exit = await runtime.runPromiseExit(effect, call?.signal ? { signal: call.signal } : undefined)
     if (Exit.isSuccess(exit)) return exit.value
+    if (Cause.isInterruptedOnly(exit.cause)) {
+      // Aborted by the caller's signal (reject as fetch does, with its reason), or the client was closed meanwhile.
+      if (call?.signal?.aborted) throw call.signal.reason
+      throw new Error("flyte-auth: the auth client was closed while this call was running")
+    }
     throw squash(exit.cause)
   }
   // Build the layer now, so configuration errors reject `createAuthClient` itself.
@@ -181,6 +188,7 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
   }
 
   const close = async () => {
+    closed = true
     forget()
     await runtime.dispose()
   }

@@ -141,6 +141,13 @@ describe("createAuthClient", () => {
     const controller = new AbortController()
     const pending = auth.accessToken({ signal: controller.signal })
     setTimeout(() => controller.abort(), 200)
-    await expect(pending).rejects.toBeDefined()
+    const error = await pending.then(() => undefined, (e: unknown) => e)
+    expect(error).toMatchObject({ name: "AbortError" })
+  })
+
+  it("a call after close rejects with a clear error", async () => {
+    const auth = await createAuthClient(clientSecretOptions())
+    await auth.close()
+    await expect(auth.accessToken()).rejects.toThrow("closed")
   })
 })
