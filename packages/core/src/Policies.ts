@@ -143,3 +143,68 @@ export const devicePolling = (
  * @category schedules
  */
 export const retryOnceOnUnauthenticated: Schedule.Schedule<number> = Schedule.recurs(1)
+
+/**
+ * How often a process that waits for the cross-process credential lock (`CredentialLock`) tries again:
+ * exponentially from 10 ms, at most 250 ms apart, jittered so that waiting processes spread out. It recurs
+ * forever: the wait is bounded by `credentialLockTimeout`.
+ *
+ * @since 0.1.0
+ * @category schedules
+ */
+export const credentialLockRetry: Schedule.Schedule<Duration.Duration> = Schedule.exponential(
+  Duration.millis(10),
+  1.5
+).pipe(
+  Schedule.union(Schedule.spaced(Duration.millis(250))),
+  Schedule.jittered,
+  Schedule.delays
+)
+
+/**
+ * How much longer than the login it guards the credential lock may be held (token requests, keyring writes).
+ *
+ * @since 0.1.0
+ * @category timeouts
+ */
+export const credentialLockMargin: Duration.Duration = Duration.minutes(1)
+
+/**
+ * How long one process may hold the credential lock of an endpoint: the timeout of the login that may run under
+ * it (default `interactiveTimeout`) plus `credentialLockMargin`. The `Authenticator` gives up the lock (failing
+ * with reason `Timeout`) when its refresh or login takes longer.
+ *
+ * @since 0.1.0
+ * @category timeouts
+ */
+export const credentialLockHold = (loginTimeout: Duration.DurationInput = interactiveTimeout): Duration.Duration =>
+  Duration.sum(Duration.decode(loginTimeout), credentialLockMargin)
+
+/**
+ * How long a process waits for another process's credential lock before it fails with reason `Timeout`: as long
+ * as the other process may hold it by default (`credentialLockHold()`, 6 minutes), so that a token request waits
+ * for a login under way elsewhere instead of starting its own. A holder that died is detected much sooner (see
+ * `credentialLockStaleAfter`).
+ *
+ * @since 0.1.0
+ * @category timeouts
+ */
+export const credentialLockTimeout: Duration.Duration = credentialLockHold()
+
+/**
+ * How often the holder of a file-based credential lock touches its lock file, to show that it is alive.
+ *
+ * @since 0.1.0
+ * @category schedules
+ */
+export const credentialLockHeartbeat: Schedule.Schedule<number> = Schedule.spaced(Duration.seconds(2))
+
+/**
+ * A file-based credential lock whose holder has not touched it for this long is stale and may be broken (a
+ * holder on another machine, or a reused pid). A holder on this machine whose process is gone is detected at
+ * once.
+ *
+ * @since 0.1.0
+ * @category timeouts
+ */
+export const credentialLockStaleAfter: Duration.Duration = Duration.seconds(20)
