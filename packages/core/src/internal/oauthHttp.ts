@@ -68,7 +68,9 @@ export const requestJson = (
           })
           : new AuthenticationError({
             reason: "Transport",
-            description: `Could not reach ${target}: ${describeRequestError(error.reason, error.cause)}`,
+            description: `Could not reach ${target}: ${
+              describeRequestError(error.reason, error.cause, error.description, secrets)
+            }`,
             cause: error.cause
           })
       )),
@@ -85,7 +87,12 @@ export const requestJson = (
     })
   )
 
-const describeRequestError = (reason: string, cause: unknown): string => {
+const describeRequestError = (
+  reason: string,
+  cause: unknown,
+  description: string | undefined,
+  secrets: ReadonlyArray<string>
+): string => {
   // fetch wraps the socket error (`ECONNREFUSED`, `ENOTFOUND`, ...) in a TypeError's cause.
   const inner = Predicate.hasProperty(cause, "cause") ? cause.cause : undefined
   const code = Predicate.hasProperty(inner, "code") && typeof inner.code === "string"
@@ -93,7 +100,9 @@ const describeRequestError = (reason: string, cause: unknown): string => {
     : Predicate.hasProperty(cause, "code") && typeof cause.code === "string"
     ? cause.code
     : undefined
-  return code !== undefined ? `${reason} error (${code})` : `${reason} error`
+  // A transport that gave up by itself says why (e.g. NodeTransport's "no response within 5s").
+  const detail = code ?? (description === undefined || description === "" ? undefined : scrubber(secrets)(description))
+  return detail !== undefined ? `${reason} error (${detail})` : `${reason} error`
 }
 
 /**
