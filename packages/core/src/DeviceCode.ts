@@ -43,7 +43,9 @@ export interface Options {
  * Runs the device flow: asks for a device code, shows the user where to approve it (`DevicePrompt`), then polls
  * the token endpoint every `interval` (5 s when the server sends none, 5 s more after each `slow_down`) until the
  * user approves (credentials), denies (`AccessDenied`), or the code expires by `Clock` (`ExpiredToken`).
- * A configuration without a device authorization endpoint fails at once with reason `Config`.
+ * A configuration without a device authorization endpoint fails at once with reason `Config`. A transient failure
+ * (network, 5xx, 429) of the device authorization request is retried with `Policies.transientRetry`; a failed poll
+ * ends the flow with its typed error.
  *
  * @example
  * ```ts
@@ -92,12 +94,13 @@ export const authenticate: (
     ? { method: "none", clientId }
     : { method: "client_secret_basic", clientId, clientSecret: options.clientSecret }
 
+  // Asking for a device code is idempotent (nobody has seen the code yet): transient failures are retried.
   const authorization = yield* TokenClient.deviceAuthorization({
     deviceAuthorizationEndpoint,
     client,
     scopes: options.scopes ?? config.scopes,
     audience: nonEmpty(options.audience ?? config.audience)
-  })
+  }).pipe(Effect.retry(Policies.transientRetry))
   const issuedAt = yield* DateTime.now
   const timeout = options.timeout === undefined ? undefined : Duration.decode(options.timeout)
   const timedOut = timeout !== undefined && Duration.lessThan(timeout, authorization.expiresIn)
