@@ -15,7 +15,12 @@ const alias = packages.flatMap((name) => [
 export default defineConfig({
   resolve: { alias },
   test: {
-    include: ["packages/*/test/**/*.test.ts", "test/e2e/**/*.test.ts", "examples/**/*.test.ts"],
+    include: [
+      "packages/*/test/**/*.test.ts",
+      "test/e2e/**/*.test.ts",
+      "examples/**/*.test.ts",
+      "test/reliability/**/*.test.ts"
+    ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",
