@@ -51,8 +51,8 @@ const listen = (
 
     const handler = (request: Http.IncomingMessage, response: Http.ServerResponse) => {
       responses.track(response)
-      const url = new URL(request.url ?? "/", "http://loopback")
-      if (!LoopbackServer.isCallbackPath(target, url.pathname)) {
+      const url = parseTarget(request.url)
+      if (url === undefined || !LoopbackServer.isCallbackPath(target, url.pathname)) {
         return write(response, LoopbackServer.notFoundPage)
       }
       if (request.method !== "GET") {
@@ -86,6 +86,18 @@ const listen = (
     )
     return { redirectUri: LoopbackServer.boundRedirectUri(target, port), next: Queue.take(requests) }
   })
+
+/**
+ * The URL of a request target, or `undefined` when it is not one (e.g. `//?x`, an empty authority): any page the
+ * user has open can send such a request to the loopback port, and it must not crash the process.
+ */
+const parseTarget = (target: string | undefined): URL | undefined => {
+  try {
+    return new URL(target ?? "/", "http://loopback")
+  } catch {
+    return undefined
+  }
+}
 
 /** The responses of a listener that are not completely sent yet. */
 const makeResponses = () => {
