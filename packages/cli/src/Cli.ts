@@ -1,0 +1,318 @@
+/**
+ * The `flyte-auth` command line: `login`, `token`, `status`, `logout`, `whoami`, `sandbox` and `demo`, built with
+ * `@effect/cli`. Every command accepts the global options before or after its name.
+ *
+ * @since 0.1.0
+ */
+import * as CliConfig from "@effect/cli/CliConfig"
+import * as Command from "@effect/cli/Command"
+import * as Descriptor from "@effect/cli/CommandDescriptor"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import { validValues } from "./internal/argv.js"
+import type * as AuthCommandsModule from "./internal/authCommands.js"
+import { CliError, exitCodes, report } from "./internal/errors.js"
+import type { GlobalArgs } from "./internal/globalOptions.js"
+import { globalOptions, merge } from "./internal/globalOptions.js"
+import * as SandboxCommand from "./internal/sandboxCommand.js"
+
+/**
+ * The version printed by `--version`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const version = "0.1.0"
+
+const root = Command.make("flyte-auth", globalOptions, () =>
+  Effect.fail(
+    new CliError({ message: "no command given; run `flyte-auth --help` to see the commands", exitCode: 2 })
+  )).pipe(
+    Command.withDescription(
+      "Authenticate to a Flyte deployment (PKCE, device code, client credentials, external command), keep the " +
+        "credentials in a keyring and hand out fresh access tokens."
+    )
+  )
+
+/** The commands' implementations, loaded when one runs (so `--help` and `sandbox` do not load them). */
+const AuthCommands = Effect.promise(() => import("./internal/authCommands.js"))
+
+/** The global options of a subcommand merged with the ones given before it. */
+const globals = (after: GlobalArgs): Effect.Effect<GlobalArgs, never, Command.Command.Context<"flyte-auth">> =>
+  Effect.map(root, (before) => merge(before, after))
+
+/** Runs one of the auth commands with the merged global options. */
+const runAuth = <E>(
+  after: GlobalArgs,
+  f: (commands: typeof AuthCommandsModule, args: GlobalArgs) => Effect.Effect<void, E>
+) => Effect.flatten(Effect.zipWith(AuthCommands, globals(after), f))
+
+const login = Command.make(
+  "login",
+  globalOptions,
+  (args) => runAuth(args, (m, merged) => m.login(merged))
+).pipe(
+  Command.withDescription(
+    "Run the configured flow now and store the credentials; reports `Logged in to <endpoint> as <subject>` and " +
+      "the expiry on stderr."
+  )
+)
+
+const token = Command.make(
+  "token",
+  globalOptions,
+  (args) => runAuth(args, (m, merged) => m.token(merged))
+).pipe(
+  Command.withDescription(
+    "Print a valid access token on stdout (from the keyring, refreshed when needed). Logs in only when that " +
+      "needs no user (ClientSecret, ExternalCommand), or when stdin and stderr are terminals, or with " +
+      "--interactive; otherwise fails with AccessTokenNotFound. Usable as another tool's external command."
+  )
+)
+
+const status = Command.make(
+  "status",
+  { ...globalOptions, json: Options.boolean("json").pipe(Options.withDescription("Print one JSON object.")) },
+  ({ json, ...args }) => runAuth(args, (m, merged) => m.status(merged, json))
+).pipe(
+  Command.withDescription(
+    "Show the endpoint, auth mode, keyring backend and the stored credentials (subject, scopes, expiry); " +
+      "offline: nothing is contacted, nothing refreshed."
+  )
+)
+
+const logout = Command.make(
+  "logout",
+  globalOptions,
+  (args) => runAuth(args, (m, merged) => m.logout(merged))
+).pipe(
+  Command.withDescription("Forget the stored credentials for the endpoint (offline: only the keyring is touched).")
+)
+
+const whoami = Command.make(
+  "whoami",
+  globalOptions,
+  (args) => runAuth(args, (m, merged) => m.whoami(merged))
+).pipe(
+  Command.withDescription(
+    "Call flyteidl.service.IdentityService/UserInfo through the authenticated channel and print the response " +
+      "as JSON."
+  )
+)
+
+const port = (name: string, fallback: number, what: string) =>
+  Options.integer(name).pipe(
+    Options.withDescription(`Port of ${what} (default ${fallback}; 0 picks a free port).`),
+    Options.withPseudoName("PORT"),
+    Options.withDefault(fallback)
+  )
+
+const sandbox = Command.make(
+  "sandbox",
+  {
+    ...globalOptions,
+    adminPort: port("admin-port", SandboxCommand.defaultPorts.adminGrpc, "the admin's gRPC server"),
+    adminHttpPort: port("admin-http-port", SandboxCommand.defaultPorts.adminHttp, "the admin's HTTP server"),
+    idpPort: port("idp-port", SandboxCommand.defaultPorts.idp, "the IdP (the issuer)"),
+    tokenTtl: Options.integer("token-ttl").pipe(
+      Options.withDescription("Lifetime of access tokens in seconds (default 600)."),
+      Options.withPseudoName("SECONDS"),
+      Options.optional
+    ),
+    autoApprove: Options.boolean("auto-approve").pipe(
+      Options.withDescription("Sign the demo user in and grant consent without showing the login pages.")
+    ),
+    headerKey: Options.text("header-key").pipe(
+      Options.withDescription("Header / metadata key the admin reads the token from (default flyte-authorization)."),
+      Options.withPseudoName("KEY"),
+      Options.optional
+    ),
+    redirectUri: Options.text("redirect-uri").pipe(
+      Options.withDescription(
+        "Redirect URI the admin publishes for PKCE (default http://localhost:53593/callback, as Flyte; port 0 lets " +
+          "the client pick a free port)."
+      ),
+      Options.withPseudoName("URI"),
+      Options.optional
+    )
+  },
+  (args) => {
+    const invalid = [args.adminPort, args.adminHttpPort, args.idpPort].find((p) => p < 0 || p > 65535)
+    if (invalid !== undefined) {
+      return Effect.fail(new CliError({ message: `port ${invalid} is not between 0 and 65535`, exitCode: 2 }))
+    }
+    if (Option.isSome(args.tokenTtl) && args.tokenTtl.value <= 0) {
+      return Effect.fail(new CliError({ message: "--token-ttl must be a positive number of seconds", exitCode: 2 }))
+    }
+    return SandboxCommand.run({
+      adminPort: args.adminPort,
+      adminHttpPort: args.adminHttpPort,
+      idpPort: args.idpPort,
+      tokenTtl: Option.getOrUndefined(args.tokenTtl),
+      autoApprove: args.autoApprove,
+      headerKey: Option.getOrUndefined(args.headerKey),
+      redirectUri: Option.getOrUndefined(args.redirectUri)
+    })
+  }
+).pipe(
+  Command.withDescription(
+    "Run a local Flyte-auth environment (an oidc-provider IdP and a Flyte-like admin on 127.0.0.1) until Ctrl-C. " +
+      "The first stdout line is a JSON object with its addresses, clients and demo user."
+  )
+)
+
+const demo = Command.make(
+  "demo",
+  {
+    ...globalOptions,
+    tokenTtl: Options.integer("token-ttl").pipe(
+      Options.withDescription("Lifetime of the sandbox's access tokens in seconds (default 20)."),
+      Options.withPseudoName("SECONDS"),
+      Options.withDefault(20)
+    )
+  },
+  ({ tokenTtl, ...args }) =>
+    Effect.flatMap(globals(args), (merged) =>
+      Effect.flatMap(
+        Effect.promise(() => import("./internal/demo.js")),
+        (Demo) => Demo.run({ verbose: Option.isSome(merged.verbose), tokenTtlSeconds: tokenTtl })
+      ))
+).pipe(
+  Command.withDescription(
+    "Start the sandbox in-process and run all four flows end to end in a fresh temporary keyring (PKCE through a " +
+      "headless user agent, device code approved by a simulated second device, client credentials, external " +
+      "command), call whoami over gRPC and HTTP with each, force an expiry and show the refresh, print a summary. " +
+      "Exits 0 only if everything passed."
+  )
+)
+
+const command = root.pipe(Command.withSubcommands([login, token, status, logout, whoami, sandbox, demo]))
+
+const cli = Command.run(command, {
+  name: "flyte-auth",
+  version
+})
+
+const cliConfig = CliConfig.make({ showBuiltIns: false })
+
+/**
+ * Parses the command line once without running anything, so that a usage error is reported like every other
+ * error (one line, saying what to do) instead of by `@effect/cli`.
+ */
+const checkUsage = (argv: ReadonlyArray<string>): Effect.Effect<void, CliError, NodeContext.NodeContext> =>
+  Descriptor.parse(command.descriptor, ["flyte-auth", ...argv.slice(2)], cliConfig).pipe(
+    Effect.matchEffect({
+      onFailure: (error) => {
+        if (!ValidationError.isValidationError(error) || ValidationError.isHelpRequested(error)) return Effect.void
+        const text = HelpDoc.toAnsiText(error.error).replace(/\u001b\[[0-9;]*m/g, "").replace(/\s+/g, " ").trim()
+        return Effect.fail(usage(`${text} — run \`flyte-auth --help\` for the commands and options`))
+      },
+      onSuccess: (directive) =>
+        directive._tag === "UserDefined" && directive.leftover.length > 0
+          ? Effect.fail(
+            usage(
+              `unknown argument "${directive.leftover[0]}" — run \`flyte-auth --help\` for the commands and options`
+            )
+          )
+          : Effect.void
+    })
+  )
+
+const usage = (message: string) => new CliError({ message, exitCode: exitCodes.usage })
+
+/**
+ * The command that failed, for the error line (`flyte-auth <command>: ...`).
+ */
+const commandName = (args: ReadonlyArray<string>): string =>
+  args.slice(2).find((arg) => ["login", "token", "status", "logout", "whoami", "sandbox", "demo"].includes(arg)) ??
+    ""
+
+/**
+ * Runs the CLI on `process.argv`-shaped arguments and exits the process with the command's exit code.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const main = (argv: ReadonlyArray<string>): void => {
+  const verbose = argv.includes("--verbose")
+  const usageError = validValues(argv.slice(2))
+  if (usageError !== undefined) {
+    process.stderr.write(`flyte-auth: ${usageError}\n`)
+    process.exitCode = exitCodes.usage
+    return
+  }
+  const program = Effect.zipRight(checkUsage(argv), cli(argv)).pipe(
+    Effect.provide(
+      Layer.mergeAll(
+        NodeContext.layer,
+        Layer.succeed(CliConfig.CliConfig, cliConfig),
+        plainConsole,
+        Logger.replace(Logger.defaultLogger, stderrLogger(commandName(argv), verbose)),
+        Logger.minimumLogLevel(verbose ? LogLevel.Debug : LogLevel.Warning)
+      )
+    )
+  )
+  const controller = new AbortController()
+  const onSignal = () => controller.abort()
+  process.once("SIGINT", onSignal)
+  process.once("SIGTERM", onSignal)
+  Effect.runPromiseExit(program, { signal: controller.signal }).then((exit) => {
+    process.off("SIGINT", onSignal)
+    process.off("SIGTERM", onSignal)
+    process.exitCode = exitCodeOf(exit, commandName(argv), verbose)
+  })
+}
+
+const exitCodeOf = (exit: Exit.Exit<void, unknown>, command: string, verbose: boolean): number => {
+  if (Exit.isSuccess(exit)) return 0
+  // Ctrl-C / SIGTERM: the normal way to stop `sandbox`; for any other command the work was abandoned.
+  if (Cause.isInterruptedOnly(exit.cause)) return command === "sandbox" ? 0 : 130
+  const failure = Cause.failureOption(exit.cause)
+  // @effect/cli has already printed its validation errors and the help they asked for.
+  if (Option.isSome(failure) && ValidationError.isValidationError(failure.value)) {
+    return ValidationError.isHelpRequested(failure.value) ? 0 : 2
+  }
+  const { exitCode, lines } = report(command === "" ? "" : command, exit.cause, verbose)
+  for (const line of lines) process.stderr.write(`${line.replace(/^flyte-auth : /, "flyte-auth: ")}\n`)
+  return exitCode
+}
+
+const ansi = /\u001b\[[0-9;]*m/g
+const colors = process.stdout.isTTY === true && process.env.NO_COLOR === undefined
+
+/** The help text without ANSI colours when stdout is not a terminal (or NO_COLOR is set). */
+const plainConsole: Layer.Layer<never> = Layer.unwrapEffect(
+  Console.consoleWith((current) =>
+    Effect.succeed(
+      colors ? Layer.empty : Console.setConsole({
+        ...current,
+        log: (...args: ReadonlyArray<unknown>) =>
+          current.log(...args.map((arg) => typeof arg === "string" ? arg.replace(ansi, "") : arg))
+      })
+    )
+  )
+)
+
+/**
+ * Log lines go to stderr, so that stdout carries only what was asked for. Without `--verbose` only warnings and
+ * errors are shown, and the file keyring's reminder that it does not encrypt is shown by `login` only (the user
+ * chose `--keyring file`; repeating it on every `token` would drown the output of scripts).
+ */
+const stderrLogger = (command: string, verbose: boolean) =>
+  Logger.make(({ logLevel, message }) => {
+    const text = (Array.isArray(message) ? message : [message]).map((m) => typeof m === "string" ? m : String(m))
+      .join(" ")
+    if (!verbose && command !== "login" && /stored unencrypted in plain files/.test(text)) return
+    const prefix = logLevel._tag === "Warning" ? "warning: " : logLevel._tag === "Error" ? "error: " : ""
+    process.stderr.write(`${prefix}${text}\n`)
+  })

@@ -1,0 +1,363 @@
+/**
+ * `login`, `token`, `status`, `logout` and `whoami`: the commands that work on the credentials of one endpoint,
+ * through `AuthLayer` (explicit options over Flyte's config file and `FLYTE_*` variables).
+ *
+ * @internal
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import { Authenticator } from "@flyte-auth/core/Authenticator"
+import type { AuthError } from "@flyte-auth/core/AuthError"
+import type * as AuthMode from "@flyte-auth/core/AuthMode"
+import * as Credentials from "@flyte-auth/core/Credentials"
+import * as Keyring from "@flyte-auth/core/Keyring"
+import * as AuthLayer from "@flyte-auth/node/AuthLayer"
+import * as NodeKeyring from "@flyte-auth/node/NodeKeyring"
+import * as Console from "effect/Console"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import { parseScopes } from "./argv.js"
+import { CliError } from "./errors.js"
+import type { GlobalArgs } from "./globalOptions.js"
+import * as Jwt from "./jwt.js"
+
+/**
+ * Whether a command may start an interactive login: `login` always (unless `--no-interactive`); `token` and
+ * `whoami` when stdin and stderr are terminals (someone can see the prompt), or with `--interactive`.
+ *
+ * @internal
+ */
+export const allowInteractive = (args: GlobalArgs, command: "login" | "token" | "whoami" | "none"): boolean => {
+  if (Option.isSome(args.noInteractive)) return false
+  if (command === "none") return false
+  if (command === "login" || Option.isSome(args.interactive)) return true
+  return process.stdin.isTTY === true && process.stderr.isTTY === true
+}
+
+/**
+ * The `AuthLayer` options for the global options (only what was given: the config file fills the rest).
+ *
+ * @internal
+ */
+export const authOptions = (
+  args: GlobalArgs,
+  allow: boolean,
+  keyring: Layer.Layer<Keyring.Keyring>
+): Effect.Effect<AuthLayer.Options, CliError> =>
+  Effect.gen(function*() {
+    if (Option.isSome(args.interactive) && Option.isSome(args.noInteractive)) {
+      return yield* usage("--interactive and --no-interactive cannot be used together")
+    }
+    if (Option.isSome(args.timeout) && args.timeout.value <= 0) {
+      return yield* usage("--timeout must be a positive number of seconds")
+    }
+    const scopes = Option.map(args.scopes, parseScopes)
+    if (Option.isSome(scopes) && scopes.value.length === 0) return yield* usage("--scopes is empty")
+    for (
+      const [name, value] of [["--command", args.command], ["--proxy-command", args.proxyCommand], [
+        "--browser-command",
+        args.browserCommand
+      ]] as const
+    ) {
+      if (Option.isSome(value)) {
+        const argv = yield* Effect.either(AuthLayer.parseArgv(value.value, name))
+        if (Either.isLeft(argv)) return yield* usage(argv.left.description)
+        if (argv.right === undefined) return yield* usage(`${name} is empty`)
+      }
+    }
+    const pick = <A>(o: Option.Option<A>): A | undefined => Option.getOrUndefined(o)
+    const options: AuthLayer.Options = {
+      endpoint: pick(args.endpoint),
+      insecure: pick(args.insecure),
+      configFile: pick(args.config),
+      authMode: pick(args.authMode),
+      clientId: pick(args.clientId),
+      clientSecretEnvVar: pick(args.clientSecretEnvVar),
+      clientSecretLocation: pick(args.clientSecretLocation),
+      scopes: pick(scopes),
+      audience: pick(args.audience),
+      command: pick(args.command),
+      proxyCommand: pick(args.proxyCommand),
+      browserCommand: pick(args.browserCommand),
+      caCertFilePath: pick(args.caCertFilePath),
+      insecureSkipVerify: pick(args.insecureSkipVerify),
+      httpProxyUrl: pick(args.httpProxyUrl),
+      timeoutSeconds: pick(args.timeout),
+      allowInteractive: allow,
+      keyring
+    }
+    return options
+  })
+
+const usage = (message: string) => Effect.fail(new CliError({ message, exitCode: 2 }))
+
+/**
+ * The keyring of `--keyring` (default `auto`), shared by the `Authenticator` and `status`.
+ *
+ * @internal
+ */
+export const keyringLayer = (args: GlobalArgs): Layer.Layer<Keyring.Keyring> =>
+  NodeKeyring.layerFromName(Option.getOrElse(args.keyring, () => "auto" as const))
+
+type Services = Authenticator | AuthLayer.Settings | HttpClient.HttpClient | Keyring.Keyring
+
+/**
+ * Runs `f` with the `Authenticator`, the `Settings`, the authenticated `HttpClient` and the keyring.
+ *
+ * @internal
+ */
+export const withAuth = <A, E>(
+  args: GlobalArgs,
+  command: "login" | "token" | "whoami" | "none",
+  f: Effect.Effect<A, E, Services | Scope.Scope>
+): Effect.Effect<A, E | AuthError | CliError> =>
+  Effect.gen(function*() {
+    const keyring = keyringLayer(args)
+    const options = yield* authOptions(args, allowInteractive(args, command), keyring)
+    return yield* Effect.scoped(f).pipe(Effect.provide(Layer.merge(AuthLayer.layer(options), keyring)))
+  })
+
+/**
+ * How often a long interactive wait (browser login, device approval) reports on stderr that it is still waiting.
+ *
+ * @internal
+ */
+export const progressInterval = Duration.seconds(15)
+
+/** Runs `self`, printing a line on stderr every `progressInterval` while it has not finished. */
+const withProgress = <A, E, R>(self: Effect.Effect<A, E, R>, args: GlobalArgs): Effect.Effect<A, E, R> => {
+  const limit = Option.getOrElse(args.timeout, () => 300)
+  return Effect.suspend(() => {
+    const started = Date.now()
+    const tick = Effect.suspend(() =>
+      Console.error(
+        `… still waiting for the login to complete (${
+          Math.round((Date.now() - started) / 1000)
+        } s of at most ${limit} s)`
+      )
+    )
+    return Effect.raceFirst(
+      self,
+      tick.pipe(Effect.delay(progressInterval), Effect.forever)
+    )
+  })
+}
+
+/**
+ * Runs `f` with what the options resolve to (endpoint, auth mode, ...) and the keyring, without building the
+ * `Authenticator`: `status` and `logout` work offline (a DeviceFlow authenticator, say, asks the server for its
+ * endpoints when it is built). The stored credentials are the entry `Keyring.serviceName` / endpoint, the one the
+ * `Authenticator` reads and writes.
+ *
+ * @internal
+ */
+export const withResolved = <A, E>(
+  args: GlobalArgs,
+  f: (
+    resolved: Effect.Effect.Success<ReturnType<typeof AuthLayer.resolve>>
+  ) => Effect.Effect<A, E, Keyring.Keyring>
+): Effect.Effect<A, E | AuthError | CliError> =>
+  Effect.gen(function*() {
+    const keyring = keyringLayer(args)
+    const options = yield* authOptions(args, false, keyring)
+    const resolved = yield* AuthLayer.resolve(options)
+    return yield* f(resolved).pipe(Effect.provide(keyring))
+  })
+
+// --- login -------------------------------------------------------------------------------------------------------
+
+/** @internal */
+export const login = (args: GlobalArgs) =>
+  withAuth(
+    args,
+    "login",
+    Effect.gen(function*() {
+      const auth = yield* Authenticator
+      const settings = yield* AuthLayer.Settings
+      const credentials = yield* withProgress(auth.login, args)
+      const now = yield* DateTime.now
+      yield* Console.error(
+        `Logged in to ${settings.endpoint} as ${subjectOf(credentials) ?? "an unknown subject (opaque token)"}` +
+          `; ${describeExpiry(credentials, now)}`
+      )
+    })
+  )
+
+// --- token -------------------------------------------------------------------------------------------------------
+
+/** @internal */
+export const token = (args: GlobalArgs) =>
+  withAuth(
+    args,
+    "token",
+    Effect.gen(function*() {
+      const auth = yield* Authenticator
+      const accessToken =
+        yield* (allowInteractive(args, "token") ? withProgress(auth.accessToken, args) : auth.accessToken)
+      // The one place where a secret is printed: the caller asked for it.
+      yield* Effect.sync(() => process.stdout.write(`${Redacted.value(accessToken)}\n`))
+    })
+  )
+
+// --- status ------------------------------------------------------------------------------------------------------
+
+/**
+ * What `status --json` prints.
+ *
+ * @internal
+ */
+export interface StatusReport {
+  readonly endpoint: string
+  readonly authMode: AuthMode.AuthMode
+  readonly keyringBackend: string
+  readonly insecure: boolean
+  readonly loggedIn: boolean
+  readonly subject: string | null
+  readonly scopes: ReadonlyArray<string> | null
+  readonly expiresAt: string | null
+  readonly expiresInSeconds: number | null
+  readonly expired: boolean | null
+  readonly refreshToken: boolean
+}
+
+/** @internal */
+export const status = (args: GlobalArgs, json: boolean) =>
+  withResolved(args, (settings) =>
+    Effect.gen(function*() {
+      const keyring = yield* Keyring.Keyring
+      const stored = yield* keyring.get(Keyring.serviceName, settings.endpoint).pipe(
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.succeedNone,
+          onSome: (entry) => Effect.option(Credentials.decodeKeyringEntry(entry))
+        }))
+      )
+      const now = yield* DateTime.now
+      const credentials = Option.getOrUndefined(stored)
+      const expiresAt = credentials?.expiresAt
+      const report: StatusReport = {
+        endpoint: settings.endpoint,
+        authMode: settings.authMode,
+        keyringBackend: keyring.backend,
+        insecure: settings.insecure,
+        loggedIn: credentials !== undefined,
+        subject: credentials === undefined ? null : subjectOf(credentials) ?? null,
+        scopes: credentials === undefined ? null : scopesOf(credentials) ?? null,
+        expiresAt: expiresAt === undefined ? null : DateTime.formatIso(expiresAt),
+        expiresInSeconds: expiresAt === undefined
+          ? null
+          : Math.round((DateTime.toEpochMillis(expiresAt) - DateTime.toEpochMillis(now)) / 1000),
+        expired: credentials === undefined || expiresAt === undefined
+          ? null
+          : DateTime.toEpochMillis(expiresAt) <= DateTime.toEpochMillis(now),
+        refreshToken: credentials?.refreshToken !== undefined
+      }
+      if (json) return yield* Console.log(JSON.stringify(report))
+      const rows: Array<[string, string]> = [
+        ["endpoint", `${report.endpoint}${report.insecure ? " (insecure)" : ""}`],
+        ["auth mode", report.authMode],
+        ["keyring", report.keyringBackend],
+        ["logged in", report.loggedIn ? "yes" : "no"]
+      ]
+      if (credentials !== undefined) {
+        rows.push(
+          ["subject", report.subject ?? "unknown (opaque token)"],
+          ["scopes", report.scopes === null ? "unknown" : report.scopes.join(" ")],
+          ["expiry", describeExpiry(credentials, now)],
+          ["refresh token", report.refreshToken ? "yes" : "no"]
+        )
+      }
+      const width = Math.max(...rows.map(([key]) => key.length)) + 2
+      yield* Console.log(rows.map(([key, value]) => `${key.padEnd(width)}${value}`).join("\n"))
+    }))
+
+// --- logout ------------------------------------------------------------------------------------------------------
+
+/** @internal */
+export const logout = (args: GlobalArgs) =>
+  withResolved(args, (settings) =>
+    Effect.gen(function*() {
+      const keyring = yield* Keyring.Keyring
+      yield* keyring.delete(Keyring.serviceName, settings.endpoint)
+      yield* Console.error(`Logged out of ${settings.endpoint}: its stored credentials are deleted`)
+    }))
+
+// --- whoami ------------------------------------------------------------------------------------------------------
+
+/** @internal */
+export const whoami = (args: GlobalArgs) =>
+  withAuth(
+    args,
+    "whoami",
+    Effect.gen(function*() {
+      const auth = yield* Authenticator
+      const settings = yield* AuthLayer.Settings
+      // Obtain the token first, so that "not logged in" is reported as such and not as a failed call.
+      yield* (allowInteractive(args, "whoami") ? withProgress(auth.accessToken, args) : auth.accessToken)
+      const timeout = Duration.seconds(30)
+      if (/^https?:\/\//i.test(settings.endpoint)) {
+        const client = yield* HttpClient.HttpClient
+        const url = `${settings.endpoint.replace(/\/+$/, "")}/me`
+        const response = yield* client.get(url).pipe(
+          Effect.filterOrFail(
+            (r) => r.status >= 200 && r.status < 300,
+            (r) => new CliError({ message: `GET ${url} answered HTTP ${r.status}` })
+          ),
+          Effect.flatMap((r) => r.json),
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () => new CliError({ message: `GET ${url} did not answer within 30s` })
+          }),
+          Effect.catchTags({
+            RequestError: (error) => Effect.fail(new CliError({ message: `GET ${url} failed`, cause: error })),
+            ResponseError: (error) =>
+              Effect.fail(new CliError({ message: `GET ${url} did not return JSON`, cause: error }))
+          })
+        )
+        return yield* Console.log(JSON.stringify(response, null, 2))
+      }
+      const Grpc = yield* Effect.promise(() => import("./grpcUserInfo.js"))
+      const response = yield* Grpc.userInfo(settings, timeout)
+      yield* Console.log(JSON.stringify(response, null, 2))
+    })
+  )
+
+// --- helpers -----------------------------------------------------------------------------------------------------
+
+/**
+ * Who the credentials belong to: `sub` of the ID token, else of the access token (when they are JWTs).
+ *
+ * @internal
+ */
+export const subjectOf = (credentials: Credentials.Credentials): string | undefined => {
+  for (const token of [credentials.idToken, credentials.accessToken]) {
+    if (token === undefined) continue
+    const sub = Jwt.claims(Redacted.value(token))?.sub
+    if (typeof sub === "string" && sub !== "") return sub
+  }
+  return undefined
+}
+
+const scopesOf = (credentials: Credentials.Credentials): ReadonlyArray<string> | undefined => {
+  if (credentials.scopes !== undefined) return credentials.scopes
+  const scope = Jwt.claims(Redacted.value(credentials.accessToken))?.scope
+  return typeof scope === "string" ? scope.split(" ").filter((s) => s !== "") : undefined
+}
+
+/**
+ * `expires 2025-01-01T00:00:00.000Z (in 9m 58s)`, or how long ago it expired.
+ *
+ * @internal
+ */
+export const describeExpiry = (credentials: Credentials.Credentials, now: DateTime.Utc): string => {
+  if (credentials.expiresAt === undefined) return "no expiry known (used until the server rejects it)"
+  const left = DateTime.toEpochMillis(credentials.expiresAt) - DateTime.toEpochMillis(now)
+  const when = DateTime.formatIso(credentials.expiresAt)
+  const span = Duration.format(Duration.seconds(Math.round(Math.abs(left) / 1000)))
+  if (left > 0) return `expires ${when} (in ${span})`
+  return `expired ${when} (${span} ago${credentials.refreshToken !== undefined ? "; refreshed on next use" : ""})`
+}

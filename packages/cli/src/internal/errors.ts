@@ -1,0 +1,168 @@
+/**
+ * How the CLI reports a failure: one line on stderr saying what failed and what to do; with `--verbose` the
+ * chain of causes below it. Only messages are printed (never whole objects), and the messages of flyte-auth's
+ * errors never contain a secret.
+ *
+ * @internal
+ */
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
+import * as Option from "effect/Option"
+
+/**
+ * A failure of the CLI itself (bad option, unusable config, failed call) with a message written for the user.
+ *
+ * @internal
+ */
+export class CliError extends Data.TaggedError("CliError")<{
+  readonly message: string
+  readonly cause?: unknown
+  /** The exit code; 1 unless said otherwise (2 for usage errors). */
+  readonly exitCode?: number
+}> {}
+
+/**
+ * The exit codes: 0 success, 1 failure, 2 bad usage (options), 3 no token without a login that is not allowed
+ * here (`AccessTokenNotFound`), 70 internal error, 130 interrupted.
+ *
+ * @internal
+ */
+export const exitCodes = { failure: 1, usage: 2, accessTokenNotFound: 3, internal: 70, interrupted: 130 } as const
+
+interface Tagged {
+  readonly _tag: string
+  readonly reason?: string
+  readonly message?: string
+  readonly error?: string
+  readonly cause?: unknown
+}
+
+const isTagged = (u: unknown): u is Tagged =>
+  typeof u === "object" && u !== null && typeof (u as { _tag?: unknown })._tag === "string"
+
+/**
+ * What to do about an error of the flyte-auth family, by its reason.
+ *
+ * @internal
+ */
+export const hint = (error: unknown): string | undefined => {
+  if (!isTagged(error)) return undefined
+  if (error._tag === "AccessTokenNotFound") {
+    return "run `flyte-auth login` first, or pass --interactive to let this command log in"
+  }
+  if (error._tag === "KeyringError") {
+    return "choose another keyring with --keyring (auto, keytar, napi, file, memory, none)"
+  }
+  if (error._tag !== "AuthenticationError") return undefined
+  switch (error.reason) {
+    case "Transport":
+      return "check --endpoint (admin.endpoint) and that the server is up; use --insecure for a plaintext server"
+    case "Config":
+      return configHint(error.message ?? "")
+    case "Timeout":
+      return "finish the login sooner, or allow more time with --timeout SECONDS"
+    case "PortInUse":
+      return "stop the program that holds the port and log in again"
+    case "OAuthError":
+      return error.error === "invalid_client" || error.error === "unauthorized_client"
+        ? "check --client-id and the client secret (--client-secret-env-var, --client-secret-location)"
+        : error.error === "invalid_scope"
+        ? "check --scopes (admin.scopes)"
+        : undefined
+    case "CommandFailed":
+      return "check --command (admin.command)"
+    case "Browser":
+      return "open the URL printed above yourself, or set --browser-command"
+    case "AccessDenied":
+    case "CallbackError":
+      return "the login was refused; run `flyte-auth login` to try again"
+    case "ExpiredToken":
+      return "the device code expired before it was approved; run `flyte-auth login` again"
+    default:
+      return undefined
+  }
+}
+
+/** A configuration error names what is wrong; say where to set it, unless it already names an option or key. */
+const configHint = (message: string): string | undefined => {
+  if (/--[a-z]|admin\.|FLYTE_/.test(message)) return undefined
+  if (/client secret/i.test(message)) {
+    return "pass --client-secret-env-var NAME or --client-secret-location PATH (admin.clientSecretEnvVar, " +
+      "admin.clientSecretLocation)"
+  }
+  if (/client id/i.test(message)) return "pass --client-id (admin.clientId)"
+  if (/command/i.test(message)) return "pass --command (admin.command)"
+  if (/device/i.test(message)) return "this server offers no device flow: choose another --auth-mode"
+  return undefined
+}
+
+const messageOf = (u: unknown): string => {
+  if (u instanceof Error || (typeof u === "object" && u !== null && typeof (u as Error).message === "string")) {
+    const message = (u as Error).message
+    if (message.length > 0) return message
+  }
+  if (isTagged(u)) return u._tag
+  if (typeof u === "string") return u
+  return String(u)
+}
+
+const label = (u: unknown): string => {
+  if (isTagged(u)) return u.reason !== undefined ? `${u._tag}(${u.reason})` : u._tag
+  if (u instanceof Error) return u.name
+  return typeof u
+}
+
+/**
+ * The causes below an error, outermost first (bounded, so a cycle cannot loop).
+ *
+ * @internal
+ */
+export const causeChain = (error: unknown): Array<string> => {
+  const lines: Array<string> = []
+  const seen = new Set<unknown>()
+  let current = typeof error === "object" && error !== null ? (error as { cause?: unknown }).cause : undefined
+  while (current !== undefined && current !== null && !seen.has(current) && lines.length < 10) {
+    seen.add(current)
+    lines.push(`${label(current)}: ${messageOf(current)}`)
+    current = typeof current === "object" ? (current as { cause?: unknown }).cause : undefined
+  }
+  return lines
+}
+
+/**
+ * The lines to print for a failed command (the first one always, the others with `--verbose`).
+ *
+ * @internal
+ */
+export const report = (
+  command: string,
+  cause: Cause.Cause<unknown>,
+  verbose: boolean
+): { readonly lines: Array<string>; readonly exitCode: number } => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value
+    const what = messageOf(error).replace(/\s*\n\s*/g, " ").trim()
+    const todo = hint(error)
+    const exitCode = error instanceof CliError && error.exitCode !== undefined
+      ? error.exitCode
+      : isTagged(error) && error._tag === "AccessTokenNotFound"
+      ? exitCodes.accessTokenNotFound
+      : 1
+    const first = `flyte-auth ${command}: ${what}${todo !== undefined ? ` — ${todo}` : ""}`
+    const lines = [first]
+    if (verbose) lines.push(...causeChain(error).map((line) => `  caused by ${line}`))
+    return { lines, exitCode }
+  }
+  const defect = Cause.dieOption(cause)
+  if (Option.isSome(defect)) {
+    const lines = [`flyte-auth ${command}: unexpected error: ${messageOf(defect.value)} (please report this)`]
+    if (verbose) {
+      const stack = defect.value instanceof Error ? defect.value.stack : undefined
+      if (stack !== undefined) lines.push(...stack.split("\n").slice(1))
+      lines.push(...causeChain(defect.value).map((line) => `  caused by ${line}`))
+    }
+    return { lines, exitCode: 70 }
+  }
+  return { lines: [`flyte-auth ${command}: interrupted`], exitCode: 130 }
+}

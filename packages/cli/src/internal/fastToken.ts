@@ -1,0 +1,199 @@
+/**
+ * The fast path of `flyte-auth token`: answer from a valid cached token without loading Effect, `@effect/cli`,
+ * grpc-js or the flows, so that `flyte-auth token` used as another tool's credential command starts about as fast
+ * as `node` itself.
+ *
+ * It is a read-only peek at what the `Authenticator` would find in the keyring, and it bails out (returns
+ * `undefined`, and the full CLI runs) whenever anything is not the plain case: another command or option, `--help`,
+ * an endpoint it cannot determine, a keyring other than `file`, `keytar` or `auto`, a missing, unexpected or
+ * not-fresh entry, an unreadable or malformed config file, a credentials file with the wrong owner or mode. So
+ * the full path still does everything that needs doing (refresh, login, errors, warnings). The constants and
+ * rules it mirrors (keyring service name, file names, the entry's JSON, the refresh skew, how the endpoint is
+ * resolved) are checked against the real modules by `test/fastToken.test.ts`.
+ *
+ * @internal
+ */
+import { createHash } from "node:crypto"
+import * as Fs from "node:fs"
+import { createRequire } from "node:module"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { preParse } from "./argv.js"
+
+/** `Keyring.serviceName` of `@flyte-auth/core`. @internal */
+export const serviceName = "flyte-auth"
+/** `NodeKeyring.credentialsDirEnv`. @internal */
+export const credentialsDirEnv = "FLYTE_AUTH_CREDENTIALS_DIR"
+/** `NodeKeyring.defaultCredentialsDir()`. @internal */
+export const defaultCredentialsDir = (): string => Path.join(Os.homedir(), ".flyte", "flyte-auth", "credentials")
+/** `NodeKeyring.fileNameFor`. @internal */
+export const fileName = (service: string, account: string): string =>
+  `${createHash("sha256").update(service).update("\u0000").update(account).digest("hex").slice(0, 40)}.json`
+/** `Credentials.defaultRefreshSkew`, in milliseconds. @internal */
+export const defaultSkewMillis = 60_000
+
+/** The options that do not change which token is cached (the others make the full CLI run). */
+const acceptedValues = new Set(["endpoint", "config", "keyring"])
+const acceptedFlags = new Set(["insecure", "verbose", "interactive", "no-interactive"])
+
+type Env = Readonly<Record<string, string | undefined>>
+
+const nonBlank = (value: string | undefined): string | undefined =>
+  value === undefined || value.trim() === "" ? undefined : value.trim()
+
+const expandHome = (path: string) =>
+  path === "~" || path.startsWith("~/") ? Path.join(Os.homedir(), path.slice(1)) : path
+
+const stripDns = (endpoint: string) => endpoint.trim().replace(/^dns:\/\/\//i, "")
+
+/**
+ * The endpoint `AuthLayer` would use: `--endpoint`, else `FLYTE_PLATFORM_URL`, else `admin.endpoint` of the config
+ * file (`--config`, else `$FLYTECTL_CONFIG`, else `~/.flyte/config.yaml` when it exists), `dns:///` stripped.
+ * `undefined` when it cannot tell (no endpoint, unreadable or malformed file, a value that is not a string).
+ *
+ * @internal
+ */
+export const resolveEndpoint = async (
+  explicit: { readonly endpoint?: string | undefined; readonly config?: string | undefined },
+  env: Env
+): Promise<string | undefined> => {
+  // The config file is read even when the endpoint is given: a malformed file is an error in the full path.
+  const configured = explicit.config ?? (env.FLYTECTL_CONFIG !== "" ? env.FLYTECTL_CONFIG : undefined)
+  const file = expandHome(configured ?? Path.join(Os.homedir(), ".flyte", "config.yaml"))
+  let fromFile: string | undefined
+  let text: string | undefined
+  try {
+    text = Fs.readFileSync(file, "utf8")
+  } catch (error) {
+    if (configured !== undefined || (error as { code?: unknown }).code !== "ENOENT") return undefined
+  }
+  if (text !== undefined) {
+    let document: unknown
+    try {
+      const Yaml = await import("yaml")
+      document = Yaml.parse(text)
+    } catch {
+      return undefined
+    }
+    if (document !== null && document !== undefined) {
+      if (typeof document !== "object" || Array.isArray(document)) return undefined
+      const admin = (document as Record<string, unknown>).admin
+      if (admin !== undefined && admin !== null) {
+        if (typeof admin !== "object" || Array.isArray(admin)) return undefined
+        const value = (admin as Record<string, unknown>).endpoint
+        if (value !== undefined && value !== null && typeof value !== "string") return undefined
+        fromFile = nonBlank(value ?? undefined)
+      }
+    }
+  }
+  const chosen = explicit.endpoint ?? nonBlank(env.FLYTE_PLATFORM_URL) ?? fromFile
+  if (chosen === undefined) return undefined
+  const endpoint = stripDns(chosen)
+  return endpoint === "" ? undefined : endpoint
+}
+
+/** The stored entry of a file keyring, if it is there, ours, and private. */
+const readFileEntry = (account: string, env: Env): string | undefined => {
+  const dir = Path.resolve(nonBlank(env[credentialsDirEnv]) ?? defaultCredentialsDir())
+  const file = Path.join(dir, fileName(serviceName, account))
+  try {
+    const uid = process.getuid?.()
+    const dirStat = Fs.statSync(dir)
+    const fileStat = Fs.statSync(file)
+    if (process.platform !== "win32") {
+      if (uid !== undefined && (dirStat.uid !== uid || fileStat.uid !== uid)) return undefined
+      if ((dirStat.mode & 0o777) !== 0o700 || (fileStat.mode & 0o777) !== 0o600) return undefined
+    }
+    const parsed = JSON.parse(Fs.readFileSync(file, "utf8")) as unknown
+    if (typeof parsed !== "object" || parsed === null) return undefined
+    const { account: a, service: s, value } = parsed as Record<string, unknown>
+    return s === serviceName && a === account && typeof value === "string" ? value : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The entry in the OS keyring through keytar (what `auto` uses first), bounded in time. */
+const readKeytarEntry = async (account: string): Promise<string | undefined> => {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    const keytar = createRequire(import.meta.url)("keytar") as {
+      readonly getPassword: (service: string, account: string) => Promise<string | null>
+    }
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), 2_000)
+    })
+    const value = await Promise.race([keytar.getPassword(serviceName, account), timeout])
+    return typeof value === "string" ? value : undefined
+  } catch {
+    return undefined
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+const isoMillis = (value: unknown): number | undefined | null => {
+  if (value === undefined) return undefined
+  if (typeof value !== "string") return null
+  const millis = Date.parse(value)
+  return Number.isNaN(millis) ? null : millis
+}
+
+const entryKeys = new Set(["accessToken", "refreshToken", "idToken", "expiresAt", "obtainedAt", "endpoint", "scopes"])
+
+/**
+ * The access token of a keyring entry (the JSON of `Credentials.KeyringEntry`) if the entry is for `endpoint` and
+ * its token is fresh at `now` by the rule of `Credentials.isFresh` (expiry minus a 60 s skew, capped at half the
+ * token's lifetime; no expiry means fresh). `undefined` for anything else.
+ *
+ * @internal
+ */
+export const freshToken = (entry: string, endpoint: string, now: number): string | undefined => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(entry)
+  } catch {
+    return undefined
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined
+  const record = parsed as Record<string, unknown>
+  if (!Object.keys(record).every((key) => entryKeys.has(key))) return undefined
+  const token = record.accessToken
+  if (typeof token !== "string" || token === "" || /[\r\n]/.test(token)) return undefined
+  if (record.endpoint !== endpoint) return undefined
+  const expiresAt = isoMillis(record.expiresAt)
+  const obtainedAt = isoMillis(record.obtainedAt)
+  if (expiresAt === null || obtainedAt === null) return undefined
+  if (expiresAt === undefined) return token
+  let skew = defaultSkewMillis
+  if (obtainedAt !== undefined) skew = Math.min(skew, Math.max(0, (expiresAt - obtainedAt) / 2))
+  return now + skew < expiresAt ? token : undefined
+}
+
+/**
+ * The token to print for `args` (the command line without `node` and the script), or `undefined` when the full
+ * CLI must run.
+ *
+ * @internal
+ */
+export const tryFastToken = async (
+  args: ReadonlyArray<string>,
+  env: Env = process.env,
+  now: () => number = Date.now
+): Promise<string | undefined> => {
+  const parsed = preParse(args)
+  if (parsed.other || parsed.command !== "token") return undefined
+  if (![...parsed.values.keys()].every((name) => acceptedValues.has(name))) return undefined
+  if (![...parsed.flags].every((name) => acceptedFlags.has(name))) return undefined
+  if (parsed.flags.has("interactive") && parsed.flags.has("no-interactive")) return undefined
+  const backend = parsed.values.get("keyring") ?? "auto"
+  if (backend !== "file" && backend !== "keytar" && backend !== "auto") return undefined
+  const explicitEndpoint = parsed.values.get("endpoint")
+  const endpoint = await resolveEndpoint({
+    endpoint: explicitEndpoint === undefined ? undefined : explicitEndpoint,
+    config: parsed.values.get("config")
+  }, env)
+  if (endpoint === undefined) return undefined
+  const entry = backend === "file" ? readFileEntry(endpoint, env) : await readKeytarEntry(endpoint)
+  return entry === undefined ? undefined : freshToken(entry, endpoint, now())
+}

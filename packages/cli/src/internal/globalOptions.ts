@@ -1,0 +1,174 @@
+/**
+ * The options every `flyte-auth` command accepts, before or after the command name, and their translation into
+ * the options of `AuthLayer` (explicit options override Flyte's config file and `FLYTE_*` variables).
+ *
+ * @internal
+ */
+import * as Options from "@effect/cli/Options"
+import * as NodeKeyring from "@flyte-auth/node/NodeKeyring"
+import * as Option from "effect/Option"
+
+/** A flag that is `Some(true)` when given and `None` otherwise (so that the config file decides). */
+const flag = (name: string, description: string) =>
+  Options.boolean(name).pipe(
+    Options.withDescription(description),
+    Options.map((given) => given ? Option.some(true) : Option.none<boolean>())
+  )
+
+const text = (name: string, description: string, pseudoName?: string) =>
+  Options.text(name).pipe(
+    Options.withDescription(description),
+    (o) => pseudoName === undefined ? o : Options.withPseudoName(o, pseudoName),
+    Options.optional
+  )
+
+/**
+ * The global options, as `@effect/cli` options.
+ *
+ * @internal
+ */
+export const globalOptions = {
+  endpoint: text(
+    "endpoint",
+    "Flyte admin endpoint HOST:PORT (a dns:/// prefix is accepted). Config: admin.endpoint, FLYTE_PLATFORM_URL.",
+    "HOST:PORT"
+  ),
+  insecure: flag(
+    "insecure",
+    "Plaintext gRPC/HTTP to the admin (no TLS). Config: admin.insecure, FLYTE_PLATFORM_INSECURE."
+  ),
+  config: text(
+    "config",
+    "Flyte config file (YAML). Default: $FLYTECTL_CONFIG, else ~/.flyte/config.yaml when it exists.",
+    "PATH"
+  ),
+  authMode: text(
+    "auth-mode",
+    "Pkce (standard), DeviceFlow, ClientSecret (basic, client_credentials) or ExternalCommand (external_process). " +
+      "Config: admin.authType, FLYTE_CREDENTIALS_AUTH_MODE. Default: Pkce.",
+    "MODE"
+  ),
+  clientId: text(
+    "client-id",
+    "OAuth client id (default: the one the admin publishes). Config: admin.clientId, FLYTE_CREDENTIALS_CLIENT_ID.",
+    "ID"
+  ),
+  clientSecretEnvVar: text(
+    "client-secret-env-var",
+    "Name of the environment variable holding the client secret (ClientSecret mode). " +
+      "Config: admin.clientSecretEnvVar, FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR.",
+    "NAME"
+  ),
+  clientSecretLocation: text(
+    "client-secret-location",
+    "File holding the client secret (trimmed). Config: admin.clientSecretLocation, " +
+      "FLYTE_CREDENTIALS_CLIENT_SECRET_LOCATION.",
+    "PATH"
+  ),
+  scopes: text(
+    "scopes",
+    "Scopes to request, comma-separated (default: the ones the admin publishes). Config: admin.scopes, " +
+      "FLYTE_CREDENTIALS_SCOPES.",
+    "a,b"
+  ),
+  audience: text(
+    "audience",
+    "Audience to request the token for. Config: admin.audience, FLYTE_CREDENTIALS_AUDIENCE.",
+    "AUDIENCE"
+  ),
+  command: text(
+    "command",
+    "ExternalCommand mode: the command printing a token, as a JSON array or whitespace-separated words " +
+      "(run without a shell). Config: admin.command, FLYTE_CREDENTIALS_COMMAND.",
+    "ARGV"
+  ),
+  proxyCommand: text(
+    "proxy-command",
+    "Command printing a token for the proxy in front of the admin (sent as proxy-authorization), as a JSON array " +
+      "or words. Config: admin.proxyCommand, FLYTE_CREDENTIALS_PROXY_COMMAND.",
+    "ARGV"
+  ),
+  keyring: Options.choice("keyring", NodeKeyring.backendNames).pipe(
+    Options.withDescription(
+      "Where credentials are kept: auto (OS keyring via keytar or @napi-rs/keyring, else memory), keytar, napi, " +
+        "file (0600 files in $FLYTE_AUTH_CREDENTIALS_DIR, default ~/.flyte/credentials), memory, none. Default: auto."
+    ),
+    Options.optional
+  ),
+  browserCommand: text(
+    "browser-command",
+    "Open the login page with this command (JSON array or words; the URL is appended as last argument) " +
+      "instead of the system browser.",
+    "CMD"
+  ),
+  caCertFilePath: text(
+    "ca-cert-file-path",
+    "Extra CA certificate (PEM) for TLS to the admin and the IdP. Config: admin.caCertFilePath.",
+    "PATH"
+  ),
+  insecureSkipVerify: flag(
+    "insecure-skip-verify",
+    "Do not verify TLS certificates (dangerous; prints a warning). Config: admin.insecureSkipVerify."
+  ),
+  httpProxyUrl: text(
+    "http-proxy-url",
+    "HTTP(S) proxy for the OAuth requests. Config: admin.httpProxyURL.",
+    "URL"
+  ),
+  timeout: Options.integer("timeout").pipe(
+    Options.withDescription("How long an interactive login may take, in seconds (default 300)."),
+    Options.withPseudoName("SECONDS"),
+    Options.optional
+  ),
+  interactive: flag(
+    "interactive",
+    "Allow `token` and `whoami` to start an interactive login (PKCE, DeviceFlow) even when stdin or stderr is not " +
+      "a terminal."
+  ),
+  noInteractive: flag(
+    "no-interactive",
+    "Never start an interactive login: fail with AccessTokenNotFound when no token can be had without the user."
+  ),
+  verbose: flag("verbose", "On failure, also print the chain of causes.")
+}
+
+/**
+ * The parsed global options.
+ *
+ * @internal
+ */
+export interface GlobalArgs {
+  readonly endpoint: Option.Option<string>
+  readonly insecure: Option.Option<boolean>
+  readonly config: Option.Option<string>
+  readonly authMode: Option.Option<string>
+  readonly clientId: Option.Option<string>
+  readonly clientSecretEnvVar: Option.Option<string>
+  readonly clientSecretLocation: Option.Option<string>
+  readonly scopes: Option.Option<string>
+  readonly audience: Option.Option<string>
+  readonly command: Option.Option<string>
+  readonly proxyCommand: Option.Option<string>
+  readonly keyring: Option.Option<NodeKeyring.BackendName>
+  readonly browserCommand: Option.Option<string>
+  readonly caCertFilePath: Option.Option<string>
+  readonly insecureSkipVerify: Option.Option<boolean>
+  readonly httpProxyUrl: Option.Option<string>
+  readonly timeout: Option.Option<number>
+  readonly interactive: Option.Option<boolean>
+  readonly noInteractive: Option.Option<boolean>
+  readonly verbose: Option.Option<boolean>
+}
+
+/**
+ * The options given after the command win over the ones given before it.
+ *
+ * @internal
+ */
+export const merge = (before: GlobalArgs, after: GlobalArgs): GlobalArgs => {
+  const out: Record<string, Option.Option<unknown>> = {}
+  for (const key of Object.keys(after) as Array<keyof GlobalArgs>) {
+    out[key] = Option.orElse(after[key] as Option.Option<unknown>, () => before[key] as Option.Option<unknown>)
+  }
+  return out as unknown as GlobalArgs
+}

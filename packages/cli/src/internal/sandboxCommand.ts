@@ -1,0 +1,88 @@
+/**
+ * `flyte-auth sandbox`: runs the embedded IdP and Flyte-like admin until SIGINT/SIGTERM.
+ *
+ * @internal
+ */
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import { CliError } from "./errors.js"
+
+/**
+ * Default ports, the ones of a local Flyte (`flyte start`): admin gRPC 8089, admin HTTP 8088; the IdP on 8087.
+ *
+ * @internal
+ */
+export const defaultPorts = { adminGrpc: 8089, adminHttp: 8088, idp: 8087 } as const
+
+/** @internal */
+export interface SandboxArgs {
+  readonly adminPort: number
+  readonly adminHttpPort: number
+  readonly idpPort: number
+  readonly tokenTtl: number | undefined
+  readonly autoApprove: boolean
+  readonly headerKey: string | undefined
+  readonly redirectUri: string | undefined
+}
+
+/**
+ * The first stdout line of `flyte-auth sandbox`: where everything is and how to sign in.
+ *
+ * @internal
+ */
+export interface SandboxInfo {
+  readonly adminGrpc: string
+  readonly adminHttp: string
+  readonly issuer: string
+  readonly publicClientId: string
+  readonly confidentialClientId: string
+  readonly confidentialClientSecret: string
+  readonly username: string
+  readonly password: string
+}
+
+/** @internal */
+export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
+  Effect.gen(function*() {
+    const { Sandbox } = yield* Effect.promise(() => import("@flyte-auth/sandbox"))
+    const sandbox = yield* Sandbox.make({
+      idpPort: args.idpPort,
+      adminGrpcPort: args.adminPort,
+      adminHttpPort: args.adminHttpPort,
+      autoApprove: args.autoApprove,
+      ...(args.tokenTtl !== undefined ? { tokenTtlSeconds: args.tokenTtl } : {}),
+      ...(args.headerKey !== undefined ? { headerKey: args.headerKey } : {}),
+      ...(args.redirectUri !== undefined ? { redirectUri: args.redirectUri } : {}),
+      onServerError: (error) => console.error(`flyte-auth sandbox: server error: ${describe(error)}`)
+    }).pipe(
+      Effect.mapError((error) =>
+        new CliError({
+          message: `${error.message}; choose other ports with --admin-port, --admin-http-port and --idp-port ` +
+            "(0 picks a free port)",
+          cause: error
+        })
+      )
+    )
+    const info: SandboxInfo = {
+      adminGrpc: sandbox.adminGrpc,
+      adminHttp: sandbox.adminHttp,
+      issuer: sandbox.issuer,
+      publicClientId: sandbox.clients.public.clientId,
+      confidentialClientId: sandbox.clients.confidential.clientId,
+      confidentialClientSecret: sandbox.clients.confidential.clientSecret,
+      username: sandbox.user.username,
+      password: sandbox.user.password
+    }
+    yield* Console.log(JSON.stringify(info))
+    yield* Console.error(
+      [
+        `flyte-auth sandbox: admin gRPC ${sandbox.adminGrpc}, admin HTTP ${sandbox.adminHttp}, IdP ${sandbox.issuer}`,
+        `  user ${sandbox.user.username} / ${sandbox.user.password}, header key ${sandbox.headerKey}, ` +
+        `access tokens live ${args.tokenTtl ?? 600} s${args.autoApprove ? ", logins are approved automatically" : ""}`,
+        `  try: flyte-auth --endpoint ${sandbox.adminGrpc} --insecure login   (Ctrl-C stops the sandbox)`
+      ].join("\n")
+    )
+    return yield* Effect.never
+  }).pipe(Effect.scoped)
+
+const describe = (error: unknown): string => error instanceof Error ? error.message : String(error)

@@ -1,0 +1,296 @@
+/**
+ * The built `flyte-auth` binary against `flyte-auth sandbox`, both as subprocesses: every command and every flow,
+ * as a user runs them (non-interactive runs: stdin is not a terminal).
+ */
+import { UserAgent } from "@flyte-auth/sandbox"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import {
+  bin,
+  fixtures,
+  type Home,
+  jwtClaims,
+  makeHome,
+  requireBuild,
+  runCli,
+  type SandboxProcess,
+  startSandboxProcess,
+  userAgentBrowser
+} from "./helpers.js"
+
+requireBuild()
+
+describe("flyte-auth sandbox + every command (subprocesses)", () => {
+  let home: Home
+  let sandbox: SandboxProcess
+  let common: Array<string>
+  let memory: Array<string>
+  const allOutput: Array<string> = []
+  const run = async (args: ReadonlyArray<string>, options?: Parameters<typeof runCli>[2]) => {
+    const result = await runCli(home, args, options)
+    allOutput.push(result.stdout, result.stderr)
+    return result
+  }
+
+  beforeAll(async () => {
+    home = makeHome()
+    sandbox = await startSandboxProcess(home, [
+      "--admin-port",
+      "0",
+      "--admin-http-port",
+      "0",
+      "--idp-port",
+      "0",
+      "--redirect-uri",
+      "http://localhost:0/callback"
+    ])
+    common = ["--endpoint", `dns:///${sandbox.info.adminGrpc}`, "--insecure", "--keyring", "file"]
+    // The keyring is keyed by endpoint: the flows that must not find the stored PKCE credentials keep nothing.
+    memory = ["--endpoint", sandbox.info.adminGrpc, "--insecure", "--keyring", "memory"]
+  })
+
+  afterAll(async () => {
+    const code = await sandbox?.stop()
+    home?.cleanup()
+    // SIGTERM is the normal way to stop the sandbox: exit code 0.
+    expect(code).toBe(0)
+  })
+
+  it("sandbox: the first stdout line is the JSON object of the issue", () => {
+    const { info, firstLine } = sandbox
+    expect(Object.keys(JSON.parse(firstLine))).toEqual([
+      "adminGrpc",
+      "adminHttp",
+      "issuer",
+      "publicClientId",
+      "confidentialClientId",
+      "confidentialClientSecret",
+      "username",
+      "password"
+    ])
+    expect(info.adminGrpc).toMatch(/^127\.0\.0\.1:\d+$/)
+    expect(info.adminHttp).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect(info.issuer).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect(info.publicClientId).toBe("flytectl")
+    expect(info.confidentialClientId).toBe("flytepropeller")
+    expect(info.confidentialClientSecret.length).toBeGreaterThan(16)
+    expect(info.username).toBe("demo")
+    expect(info.password).toBe("demo-password")
+  })
+
+  it("--help works for the program and every command, on stdout, exit 0", async () => {
+    const commands = ["login", "token", "status", "logout", "whoami", "sandbox", "demo"]
+    const results = await Promise.all([run(["--help"]), ...commands.map((c) => run([c, "--help"]))])
+    for (const result of results) {
+      expect(result.code).toBe(0)
+      expect(result.stdout).toContain("--endpoint")
+      expect(result.stdout).toContain("--keyring")
+    }
+    expect(results[0].stdout).toContain("COMMANDS")
+    for (const command of commands) expect(results[0].stdout).toContain(command)
+    expect(results[commands.indexOf("sandbox") + 1].stdout).toContain("--admin-port")
+    expect(results[commands.indexOf("status") + 1].stdout).toContain("--json")
+  })
+
+  it("login (PKCE): a scripted browser signs in on the IdP's real pages; the result goes to stderr", async () => {
+    const result = await run(["login", ...common, "--browser-command", userAgentBrowser, "--timeout", "30"])
+    expect(result.stderr).toContain(`Logged in to ${sandbox.info.adminGrpc} as sandbox|demo`)
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe("")
+    // The URL is printed even though a browser command is used (opening a browser can fail silently).
+    expect(result.stderr).toContain(`${sandbox.info.issuer}/auth?`)
+    expect(home.browserRuns().at(-1)).toMatchObject({ browser: "user-agent", ok: true, status: 200 })
+  })
+
+  it("status and status --json show the stored credentials, never a token", async () => {
+    const [text, json] = await Promise.all([run(["status", ...common]), run(["status", "--json", ...common])])
+    expect(text.code).toBe(0)
+    expect(text.stdout).toMatch(/logged in\s+yes/)
+    expect(text.stdout).toMatch(/subject\s+sandbox\|demo/)
+    expect(text.stdout).toMatch(/auth mode\s+Pkce/)
+    expect(text.stdout).toMatch(/keyring\s+file/)
+    expect(json.code).toBe(0)
+    const lines = json.stdout.trim().split("\n")
+    expect(lines).toHaveLength(1)
+    const report = JSON.parse(lines[0])
+    expect(report).toMatchObject({
+      endpoint: sandbox.info.adminGrpc,
+      authMode: "Pkce",
+      keyringBackend: "file",
+      insecure: true,
+      loggedIn: true,
+      subject: "sandbox|demo",
+      expired: false,
+      refreshToken: true
+    })
+    expect(report.expiresInSeconds).toBeGreaterThan(500)
+    expect(json.stdout + text.stdout).not.toMatch(/eyJ/)
+  })
+
+  it("token prints only the access token (the same one twice); whoami prints UserInfo as JSON", async () => {
+    const first = await run(["token", ...common])
+    const second = await run(["token", ...common])
+    expect(first.code).toBe(0)
+    expect(first.stderr).toBe("")
+    expect(first.stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/)
+    expect(second.stdout).toBe(first.stdout)
+    expect(jwtClaims(first.stdout.trim()).sub).toBe("sandbox|demo")
+
+    const whoami = await run(["whoami", ...common])
+    expect(whoami.code).toBe(0)
+    expect(JSON.parse(whoami.stdout)).toMatchObject({ subject: "sandbox|demo", preferred_username: "demo" })
+  })
+
+  it("options go before or after the command", async () => {
+    const before = await run([...common, "token"])
+    const after = await run(["token", ...common])
+    expect(before.code).toBe(0)
+    expect(before.stdout).toBe(after.stdout)
+  })
+
+  it("logout, then token in a non-interactive run fails cleanly with AccessTokenNotFound (exit 3)", async () => {
+    const logout = await run(["logout", ...common])
+    expect(logout.code).toBe(0)
+    expect(logout.stderr).toContain(`Logged out of ${sandbox.info.adminGrpc}`)
+
+    const token = await run(["token", ...common])
+    expect(token.code).toBe(3)
+    expect(token.stdout).toBe("")
+    const lines = token.stderr.trim().split("\n")
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^flyte-auth token: No credentials are stored for .* run `flyte-auth login`/)
+    // No browser was started.
+    expect(home.browserRuns()).toHaveLength(1)
+
+    const status = await run(["status", "--json", ...common])
+    expect(JSON.parse(status.stdout)).toMatchObject({ loggedIn: false, subject: null })
+  })
+
+  it("token --interactive may log in (here through the scripted browser)", async () => {
+    const token = await run(["token", ...common, "--interactive", "--browser-command", userAgentBrowser])
+    expect(token.code).toBe(0)
+    expect(jwtClaims(token.stdout.trim()).sub).toBe("sandbox|demo")
+  })
+
+  it("device flow: URL and code on stderr, approved from a second device", async () => {
+    let approval: Promise<unknown> | undefined
+    const result = await run(["login", ...common, "--auth-mode", "device_flow"], {
+      timeoutMs: 40_000,
+      onStderrLine: (line) => {
+        const url = /(https?:\/\/\S+)/.exec(line)?.[1]
+        if (approval === undefined && url !== undefined && line.includes("code")) {
+          approval = UserAgent.make().approveDevice(
+            { verificationUriComplete: url },
+            { username: sandbox.info.username, password: sandbox.info.password }
+          )
+        }
+      }
+    })
+    expect(approval).toBeDefined()
+    await expect(approval).resolves.toMatchObject({ outcome: "approved" })
+    expect(result.stderr).toMatch(/To log in, open http:\/\/127\.0\.0\.1:\d+\/device\S* \(code [A-Z-]+\)/)
+    expect(result.stderr).toContain("as sandbox|demo")
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe("")
+    const status = await run(["status", "--json", ...common, "--auth-mode", "DeviceFlow"])
+    expect(JSON.parse(status.stdout)).toMatchObject({ authMode: "DeviceFlow", loggedIn: true })
+  })
+
+  it("client credentials: the secret from an environment variable or a file, never printed", async () => {
+    const viaEnv = await run(
+      [
+        "token",
+        ...memory,
+        "--auth-mode",
+        "ClientSecret",
+        "--client-id",
+        "flytepropeller",
+        "--client-secret-env-var",
+        "MY_SECRET"
+      ],
+      { env: { MY_SECRET: sandbox.info.confidentialClientSecret } }
+    )
+    expect(viaEnv.code).toBe(0)
+    expect(jwtClaims(viaEnv.stdout.trim())).toMatchObject({ client_id: "flytepropeller" })
+
+    const secretFile = Path.join(home.dir, "client-secret")
+    Fs.writeFileSync(secretFile, `  ${sandbox.info.confidentialClientSecret}\n`, { mode: 0o600 })
+    const viaFile = await run([
+      "whoami",
+      ...memory,
+      "--auth-mode",
+      "basic",
+      "--client-id",
+      "flytepropeller",
+      "--client-secret-location",
+      secretFile
+    ])
+    expect(viaFile.code).toBe(0)
+    expect(JSON.parse(viaFile.stdout)).toMatchObject({ subject: "flytepropeller" })
+
+    const wrong = await run(
+      [
+        "token",
+        ...memory,
+        "--auth-mode",
+        "ClientSecret",
+        "--client-id",
+        "flytepropeller",
+        "--client-secret-env-var",
+        "MY_SECRET"
+      ],
+      { env: { MY_SECRET: "not-the-secret" } }
+    )
+    expect(wrong.code).toBe(1)
+    expect(wrong.stdout).toBe("")
+    expect(wrong.stderr.trim().split("\n")).toHaveLength(1)
+    expect(wrong.stderr).toMatch(/invalid_client.*check --client-id and the client secret/)
+  })
+
+  it("external command: `flyte-auth token` of another configuration as the command; a proxy command", async () => {
+    const inner = [
+      process.execPath,
+      bin,
+      "token",
+      "--endpoint",
+      sandbox.info.adminGrpc,
+      "--insecure",
+      "--auth-mode",
+      "ClientSecret",
+      "--client-id",
+      "flytepropeller",
+      "--client-secret-env-var",
+      "MY_SECRET",
+      "--keyring",
+      "memory"
+    ]
+    const proxyLog = Path.join(home.dir, "proxy.log")
+    const proxy = [process.execPath, Path.join(fixtures, "proxy-token.mjs"), proxyLog]
+    const env = { MY_SECRET: sandbox.info.confidentialClientSecret }
+    const args = [
+      ...memory,
+      "--auth-mode",
+      "ExternalCommand",
+      "--command",
+      JSON.stringify(inner),
+      "--proxy-command",
+      proxy.join(" ")
+    ]
+    const token = await run(["token", ...args], { env })
+    expect(token.code).toBe(0)
+    expect(jwtClaims(token.stdout.trim())).toMatchObject({ client_id: "flytepropeller" })
+
+    const whoami = await run(["whoami", ...args], { env })
+    expect(whoami.code).toBe(0)
+    expect(JSON.parse(whoami.stdout)).toMatchObject({ subject: "flytepropeller" })
+    // The proxy command ran (its token goes to every metadata and gRPC call as proxy-authorization).
+    expect(Fs.readFileSync(proxyLog, "utf8").trim().split("\n").length).toBeGreaterThanOrEqual(1)
+  })
+
+  it("no secret ever appears in the output of any of these runs, except the tokens `token` printed", () => {
+    const output = allOutput.join("\n")
+    expect(output).not.toContain(sandbox.info.confidentialClientSecret)
+    expect(output).not.toMatch(/refresh_token|code_verifier|"access_token"/)
+  })
+})

@@ -1,0 +1,175 @@
+/**
+ * Running the BUILT `flyte-auth` binary (packages/cli/dist/bin.js) as a subprocess, in an isolated home: a
+ * temporary HOME (so no ~/.flyte/config.yaml of the machine leaks in), a temporary file-keyring directory, and no
+ * FLYTE_* variables from the environment. stdin is not a terminal, so these are non-interactive runs.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
+
+export const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "..")
+export const bin = Path.join(root, "packages", "cli", "dist", "bin.js")
+export const fixtures = Path.join(root, "test", "e2e", "fixtures")
+export const userAgentBrowser = JSON.stringify([process.execPath, Path.join(fixtures, "user-agent-browser.mjs")])
+export const chromiumBrowser = JSON.stringify([process.execPath, Path.join(fixtures, "chromium-browser.mjs")])
+
+/** The e2e suites test the build: a missing bundle is a failure, never a skip. */
+export const requireBuild = (): void => {
+  if (!Fs.existsSync(bin)) {
+    throw new Error(`${bin} is missing: build first (npm run build; \`npm test\` builds before testing)`)
+  }
+  if (!Fs.existsSync(Path.join(root, "packages", "sandbox", "dist", "index.js"))) {
+    throw new Error("packages/sandbox/dist is missing (the browser fixtures import it): run npm run build")
+  }
+}
+
+export interface Home {
+  readonly dir: string
+  /** The file keyring's directory (FLYTE_AUTH_CREDENTIALS_DIR). */
+  readonly credentials: string
+  /** One JSON line per run of a browser fixture. */
+  readonly browserLog: string
+  readonly env: Record<string, string>
+  readonly browserRuns: () => Array<Record<string, unknown>>
+  readonly cleanup: () => void
+}
+
+export const makeHome = (): Home => {
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "flyte-auth-e2e-"))
+  const credentials = Path.join(dir, "credentials")
+  const browserLog = Path.join(dir, "browser.log")
+  const env: Record<string, string> = {}
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value === undefined || key.startsWith("FLYTE_") || key === "FLYTECTL_CONFIG") continue
+    env[key] = value
+  }
+  Object.assign(env, {
+    HOME: dir,
+    FLYTE_AUTH_CREDENTIALS_DIR: credentials,
+    FLYTE_AUTH_TEST_BROWSER_LOG: browserLog,
+    NO_COLOR: "1"
+  })
+  if (process.env.FLYTE_AUTH_TEST_CHROMIUM) env.FLYTE_AUTH_TEST_CHROMIUM = process.env.FLYTE_AUTH_TEST_CHROMIUM
+  return {
+    dir,
+    credentials,
+    browserLog,
+    env,
+    browserRuns: () =>
+      Fs.existsSync(browserLog)
+        ? Fs.readFileSync(browserLog, "utf8").trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l))
+        : [],
+    cleanup: () => Fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+export interface Result {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+export interface RunOptions {
+  readonly env?: Record<string, string | undefined>
+  readonly timeoutMs?: number
+  /** Called with each stderr line as it arrives (e.g. to act on the device code). */
+  readonly onStderrLine?: (line: string) => void
+}
+
+/** Runs `flyte-auth <args>` to completion (killed after `timeoutMs`). */
+export const runCli = (home: Home, args: ReadonlyArray<string>, options: RunOptions = {}): Promise<Result> =>
+  new Promise((resolve, reject) => {
+    const env: Record<string, string> = { ...home.env }
+    for (const [key, value] of Object.entries(options.env ?? {})) {
+      if (value === undefined) delete env[key]
+      else env[key] = value
+    }
+    const child = spawn(process.execPath, [bin, ...args], { cwd: home.dir, env, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding("utf8")
+    createInterface({ input: child.stderr }).on("line", (line) => {
+      stderr += `${line}\n`
+      options.onStderrLine?.(line)
+    })
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      reject(new Error(`flyte-auth ${args.join(" ")} did not finish in ${options.timeoutMs ?? 30_000} ms\n${stderr}`))
+    }, options.timeoutMs ?? 30_000)
+    child.on("error", reject)
+    child.on("close", (code) => {
+      clearTimeout(timer)
+      // Let readline deliver the last line.
+      setImmediate(() => resolve({ code, stdout, stderr }))
+    })
+  })
+
+/** What `flyte-auth sandbox` prints as its first stdout line. */
+export interface SandboxInfo {
+  readonly adminGrpc: string
+  readonly adminHttp: string
+  readonly issuer: string
+  readonly publicClientId: string
+  readonly confidentialClientId: string
+  readonly confidentialClientSecret: string
+  readonly username: string
+  readonly password: string
+}
+
+export interface SandboxProcess {
+  readonly info: SandboxInfo
+  /** The first stdout line, verbatim. */
+  readonly firstLine: string
+  readonly child: ChildProcess
+  /** Sends SIGTERM and resolves with the exit code. */
+  readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
+}
+
+/** Starts `flyte-auth sandbox <args>` and waits for its first stdout line. */
+export const startSandboxProcess = (home: Home, args: ReadonlyArray<string>): Promise<SandboxProcess> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, "sandbox", ...args], {
+      cwd: home.dir,
+      env: home.env,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stderr = ""
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+    const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)))
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      reject(new Error(`flyte-auth sandbox printed nothing within 30 s\n${stderr}`))
+    }, 30_000)
+    const lines = createInterface({ input: child.stdout })
+    lines.once("line", (line) => {
+      clearTimeout(timer)
+      try {
+        resolve({
+          info: JSON.parse(line) as SandboxInfo,
+          firstLine: line,
+          child,
+          stop: (signal = "SIGTERM") => {
+            if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+            return exited
+          }
+        })
+      } catch (error) {
+        child.kill("SIGKILL")
+        reject(error)
+      }
+    })
+    child.on("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`flyte-auth sandbox exited with ${code} before printing its addresses\n${stderr}`))
+    })
+  })
+
+/** The claims of a JWT (unverified), to tell whose token a command printed. */
+export const jwtClaims = (token: string): Record<string, unknown> =>
+  JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8")) as Record<string, unknown>
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
