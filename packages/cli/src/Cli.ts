@@ -76,7 +76,7 @@ const token = Command.make(
   Command.withDescription(
     "Print a valid access token on stdout (from the keyring, refreshed when needed). Logs in only when that " +
       "needs no user (ClientSecret, ExternalCommand), or when stdin and stderr are terminals, or with " +
-      "--interactive; otherwise fails with AccessTokenNotFound. Usable as another tool's external command."
+      "--interactive; otherwise fails with AccessTokenNotFound (exit code 3). Usable as another tool's external command."
   )
 )
 
@@ -256,7 +256,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       Layer.mergeAll(
         NodeContext.layer,
         Layer.succeed(CliConfig.CliConfig, cliConfig),
-        plainConsole,
+        helpConsole,
         Logger.replace(Logger.defaultLogger, stderrLogger(commandName(argv), verbose)),
         Logger.minimumLogLevel(verbose ? LogLevel.Debug : LogLevel.Warning)
       )
@@ -290,16 +290,29 @@ const exitCodeOf = (exit: Exit.Exit<void, unknown>, command: string, verbose: bo
 const ansi = /\u001b\[[0-9;]*m/g
 const colors = process.stdout.isTTY === true && process.env.NO_COLOR === undefined
 
-/** The help text without ANSI colours when stdout is not a terminal (or NO_COLOR is set). */
-const plainConsole: Layer.Layer<never> = Layer.unwrapEffect(
+/** Lines of `@effect/cli`'s help that say nothing the option's own description does not. */
+const boilerplate =
+  /^ {2}(A user-defined piece of text\.|A true or false value\.|An integer\.|This setting is optional\.|One of the following: .*)\n/gm
+
+/**
+ * The help text: without the boilerplate lines, and without ANSI colours when stdout is not a terminal (or
+ * NO_COLOR is set).
+ */
+const helpConsole: Layer.Layer<never> = Layer.unwrapEffect(
   Console.consoleWith((current) =>
-    Effect.succeed(
-      colors ? Layer.empty : Console.setConsole({
-        ...current,
-        log: (...args: ReadonlyArray<unknown>) =>
-          current.log(...args.map((arg) => typeof arg === "string" ? arg.replace(ansi, "") : arg))
-      })
-    )
+    Effect.succeed(Console.setConsole({
+      ...current,
+      log: (...args: ReadonlyArray<unknown>) =>
+        current.log(...args.map((arg) => {
+          if (typeof arg !== "string") return arg
+          const plain = arg.replace(ansi, "")
+          if (!plain.includes("OPTIONS")) return colors ? arg : plain
+          // Help text: drop the boilerplate (matched on the plain text, line by line).
+          const lines = arg.split("\n")
+          const kept = lines.filter((line) => !`${line.replace(ansi, "")}\n`.match(boilerplate))
+          return (colors ? kept.join("\n") : kept.join("\n").replace(ansi, "")).replace(/\n{3,}/g, "\n\n")
+        }))
+    }))
   )
 )
 

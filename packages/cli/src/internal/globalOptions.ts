@@ -91,7 +91,7 @@ export const globalOptions = {
   keyring: Options.choice("keyring", NodeKeyring.backendNames).pipe(
     Options.withDescription(
       "Where credentials are kept: auto (OS keyring via keytar or @napi-rs/keyring, else memory), keytar, napi, " +
-        "file (0600 files in $FLYTE_AUTH_CREDENTIALS_DIR, default ~/.flyte/credentials), memory, none. Default: auto."
+        "file (0600 files in $FLYTE_AUTH_CREDENTIALS_DIR, default ~/.flyte/flyte-auth/credentials), memory, none. Default: auto."
     ),
     Options.optional
   ),

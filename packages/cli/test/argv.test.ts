@@ -1,0 +1,85 @@
+import { AccessTokenNotFound, AuthenticationError } from "@flyte-auth/core/AuthError"
+import * as Cause from "effect/Cause"
+import { describe, expect, it } from "vitest"
+import { parseScopes, preParse, repeatedOptions, validValues } from "../src/internal/argv.js"
+import { causeChain, CliError, exitCodes, report } from "../src/internal/errors.js"
+
+describe("command line pre-parse", () => {
+  it("finds the command and the global options before or after it", () => {
+    const parsed = preParse(["--endpoint", "a:1", "token", "--keyring=file", "--insecure"])
+    expect(parsed.command).toBe("token")
+    expect([...parsed.values]).toEqual([["endpoint", "a:1"], ["keyring", "file"]])
+    expect([...parsed.flags]).toEqual(["insecure"])
+    expect(parsed.other).toBe(false)
+  })
+
+  it("flags anything it does not understand", () => {
+    expect(preParse(["token", "--help"]).other).toBe(true)
+    expect(preParse(["token", "-h"]).other).toBe(true)
+    expect(preParse(["token", "extra"]).other).toBe(true)
+    expect(preParse(["token", "--endpoint"]).other).toBe(true)
+    expect(preParse(["token", "--insecure=true"]).other).toBe(true)
+    expect(preParse(["token", "--endpoint", "a", "--endpoint", "b"]).other).toBe(true)
+  })
+
+  it("reports repeated options, bad keyrings and numbers, naming the option", () => {
+    expect(repeatedOptions(["--keyring", "file", "token", "--keyring=memory", "--command", "--keyring"])).toEqual([
+      "--keyring"
+    ])
+    expect(repeatedOptions(["--command", "--verbose", "--verbose"])).toEqual([])
+    expect(repeatedOptions(["--command", "x", "--verbose", "--verbose"])).toEqual(["--verbose"])
+    expect(validValues(["token", "--keyring", "vault"])).toBe(
+      "--keyring must be one of auto, keytar, napi, file, memory, none (got \"vault\")"
+    )
+    expect(validValues(["sandbox", "--idp-port=x"])).toBe("--idp-port must be a whole number (got \"x\")")
+    expect(validValues(["token", "--timeout"])).toBe("--timeout needs a value")
+    expect(validValues(["token", "--timeout", "30", "--keyring", "file"])).toBeUndefined()
+  })
+
+  it("splits scopes on commas and spaces", () => {
+    expect(parseScopes("all, offline_access  openid,")).toEqual(["all", "offline_access", "openid"])
+  })
+})
+
+describe("error report", () => {
+  it("is one line with what to do; --verbose adds the causes; the exit code says what kind", () => {
+    const error = new AuthenticationError({
+      reason: "Transport",
+      description: "Cannot reach x:1",
+      cause: new Error("connect ECONNREFUSED", { cause: new Error("socket closed") })
+    })
+    const quiet = report("login", Cause.fail(error), false)
+    expect(quiet).toEqual({
+      lines: [
+        "flyte-auth login: Cannot reach x:1 — check --endpoint (admin.endpoint) and that the server is up; use " +
+        "--insecure for a plaintext server"
+      ],
+      exitCode: exitCodes.failure
+    })
+    const verbose = report("login", Cause.fail(error), true)
+    expect(verbose.lines.slice(1)).toEqual([
+      "  caused by Error: connect ECONNREFUSED",
+      "  caused by Error: socket closed"
+    ])
+
+    const notFound = new AccessTokenNotFound({ reason: "LoggedOut", description: "Logged out of x:1" })
+    expect(report("token", Cause.fail(notFound), false).exitCode).toBe(exitCodes.accessTokenNotFound)
+    expect(report("token", Cause.fail(new CliError({ message: "bad", exitCode: 2 })), false)).toEqual({
+      lines: ["flyte-auth token: bad"],
+      exitCode: 2
+    })
+    const defect = report("token", Cause.die(new TypeError("boom")), false)
+    expect(defect.exitCode).toBe(exitCodes.internal)
+    expect(defect.lines).toEqual(["flyte-auth token: unexpected error: boom (please report this)"])
+    // A multi-line message (e.g. a YAML parser's) stays on one line.
+    const yaml = new AuthenticationError({ reason: "Config", description: "malformed YAML in f:\n  a: [\n^" })
+    expect(report("status", Cause.fail(yaml), false).lines).toEqual(["flyte-auth status: malformed YAML in f: a: [ ^"])
+  })
+
+  it("follows causes without looping", () => {
+    const a: { message: string; cause?: unknown } = { message: "a" }
+    const b = { message: "b", cause: a }
+    a.cause = b
+    expect(causeChain({ cause: a })).toEqual(["object: a", "object: b"])
+  })
+})
