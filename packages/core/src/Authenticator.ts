@@ -394,7 +394,17 @@ export const make = <R = never>(
         })
       )
 
-    const credentials = join("valid")
+    // The cache hit, answered without entering `join` (no deferred, no uninterruptible region): the same test as
+    // its "Cached" case, on a snapshot of the state. Anything else (not loaded, stale, a flight under way, not
+    // fresh) goes through `join`, which decides again atomically.
+    const credentials: Effect.Effect<Credentials.Credentials, AuthError> = Effect.flatMap(Ref.get(state), (s) => {
+      if (!s.loaded || s.stale || Option.isSome(s.inFlight) || Option.isNone(s.credentials)) return join("valid")
+      const cached = s.credentials.value
+      return Effect.flatMap(
+        DateTime.now,
+        (now) => Credentials.isFresh(cached, now, skew) ? Effect.succeed(cached) : join("valid")
+      )
+    })
 
     const service: Authenticator.Service = {
       endpoint,
