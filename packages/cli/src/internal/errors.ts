@@ -8,6 +8,7 @@
 import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Option from "effect/Option"
+import { exitCodes } from "./errorCodes.js"
 
 /**
  * A failure of the CLI itself (bad option, unusable config, failed call) with a message written for the user.
@@ -21,13 +22,7 @@ export class CliError extends Data.TaggedError("CliError")<{
   readonly exitCode?: number
 }> {}
 
-/**
- * The exit codes: 0 success, 1 failure, 2 bad usage (options), 3 no token without a login that is not allowed
- * here (`AccessTokenNotFound`), 70 internal error, 130 interrupted.
- *
- * @internal
- */
-export const exitCodes = { failure: 1, usage: 2, accessTokenNotFound: 3, internal: 70, interrupted: 130 } as const
+export { exitCodes }
 
 interface Tagged {
   readonly _tag: string
