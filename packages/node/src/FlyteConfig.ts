@@ -155,7 +155,8 @@ const environmentSource = (provider: ConfigProvider.ConfigProvider): Source => m
 const parseYaml = (text: string, file: string): Either.Either<Record<string, unknown>, AuthenticationError> => {
   let document: unknown
   try {
-    document = Yaml.parse(text)
+    // Warnings (e.g. an unknown tag) would go to stderr with an excerpt of the file: errors only.
+    document = Yaml.parse(text, { logLevel: "error" })
   } catch (cause) {
     return Either.left(configError(`malformed YAML in ${file}: ${errorMessage(cause)}`, cause))
   }
@@ -164,10 +165,45 @@ const parseYaml = (text: string, file: string): Either.Either<Record<string, unk
     return Either.left(configError(`${file} is not a YAML mapping`))
   }
   const admin = (document as Record<string, unknown>).admin
-  if (admin !== undefined && admin !== null && (typeof admin !== "object" || Array.isArray(admin))) {
+  if (admin === undefined || admin === null) return Either.right({})
+  if (typeof admin !== "object" || Array.isArray(admin)) {
     return Either.left(configError(`admin in ${file} is not a mapping`))
   }
-  return Either.right(document as Record<string, unknown>)
+  const problem = checkShape(admin)
+  if (problem !== undefined) return Either.left(configError(`admin${problem.path} in ${file} ${problem.why}`))
+  // Only the admin section is read: the rest of a flytectl config (storage, logger, ...) is none of our business.
+  return Either.right({ admin })
+}
+
+/** How deep the admin section may nest: flytectl's is two levels deep. */
+const maxDepth = 32
+
+/**
+ * Why the admin section cannot be read, if it cannot, and where. Effect's `ConfigProvider.fromJson` never returns
+ * for a list directly inside a list (`command: [[a]]`) and overflows the stack on a section that refers to itself
+ * through YAML anchors and aliases (`admin: &a {pkceConfig: *a}`); neither is a valid setting anyway.
+ */
+const checkShape = (root: object): { readonly path: string; readonly why: string } | undefined => {
+  const ancestors = new Set<object>()
+  const visit = (
+    value: unknown,
+    path: string,
+    inList: boolean
+  ): { readonly path: string; readonly why: string } | undefined => {
+    if (typeof value !== "object" || value === null) return undefined
+    if (ancestors.has(value)) return { path, why: "refers to itself (a YAML alias inside its own anchor)" }
+    if (ancestors.size > maxDepth) return { path, why: `nests deeper than ${maxDepth} levels` }
+    const list = Array.isArray(value)
+    if (list && inList) return { path, why: "holds a list inside a list" }
+    ancestors.add(value)
+    for (const [key, child] of Object.entries(value)) {
+      const problem = visit(child, list ? `${path}[${key}]` : `${path}.${key}`, list)
+      if (problem !== undefined) return problem
+    }
+    ancestors.delete(value)
+    return undefined
+  }
+  return visit(root, "", false)
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
