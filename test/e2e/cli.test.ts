@@ -43,7 +43,11 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
       "--idp-port",
       "0",
       "--redirect-uri",
-      "http://localhost:0/callback"
+      "http://localhost:0/callback",
+      "--token-ttl",
+      "900",
+      "--header-key",
+      "X-Flyte-E2E"
     ])
     common = ["--endpoint", `dns:///${sandbox.info.adminGrpc}`, "--insecure", "--keyring", "file"]
     // The keyring is keyed by endpoint: the flows that must not find the stored PKCE credentials keep nothing.
@@ -77,6 +81,11 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
     expect(info.confidentialClientSecret.length).toBeGreaterThan(16)
     expect(info.username).toBe("demo")
     expect(info.password).toBe("demo-password")
+  })
+
+  it("sandbox: --header-key and --token-ttl are applied", async () => {
+    const config = await (await fetch(`${sandbox.info.adminHttp}/config/v1/flyte_client`)).json()
+    expect(config).toMatchObject({ authorization_metadata_key: "x-flyte-e2e", client_id: "flytectl" })
   })
 
   it("--help works for the program and every command, on stdout, exit 0", async () => {
@@ -124,7 +133,8 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
       expired: false,
       refreshToken: true
     })
-    expect(report.expiresInSeconds).toBeGreaterThan(500)
+    // --token-ttl 900 (the default is 600)
+    expect(report.expiresInSeconds).toBeGreaterThan(800)
     expect(json.stdout + text.stdout).not.toMatch(/eyJ/)
   })
 
@@ -228,6 +238,16 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
     ])
     expect(viaFile.code).toBe(0)
     expect(JSON.parse(viaFile.stdout)).toMatchObject({ subject: "flytepropeller" })
+
+    // An http(s):// endpoint: metadata from /.well-known/oauth-authorization-server, whoami from GET /me.
+    const overHttp = await run(
+      ["whoami", "--endpoint", sandbox.info.adminHttp, "--keyring", "memory", "--auth-mode", "ClientSecret"].concat(
+        ["--client-id", "flytepropeller", "--client-secret-env-var", "MY_SECRET"]
+      ),
+      { env: { MY_SECRET: sandbox.info.confidentialClientSecret } }
+    )
+    expect(overHttp.code).toBe(0)
+    expect(JSON.parse(overHttp.stdout)).toMatchObject({ subject: "flytepropeller" })
 
     const wrong = await run(
       [
