@@ -327,7 +327,12 @@ export const run = (options: DemoOptions): Effect.Effect<void, CliError> =>
     if (proactive._tag === "Left") yield* record("PKCE", "proactive refresh", false, messageOf(proactive.left))
 
     // The scripted browser and second device must have finished cleanly.
-    const agents = yield* Effect.promise(() => Promise.allSettled(background))
+    const agents = yield* Effect.promise(() => Promise.allSettled(background)).pipe(
+      Effect.timeoutFail({
+        duration: Duration.seconds(30),
+        onTimeout: () => new CliError({ message: "the scripted browser or second device did not finish within 30 s" })
+      })
+    )
     const agentFailures = agents.filter((r) => r.status === "rejected")
     yield* record(
       "user agents",
@@ -373,6 +378,11 @@ export const run = (options: DemoOptions): Effect.Effect<void, CliError> =>
     }
   }).pipe(
     Effect.scoped,
+    // Every step has its own bound; this one makes sure the demo as a whole can never hang.
+    Effect.timeoutFail({
+      duration: Duration.minutes(3),
+      onTimeout: () => new CliError({ message: "the demo did not finish within 3 minutes" })
+    }),
     Logger.withMinimumLogLevel(options.verbose ? LogLevel.Debug : LogLevel.Error)
   )
 
