@@ -2,6 +2,8 @@
  * The service that the integrations (gRPC interceptor, HTTP middleware, Promise facade, CLI) ask for a token.
  * It loads credentials from the `Keyring`, refreshes them before they expire, single-flights every refresh and
  * every interactive login, and runs the configured flow again only when a refresh is truly impossible.
+ * With a `CredentialLock` in its context, every refresh and login also holds the endpoint's cross-process lock,
+ * so that processes sharing a store refresh once between them.
  *
  * @since 0.1.0
  */
@@ -9,7 +11,7 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -23,6 +25,7 @@ import type { Browser } from "./Browser.js"
 import { ClientConfig, ClientConfigStore } from "./ClientConfig.js"
 import * as ClientCredentials from "./ClientCredentials.js"
 import type { CommandRunner } from "./CommandRunner.js"
+import * as CredentialLock from "./CredentialLock.js"
 import * as Credentials from "./Credentials.js"
 import * as DeviceCode from "./DeviceCode.js"
 import type { DevicePrompt } from "./DevicePrompt.js"
@@ -30,6 +33,7 @@ import * as ExternalCommand from "./ExternalCommand.js"
 import * as Keyring from "./Keyring.js"
 import type { LoopbackServer } from "./LoopbackServer.js"
 import * as Pkce from "./Pkce.js"
+import * as Policies from "./Policies.js"
 import * as TokenClient from "./TokenClient.js"
 
 /**
@@ -136,6 +140,17 @@ export interface Options<R = never> {
   readonly scopes?: ReadonlyArray<string> | undefined
   /** How long before expiry a token is refreshed (default `Credentials.defaultRefreshSkew`, 60 s). */
   readonly skew?: Duration.DurationInput | undefined
+  /**
+   * How long to wait for another process's `CredentialLock` on the endpoint (default
+   * `Policies.credentialLockTimeout`); then the refresh fails with an `AuthenticationError` of reason `Timeout`.
+   */
+  readonly lockTimeout?: Duration.DurationInput | undefined
+  /**
+   * How long this process may hold the `CredentialLock` for one refresh or login (default
+   * `Policies.credentialLockHold()`): a refresh or login that takes longer fails with reason `Timeout` and the
+   * lock is released. Give the login's own timeout plus a margin (`Policies.credentialLockHold(timeout)`).
+   */
+  readonly lockHold?: Duration.DurationInput | undefined
 }
 
 /**
@@ -184,6 +199,12 @@ const initialState: State = {
  * a fiber owned by the authenticator's scope, and every caller that needs it awaits the same result, so an
  * interrupted caller never strands the others. Closing the scope interrupts a refresh or login under way.
  *
+ * When the context holds a `CredentialLock` (other than `CredentialLock.layerNone`), that one fiber takes the
+ * endpoint's cross-process lock before it refreshes or logs in, and reads the keyring again under it: when another
+ * process stored a different access token that is still fresh, that token is used and nothing is requested;
+ * otherwise the newest stored credentials (with the newest, possibly rotated, refresh token) are refreshed, stored,
+ * and the lock is released on any exit. A lock that is `Unavailable` is skipped with one warning.
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -206,6 +227,13 @@ export const make = <R = never>(
     const state = yield* Ref.make(initialState)
     const warned = yield* Ref.make(false)
     const storeLock = yield* Effect.makeSemaphore(1)
+    const crossProcess = Option.filter(
+      yield* Effect.serviceOption(CredentialLock.CredentialLock),
+      (lock) => lock.backend !== "none"
+    )
+    const lockTimeout = Duration.decode(options.lockTimeout ?? Policies.credentialLockTimeout)
+    const lockHold = Duration.decode(options.lockHold ?? Policies.credentialLockHold())
+    const lockWarned = yield* Ref.make(false)
 
     // --- keyring, degrading to memory ------------------------------------------------------------------------
 
@@ -311,6 +339,88 @@ export const make = <R = never>(
         yield* save(credentials)
       }))
 
+    /** Credentials another process stored are used as they are: in memory, not written back. */
+    const adopt = (credentials: Credentials.Credentials, generation: number) =>
+      storeLock.withPermits(1)(
+        Ref.update(state, (s) =>
+          s.generation === generation
+            ? { ...s, credentials: Option.some(credentials), stale: false, loggedOut: false }
+            : s)
+      )
+
+    /** Refreshes `base` (or runs the flow) and stores the result. */
+    const renew = (want: Want, base: Option.Option<Credentials.Credentials>, current: State) =>
+      Effect.gen(function*() {
+        const next = want === "login" || Option.isNone(base)
+          ? yield* login(current.loggedOut ? "LoggedOut" : "NoCredentials")
+          : yield* refreshOrLogin(base.value)
+        yield* commit(next, current.generation)
+        return next
+      })
+
+    /** Under the cross-process lock: what another process stored meanwhile wins over what this one holds. */
+    const renewShared = (want: Want) =>
+      Effect.gen(function*() {
+        const stored = yield* load
+        const current = yield* Ref.get(state)
+        const now = yield* DateTime.now
+        if (
+          want !== "login" && Option.isSome(stored) &&
+          !sameAccessToken(stored.value, current.credentials) &&
+          Credentials.isFresh(stored.value, now, skew)
+        ) {
+          yield* Effect.logDebug(`Another process renewed the credentials for ${endpoint}; using them`)
+          yield* adopt(stored.value, current.generation)
+          return stored.value
+        }
+        return yield* renew(
+          want,
+          Option.orElse(stored, () =>
+            current.credentials),
+          current
+        )
+      })
+
+    const warnLockOnce = (error: CredentialLock.CredentialLockError) =>
+      Effect.flatMap(Ref.getAndSet(lockWarned, true), (already) =>
+        already ? Effect.void : Effect.logWarning(
+          `The credential lock is not usable (${error.message}); ${endpoint} is refreshed without coordinating ` +
+            `with other processes`
+        ))
+
+    const withCrossProcessLock = <A, E, R2>(
+      lock: CredentialLock.CredentialLock.Service,
+      self: Effect.Effect<A, E, R2>
+    ): Effect.Effect<A, E | AuthenticationError, R2> =>
+      Effect.scoped(Effect.gen(function*() {
+        yield* lock.acquire(endpoint, { timeout: lockTimeout }).pipe(
+          Effect.catchTag("CredentialLockError", (error) =>
+            error.reason === "Timeout"
+              ? Effect.fail(
+                new AuthenticationError({
+                  reason: "Timeout",
+                  description: `Another process kept the credential lock of ${endpoint} for longer than ${
+                    Duration.format(lockTimeout)
+                  } (it may be waiting for a login)`,
+                  cause: error
+                })
+              )
+              : warnLockOnce(error))
+        )
+        return yield* self.pipe(
+          Effect.timeoutFail({
+            duration: lockHold,
+            onTimeout: () =>
+              new AuthenticationError({
+                reason: "Timeout",
+                description: `Renewing the credentials for ${endpoint} took longer than ${
+                  Duration.format(lockHold)
+                }; the credential lock is released`
+              })
+          })
+        )
+      }))
+
     const obtain = (want: Want) =>
       Effect.gen(function*() {
         let current = yield* Ref.get(state)
@@ -326,13 +436,10 @@ export const make = <R = never>(
         ) {
           return current.credentials.value
         }
-        const next = want === "login"
-          ? yield* login(current.loggedOut ? "LoggedOut" : "NoCredentials")
-          : Option.isSome(current.credentials)
-          ? yield* refreshOrLogin(current.credentials.value)
-          : yield* login(current.loggedOut ? "LoggedOut" : "NoCredentials")
-        yield* commit(next, current.generation)
-        return next
+        return yield* Option.match(crossProcess, {
+          onNone: () => renew(want, current.credentials, current),
+          onSome: (lock) => withCrossProcessLock(lock, renewShared(want))
+        })
       }).pipe(
         Effect.withSpan(`Authenticator.${want === "valid" ? "obtain" : want}`, { attributes: { endpoint } }),
         Effect.provide(context)
@@ -409,8 +516,7 @@ export const make = <R = never>(
     const service: Authenticator.Service = {
       endpoint,
       credentials,
-      accessToken: Effect.map(credentials, (c) =>
-        c.accessToken),
+      accessToken: Effect.map(credentials, (c) => c.accessToken),
       header: Effect.gen(function*() {
         const current = yield* credentials
         const config = yield* configStore.get
@@ -474,7 +580,10 @@ export interface FlowOptions {
   readonly authMethod?: ClientCredentials.AuthMethod | undefined
   /** `Pkce`: browser pages, timeout, extra authorize parameters, URL callback. */
   readonly pkce?: Omit<Pkce.Options, "endpoint" | "config" | "clientSecret"> | undefined
-  /** `DeviceFlow`: gives up earlier than the device code's expiry. */
+  /**
+   * `DeviceFlow`: gives up earlier than the device code's expiry. With a `CredentialLock` it also bounds how long
+   * the lock is held (`Policies.credentialLockHold`, 5 minutes plus a margin when not given).
+   */
   readonly deviceTimeout?: Duration.DurationInput | undefined
   /** Whether an interactive flow (`Pkce`, `DeviceFlow`) may run in this process (default `true`). */
   readonly allowInteractive?: boolean | undefined
@@ -526,6 +635,11 @@ export const layerFromMode = <M extends AuthMode>(
         allowInteractive: options.allowInteractive,
         skew: options.skew
       }
+      // The cross-process lock is held (and waited for) as long as the mode's login may take, plus a margin.
+      const lockBound = (loginTimeout: Duration.DurationInput | undefined) => {
+        const bound = Policies.credentialLockHold(loginTimeout)
+        return { lockHold: bound, lockTimeout: bound }
+      }
       const config = Effect.map(store.get, (config) =>
         new ClientConfig({
           ...config,
@@ -539,6 +653,7 @@ export const layerFromMode = <M extends AuthMode>(
         case "Pkce":
           return yield* make({
             ...common,
+            ...lockBound(options.pkce?.timeout),
             interactive: true,
             login: Effect.flatMap(config, (config) =>
               Pkce.authenticate({ ...options.pkce, endpoint, config, clientSecret: options.clientSecret }))
@@ -553,6 +668,7 @@ export const layerFromMode = <M extends AuthMode>(
           }
           return yield* make({
             ...common,
+            ...lockBound(options.deviceTimeout),
             interactive: true,
             login: Effect.flatMap(config, (config) =>
               DeviceCode.authenticate({
@@ -593,6 +709,7 @@ export const layerFromMode = <M extends AuthMode>(
           }
           return yield* make({
             ...common,
+            ...lockBound(options.commandTimeout ?? Policies.commandTimeout),
             interactive: false,
             refresh: "login",
             login: ExternalCommand.authenticate({ endpoint, command, timeout: options.commandTimeout })
@@ -605,6 +722,11 @@ export const layerFromMode = <M extends AuthMode>(
     AuthenticationError,
     Keyring.Keyring | ClientConfigStore | HttpClient.HttpClient | FlowRequirements<M>
   >
+
+const sameAccessToken = (
+  credentials: Credentials.Credentials,
+  held: Option.Option<Credentials.Credentials>
+): boolean => Option.isSome(held) && Redacted.value(held.value.accessToken) === Redacted.value(credentials.accessToken)
 
 const describeNotFound = (reason: AccessTokenNotFoundReason, endpoint: string): string => {
   switch (reason) {

@@ -33,6 +33,10 @@ export * as CommandRunner from "./CommandRunner.js"
 /**
  * @since 0.1.0
  */
+export * as CredentialLock from "./CredentialLock.js"
+/**
+ * @since 0.1.0
+ */
 export * as Credentials from "./Credentials.js"
 /**
  * @since 0.1.0
