@@ -40,6 +40,7 @@ import * as Redacted from "effect/Redacted"
 import * as FlyteConfig from "./FlyteConfig.js"
 import * as NodeBrowser from "./NodeBrowser.js"
 import * as NodeCommandRunner from "./NodeCommandRunner.js"
+import * as NodeCredentialLock from "./NodeCredentialLock.js"
 import * as NodeKeyring from "./NodeKeyring.js"
 import * as NodeLoopbackServer from "./NodeLoopbackServer.js"
 import * as NodeTransport from "./NodeTransport.js"
@@ -267,6 +268,8 @@ export const layer = (
 
     const services = Layer.mergeAll(
       keyring,
+      // Processes sharing this keyring refresh one at a time (see NodeCredentialLock).
+      NodeCredentialLock.layerForKeyring.pipe(Layer.provide(keyring)),
       browser,
       prompt,
       NodeLoopbackServer.layer,

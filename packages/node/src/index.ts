@@ -13,6 +13,10 @@ export * as NodeCommandRunner from "./NodeCommandRunner.js"
 /**
  * @since 0.1.0
  */
+export * as NodeCredentialLock from "./NodeCredentialLock.js"
+/**
+ * @since 0.1.0
+ */
 export * as NodeLoopbackServer from "./NodeLoopbackServer.js"
 /**
  * @since 0.1.0
