@@ -120,7 +120,7 @@ export const makeCached = <R>(
     const current = yield* Ref.make<State>(Option.none())
     // Deciding who fetches and starting that fetch happen without interruption, so a state never names a fetch
     // that did not start; only the waiting is interruptible.
-    const get = Effect.uninterruptibleMask((restore) =>
+    const start = Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(Deferred.make<ClientConfig, AuthenticationError>(), (candidate) =>
         Ref.modify(current, (state): [Effect.Effect<ClientConfig, AuthenticationError>, State] => {
           if (Option.isSome(state)) {
@@ -137,6 +137,12 @@ export const makeCached = <R>(
           )
           return [leader, Option.some(candidate)]
         }).pipe(Effect.flatten))
+    )
+    // The common case, a fetch already under way or done, is awaited without a deferred of its own (one per call
+    // otherwise); the first caller, or the first after a failure, goes through `start`, which decides atomically.
+    const get = Effect.flatMap(
+      Ref.get(current),
+      (state) => Option.isSome(state) ? Deferred.await(state.value) : start
     )
     return { get } satisfies ClientConfigStore.Service
   })
