@@ -39,12 +39,19 @@ export type Fault =
   | { readonly _tag: "TruncatedJson" }
   /** Forwards the upstream answer with another `content-type`. */
   | { readonly _tag: "ContentType"; readonly contentType: string }
+  /**
+   * Answers an RFC 6749 error that quotes the request back (form body and `authorization` header) in every text
+   * field, raw and percent-encoded: a careless identity provider, and the worst case for secret scrubbing.
+   */
+  | { readonly _tag: "Echo"; readonly status: number; readonly error?: string }
 
 /** Which requests a rule applies to. */
 export interface Rule {
   readonly fault: Fault
   /** The request path (e.g. `/token`); any path when absent. */
   readonly path?: string
+  /** The form's `grant_type` (e.g. `refresh_token`); any when absent. */
+  readonly grantType?: string
   /** How many matching requests get the fault; `Infinity` for all of them. Default 1. */
   readonly times?: number
 }
@@ -139,8 +146,11 @@ export const startFaultProxy = async (upstreamOrigin: string): Promise<FaultProx
       outgoing.end(body)
     })
 
-  const takeFault = (path: string): Fault | undefined => {
-    const entry = rules.find(({ left, rule }) => left > 0 && (rule.path === undefined || rule.path === path))
+  const takeFault = (path: string, grantType: string | undefined): Fault | undefined => {
+    const entry = rules.find(({ left, rule }) =>
+      left > 0 && (rule.path === undefined || rule.path === path) &&
+      (rule.grantType === undefined || rule.grantType === grantType)
+    )
     if (entry === undefined) return undefined
     entry.left -= 1
     rules = rules.filter(({ left }) => left > 0)
@@ -150,13 +160,9 @@ export const startFaultProxy = async (upstreamOrigin: string): Promise<FaultProx
   const handle = async (request: Http.IncomingMessage, response: Http.ServerResponse) => {
     const body = await readBody(request)
     const path = new URL(request.url ?? "/", "http://proxy").pathname
-    const fault = takeFault(path)
-    seen.push({
-      method: request.method ?? "GET",
-      path,
-      grantType: new URLSearchParams(body.toString("utf8")).get("grant_type") ?? undefined,
-      fault: fault?._tag
-    })
+    const grantType = new URLSearchParams(body.toString("utf8")).get("grant_type") ?? undefined
+    const fault = takeFault(path, grantType)
+    seen.push({ method: request.method ?? "GET", path, grantType, fault: fault?._tag })
     const send = (status: number, headers: Http.OutgoingHttpHeaders, payload: Buffer | string) => {
       response.writeHead(status, { ...headers, "content-length": Buffer.byteLength(payload) })
       response.end(payload)
@@ -208,6 +214,21 @@ export const startFaultProxy = async (upstreamOrigin: string): Promise<FaultProx
           answer.status,
           copyHeaders(answer.headers),
           answer.body.subarray(0, Math.floor(answer.body.length / 2))
+        )
+      }
+      case "Echo": {
+        const form = body.toString("utf8")
+        const said = `you sent ${form} ${decodeURIComponent(form.replace(/\+/g, " "))} with ${
+          request.headers.authorization ?? "no authorization"
+        }`
+        return send(
+          fault.status,
+          { "content-type": "application/json" },
+          JSON.stringify({
+            error: fault.error ?? said,
+            error_description: said,
+            error_uri: `https://idp.example/errors?request=${encodeURIComponent(form)}`
+          })
         )
       }
       case "ContentType": {

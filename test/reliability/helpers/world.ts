@@ -137,12 +137,13 @@ export interface FlowSetup {
 
 /**
  * Builds, in the current scope, the `Authenticator` that runs `flow` through the proxy with a memory keyring.
- * `transport` is the HTTP client every OAuth call goes through.
+ * `transport` is the HTTP client every OAuth call goes through; `browser` replaces the recording sandbox browser.
  */
 export const setupFlow = (
   world: World,
   flow: FlowName,
-  transport: Layer.Layer<HttpClient.HttpClient, unknown>
+  transport: Layer.Layer<HttpClient.HttpClient, unknown>,
+  browser?: Layer.Layer<Browser.Browser>
 ): Effect.Effect<FlowSetup, unknown, Scope.Scope> =>
   Effect.gen(function*() {
     const keyring = yield* Keyring.makeMemory
@@ -154,7 +155,7 @@ export const setupFlow = (
       ClientConfig.layerStatic(world.config),
       NodeLoopbackServer.layer,
       NodeCommandRunner.layer,
-      sandboxBrowser(world.sandbox, opened),
+      browser ?? sandboxBrowser(world.sandbox, opened),
       approvingPrompt(world.sandbox)
     )
     const { sandbox, endpoint } = world
