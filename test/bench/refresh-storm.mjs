@@ -1,0 +1,117 @@
+// 3. refresh-storm: 1,000 concurrent IdentityService/UserInfo calls made right after the admin starts rejecting
+// the token the client holds (`sandbox.rejectTokensIssuedBefore()`): every call is rejected with UNAUTHENTICATED,
+// the interceptor must obtain exactly one new token for all of them (counted at the IdP's token endpoint) and
+// every call must succeed on its retry. Time to recover = until the last of the 1,000 calls succeeded.
+// Baseline: the same 1,000 concurrent calls with a valid token and a constant-header interceptor (no storm).
+// Measured: the Effect interceptor (`GrpcAuth.interceptor`) and the facade's (`authInterceptor`).
+import { Authenticator } from "@flyte-auth/core"
+import { authInterceptor, FlyteProtos, GrpcAuth } from "@flyte-auth/grpc"
+import { AuthLayer } from "@flyte-auth/node"
+import { credentials, InterceptingCall } from "@grpc/grpc-js"
+import { Effect, ManagedRuntime } from "effect"
+import { alternate, median, medianOf, report, rounds, runConcurrent, scaled, startWorld } from "./lib.mjs"
+
+const CALLS = scaled(1_000)
+const ROUNDS = rounds(5)
+
+const { sandbox, options, createClient } = await startWorld()
+const auth = await createClient()
+const runtime = ManagedRuntime.make(AuthLayer.layer(options))
+const effectInterceptor = await runtime.runPromise(GrpcAuth.interceptor)
+await runtime.runPromise(Effect.flatMap(Authenticator.Authenticator, (authenticator) => authenticator.accessToken))
+const token = await auth.accessToken()
+
+const constantHeader = (key, value) => (callOptions, nextCall) =>
+  new InterceptingCall(nextCall(callOptions), {
+    start(metadata, listener, next) {
+      metadata.set(key, value)
+      next(metadata, listener)
+    }
+  })
+const IdentityService = FlyteProtos.service("flyteidl/service/identity.proto", "flyteidl.service.IdentityService")
+const clientWith = (interceptor) =>
+  new IdentityService(sandbox.adminGrpc, credentials.createInsecure(), { interceptors: [interceptor] })
+const clients = {
+  baseline: clientWith(constantHeader(sandbox.headerKey, `Bearer ${token}`)),
+  interceptor: clientWith(effectInterceptor),
+  facade: clientWith(authInterceptor(auth))
+}
+const userInfo = (client) => () =>
+  new Promise((resolve, reject) => client.UserInfo({}, (error, response) => error ? reject(error) : resolve(response)))
+
+/** Warm-up of every client (connection, JIT) without a storm. */
+for (const client of Object.values(clients)) await runConcurrent(CALLS, CALLS, userInfo(client))
+
+const totalTokenRequests = () => Object.values(sandbox.stats().tokenRequests).reduce((a, b) => a + b, 0)
+
+const calm = (client) => async () => {
+  sandbox.acceptAllTokens()
+  return runConcurrent(CALLS, CALLS, userInfo(client))
+}
+
+const storm = (client) => async () => {
+  // The baseline's token is older than the cut-off too: it is accepted again after the storm.
+  sandbox.rejectTokensIssuedBefore()
+  sandbox.resetStats()
+  let result
+  try {
+    result = await runConcurrent(CALLS, CALLS, userInfo(client))
+  } finally {
+    sandbox.acceptAllTokens()
+  }
+  const stats = sandbox.stats()
+  return {
+    ...result,
+    value: result.elapsedMs,
+    tokenRequests: totalTokenRequests(),
+    rejected: stats.admin.authFailures,
+    succeeded: CALLS
+  }
+}
+
+const samples = await alternate({
+  name: "refresh-storm",
+  count: ROUNDS,
+  warmup: false,
+  variants: {
+    baseline: async () => {
+      const result = await calm(clients.baseline)()
+      return { ...result, value: result.elapsedMs }
+    },
+    interceptor: storm(clients.interceptor),
+    facade: storm(clients.facade)
+  }
+})
+
+for (const [variant, label] of [["interceptor", "GrpcAuth.interceptor"], ["facade", "authInterceptor(facade)"]]) {
+  const tokenRequests = samples[variant].map((sample) => sample.tokenRequests)
+  report({
+    name: variant === "interceptor" ? "refresh-storm" : "refresh-storm/facade",
+    baseline: medianOf(samples.baseline),
+    measured: medianOf(samples[variant]),
+    unit: "ms for 1,000 calls",
+    better: "lower",
+    rounds: ROUNDS,
+    // The targets: exactly one token request in every round, and every call succeeded (runConcurrent throws
+    // on any failure). The time has no target of its own.
+    met: tokenRequests.every((count) => count === 1),
+    target: "1 token request, 0 failed",
+    baselineLabel: "1,000 calls, valid token, constant header",
+    measuredLabel: `1,000 calls right after the token was cut off, ${label}`,
+    details: {
+      calls: CALLS,
+      tokenRequestsPerRound: tokenRequests,
+      rejectedCallsPerRound: samples[variant].map((sample) => sample.rejected),
+      succeededPerRound: samples[variant].map((sample) => sample.succeeded),
+      p50Ms: { baseline: medianOf(samples.baseline, "p50"), measured: medianOf(samples[variant], "p50") },
+      p99Ms: { baseline: medianOf(samples.baseline, "p99"), measured: medianOf(samples[variant], "p99") },
+      recoverMsPerRound: samples[variant].map((sample) => Math.round(sample.value)),
+      medianRecoverMs: median(samples[variant].map((sample) => sample.value))
+    }
+  })
+}
+
+for (const client of Object.values(clients)) client.close()
+await auth.close()
+await runtime.dispose()
+await sandbox.close()
