@@ -3,12 +3,7 @@
 // Measured: the flyte-auth interceptor holding a cached valid token, both the Effect one (`GrpcAuth.interceptor`
 // on the runtime of `AuthLayer.layer`) and the Promise facade's (`authInterceptor(createAuthClient(...))`).
 // Every variant sends a valid token of the same client, so the server does the same work for each.
-import { FlyteProtos, GrpcAuth, authInterceptor } from "@flyte-auth/grpc"
-import { AuthLayer } from "@flyte-auth/node"
-import { credentials, InterceptingCall } from "@grpc/grpc-js"
-import { Authenticator } from "@flyte-auth/core"
-import { Effect, ManagedRuntime } from "effect"
-import { alternate, medianOf, report, rounds, runConcurrent, scaled, startWorld, throughputDetails } from "./lib.mjs"
+import { alternate, medianOf, report, rounds, runConcurrent, scaled, startGrpcWorld, throughputDetails } from "./lib.mjs"
 
 // 20,000 calls per variant in all, spread over the rounds (plus a warm-up of 1,000 calls each).
 const ROUNDS = rounds(5)
@@ -16,33 +11,7 @@ const CALLS = scaled(Math.ceil(20_000 / ROUNDS))
 const WARMUP_CALLS = scaled(1_000)
 const CONCURRENCY = 64
 
-const { sandbox, options, createClient } = await startWorld()
-const auth = await createClient()
-const runtime = ManagedRuntime.make(AuthLayer.layer(options))
-const effectInterceptor = await runtime.runPromise(GrpcAuth.interceptor)
-// Both clients hold a valid token before anything is measured.
-await runtime.runPromise(Effect.flatMap(Authenticator.Authenticator, (authenticator) => authenticator.accessToken))
-const token = await auth.accessToken()
-
-/** The baseline: what anyone would write to send a fixed header. */
-const constantHeader = (key, value) => (callOptions, nextCall) =>
-  new InterceptingCall(nextCall(callOptions), {
-    start(metadata, listener, next) {
-      metadata.set(key, value)
-      next(metadata, listener)
-    }
-  })
-
-const IdentityService = FlyteProtos.service("flyteidl/service/identity.proto", "flyteidl.service.IdentityService")
-const clientWith = (interceptor) =>
-  new IdentityService(sandbox.adminGrpc, credentials.createInsecure(), { interceptors: [interceptor] })
-const clients = {
-  baseline: clientWith(constantHeader(sandbox.headerKey, `Bearer ${token}`)),
-  interceptor: clientWith(effectInterceptor),
-  facade: clientWith(authInterceptor(auth))
-}
-const userInfo = (client) => () =>
-  new Promise((resolve, reject) => client.UserInfo({}, (error, response) => error ? reject(error) : resolve(response)))
+const { sandbox, clients, userInfo, close } = await startGrpcWorld()
 
 sandbox.resetStats()
 const samples = await alternate({
@@ -81,7 +50,4 @@ for (const [variant, label] of [["interceptor", "GrpcAuth.interceptor"], ["facad
   })
 }
 
-for (const client of Object.values(clients)) client.close()
-await auth.close()
-await runtime.dispose()
-await sandbox.close()
+await close()

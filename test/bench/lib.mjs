@@ -1,6 +1,10 @@
 // Shared helpers of the benchmarks: alternating rounds, statistics, the sandbox set-up, and reporting a result to
 // the runner (run.mjs), which reads one JSON object per line from the file named by FLYTE_AUTH_BENCH_OUT.
-import { createAuthClient } from "@flyte-auth/node"
+import { Authenticator } from "@flyte-auth/core"
+import { authInterceptor, FlyteProtos, GrpcAuth } from "@flyte-auth/grpc"
+import { AuthLayer, createAuthClient } from "@flyte-auth/node"
+import { credentials, InterceptingCall } from "@grpc/grpc-js"
+import { Effect, ManagedRuntime } from "effect"
 import { startSandbox } from "@flyte-auth/sandbox"
 import { appendFileSync } from "node:fs"
 import { performance } from "node:perf_hooks"
@@ -108,6 +112,45 @@ export const startWorld = async (sandboxOptions = {}) => {
     env: emptyEnv
   }
   return { sandbox, options, createClient: (extra = {}) => createAuthClient({ ...options, ...extra }) }
+}
+
+/**
+ * The gRPC benchmarks' world: `startWorld`, an Effect runtime of `AuthLayer.layer` and a facade, both holding a
+ * valid token, and three IdentityService clients — `baseline` (a hand-written interceptor adding a constant header,
+ * what anyone would write), `interceptor` (`GrpcAuth.interceptor`) and `facade` (`authInterceptor`).
+ */
+export const startGrpcWorld = async (sandboxOptions = {}) => {
+  const { sandbox, options, createClient } = await startWorld(sandboxOptions)
+  const auth = await createClient()
+  const runtime = ManagedRuntime.make(AuthLayer.layer(options))
+  const effectInterceptor = await runtime.runPromise(GrpcAuth.interceptor)
+  // Both clients hold a valid token before anything is measured.
+  await runtime.runPromise(Effect.flatMap(Authenticator.Authenticator, (authenticator) => authenticator.accessToken))
+  const token = await auth.accessToken()
+  const constantHeader = (key, value) => (callOptions, nextCall) =>
+    new InterceptingCall(nextCall(callOptions), {
+      start(metadata, listener, next) {
+        metadata.set(key, value)
+        next(metadata, listener)
+      }
+    })
+  const IdentityService = FlyteProtos.service("flyteidl/service/identity.proto", "flyteidl.service.IdentityService")
+  const clientWith = (interceptor) =>
+    new IdentityService(sandbox.adminGrpc, credentials.createInsecure(), { interceptors: [interceptor] })
+  const clients = {
+    baseline: clientWith(constantHeader(sandbox.headerKey, `Bearer ${token}`)),
+    interceptor: clientWith(effectInterceptor),
+    facade: clientWith(authInterceptor(auth))
+  }
+  const userInfo = (client) => () =>
+    new Promise((resolve, reject) => client.UserInfo({}, (error, response) => error ? reject(error) : resolve(response)))
+  const close = async () => {
+    for (const client of Object.values(clients)) client.close()
+    await auth.close()
+    await runtime.dispose()
+    await sandbox.close()
+  }
+  return { sandbox, clients, userInfo, close }
 }
 
 /** CPU time (user + system, µs) this process spent since `since` (a `process.cpuUsage()`). */

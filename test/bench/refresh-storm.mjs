@@ -4,40 +4,12 @@
 // every call must succeed on its retry. Time to recover = until the last of the 1,000 calls succeeded.
 // Baseline: the same 1,000 concurrent calls with a valid token and a constant-header interceptor (no storm).
 // Measured: the Effect interceptor (`GrpcAuth.interceptor`) and the facade's (`authInterceptor`).
-import { Authenticator } from "@flyte-auth/core"
-import { authInterceptor, FlyteProtos, GrpcAuth } from "@flyte-auth/grpc"
-import { AuthLayer } from "@flyte-auth/node"
-import { credentials, InterceptingCall } from "@grpc/grpc-js"
-import { Effect, ManagedRuntime } from "effect"
-import { alternate, median, medianOf, report, rounds, runConcurrent, scaled, startWorld } from "./lib.mjs"
+import { alternate, median, medianOf, report, rounds, runConcurrent, scaled, startGrpcWorld } from "./lib.mjs"
 
 const CALLS = scaled(1_000)
 const ROUNDS = rounds(5)
 
-const { sandbox, options, createClient } = await startWorld()
-const auth = await createClient()
-const runtime = ManagedRuntime.make(AuthLayer.layer(options))
-const effectInterceptor = await runtime.runPromise(GrpcAuth.interceptor)
-await runtime.runPromise(Effect.flatMap(Authenticator.Authenticator, (authenticator) => authenticator.accessToken))
-const token = await auth.accessToken()
-
-const constantHeader = (key, value) => (callOptions, nextCall) =>
-  new InterceptingCall(nextCall(callOptions), {
-    start(metadata, listener, next) {
-      metadata.set(key, value)
-      next(metadata, listener)
-    }
-  })
-const IdentityService = FlyteProtos.service("flyteidl/service/identity.proto", "flyteidl.service.IdentityService")
-const clientWith = (interceptor) =>
-  new IdentityService(sandbox.adminGrpc, credentials.createInsecure(), { interceptors: [interceptor] })
-const clients = {
-  baseline: clientWith(constantHeader(sandbox.headerKey, `Bearer ${token}`)),
-  interceptor: clientWith(effectInterceptor),
-  facade: clientWith(authInterceptor(auth))
-}
-const userInfo = (client) => () =>
-  new Promise((resolve, reject) => client.UserInfo({}, (error, response) => error ? reject(error) : resolve(response)))
+const { sandbox, clients, userInfo, close } = await startGrpcWorld()
 
 /** Warm-up of every client (connection, JIT) without a storm. */
 for (const client of Object.values(clients)) await runConcurrent(CALLS, CALLS, userInfo(client))
@@ -111,7 +83,4 @@ for (const [variant, label] of [["interceptor", "GrpcAuth.interceptor"], ["facad
   })
 }
 
-for (const client of Object.values(clients)) client.close()
-await auth.close()
-await runtime.dispose()
-await sandbox.close()
+await close()
