@@ -126,7 +126,7 @@ type Raw = { readonly _tag: "Scalar"; readonly value: string } | {
 }
 
 interface Source {
-  /** How a key is named to the user, e.g. `admin.insecure in /home/me/.flyte/config.yaml`. */
+  /** How a key is named to the user, e.g. `admin.insecure in /etc/flyte/config.yaml`. */
   readonly describe: (key: string) => string
   readonly read: (key: string) => Effect.Effect<Option.Option<Raw>, AuthenticationError>
 }

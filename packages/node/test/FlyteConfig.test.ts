@@ -33,7 +33,7 @@ logger:
 `
 
 const resolve = (yaml: string | undefined, env: Record<string, string> = {}) =>
-  FlyteConfig.fromSources(yaml, env, { configFile: "/home/me/.flyte/config.yaml" })
+  FlyteConfig.fromSources(yaml, env, { configFile: "/etc/flyte/config.yaml" })
 
 const failure = (yaml: string | undefined, env: Record<string, string> = {}) =>
   Effect.map(Effect.flip(resolve(yaml, env)), (error) => ({ reason: error.reason, message: error.message }))
@@ -66,7 +66,7 @@ describe("FlyteConfig: the config file", () => {
           pkceTimeout: undefined,
           deviceFlowTimeout: undefined,
           devicePollInterval: undefined,
-          configFile: "/home/me/.flyte/config.yaml"
+          configFile: "/etc/flyte/config.yaml"
         })
       expect(Duration.toSeconds(options.pkceTimeout!)).toBe(150)
       expect(Duration.toMinutes(options.deviceFlowTimeout!)).toBe(10)
@@ -104,32 +104,32 @@ describe("FlyteConfig: the config file", () => {
     Effect.gen(function*() {
       const malformed = yield* failure("admin:\n  endpoint: [unclosed\n")
       expect(malformed.reason).toBe("Config")
-      expect(malformed.message).toContain("malformed YAML in /home/me/.flyte/config.yaml")
+      expect(malformed.message).toContain("malformed YAML in /etc/flyte/config.yaml")
       expect(yield* failure("- a\n- b\n")).toEqual({
         reason: "Config",
-        message: "/home/me/.flyte/config.yaml is not a YAML mapping"
+        message: "/etc/flyte/config.yaml is not a YAML mapping"
       })
       expect(yield* failure("admin: 3\n")).toEqual({
         reason: "Config",
-        message: "admin in /home/me/.flyte/config.yaml is not a mapping"
+        message: "admin in /etc/flyte/config.yaml is not a mapping"
       })
       expect(yield* failure("admin:\n  insecure: maybe\n")).toEqual({
         reason: "Config",
         message:
-          "admin.insecure in /home/me/.flyte/config.yaml: \"maybe\" is not a boolean (use true/false, 1/0, on/off or yes/no)"
+          "admin.insecure in /etc/flyte/config.yaml: \"maybe\" is not a boolean (use true/false, 1/0, on/off or yes/no)"
       })
       expect(yield* failure("admin:\n  pkceConfig:\n    timeout: soon\n")).toEqual({
         reason: "Config",
         message:
-          "admin.pkceConfig.timeout in /home/me/.flyte/config.yaml: \"soon\" is not a duration (e.g. 90s, 5m, 1h30m)"
+          "admin.pkceConfig.timeout in /etc/flyte/config.yaml: \"soon\" is not a duration (e.g. 90s, 5m, 1h30m)"
       })
       expect(yield* failure("admin:\n  endpoint: [a, b]\n")).toEqual({
         reason: "Config",
-        message: "admin.endpoint in /home/me/.flyte/config.yaml must be a single value"
+        message: "admin.endpoint in /etc/flyte/config.yaml must be a single value"
       })
       expect(yield* failure("admin:\n  command: '[\"a\", 1]'\n")).toEqual({
         reason: "Config",
-        message: "admin.command in /home/me/.flyte/config.yaml is not a JSON array of strings"
+        message: "admin.command in /etc/flyte/config.yaml is not a JSON array of strings"
       })
     }))
 })
@@ -230,7 +230,7 @@ describe("FlyteConfig: auth modes", () => {
       expect(fromEnv.message).toContain("DeviceFlow")
       const fromFile = yield* failure("admin:\n  authType: saml\n")
       expect(fromFile.message).toMatch(
-        /^admin\.authType in \/home\/me\/\.flyte\/config\.yaml: Unknown auth mode "saml"/
+        /^admin\.authType in \/etc\/flyte\/config\.yaml: Unknown auth mode "saml"/
       )
     }))
 
