@@ -120,8 +120,7 @@ describe("FlyteConfig: the config file", () => {
       })
       expect(yield* failure("admin:\n  pkceConfig:\n    timeout: soon\n")).toEqual({
         reason: "Config",
-        message:
-          "admin.pkceConfig.timeout in /etc/flyte/config.yaml: \"soon\" is not a duration (e.g. 90s, 5m, 1h30m)"
+        message: "admin.pkceConfig.timeout in /etc/flyte/config.yaml: \"soon\" is not a duration (e.g. 90s, 5m, 1h30m)"
       })
       expect(yield* failure("admin:\n  endpoint: [a, b]\n")).toEqual({
         reason: "Config",
