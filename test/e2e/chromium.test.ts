@@ -44,7 +44,7 @@ describe.skipIf(!process.env.FLYTE_AUTH_TEST_CHROMIUM)("flyte-auth login with he
     const login = await runCli(home, ["login", ...common, "--browser-command", chromiumBrowser, "--timeout", "60"], {
       timeoutMs: 90_000
     })
-    const runs = home.browserRuns()
+    const runs = await home.awaitBrowserRuns(1)
     expect(runs, login.stderr).toHaveLength(1)
     expect(runs[0]).toMatchObject({ browser: "chromium", ok: true })
     // What Chromium showed at the end: the CLI's success page on the loopback redirect URI.

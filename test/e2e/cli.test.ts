@@ -109,7 +109,7 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
     expect(result.stdout).toBe("")
     // The URL is printed even though a browser command is used (opening a browser can fail silently).
     expect(result.stderr).toContain(`${sandbox.info.issuer}/auth?`)
-    expect(home.browserRuns().at(-1)).toMatchObject({ browser: "user-agent", ok: true, status: 200 })
+    expect((await home.awaitBrowserRuns(1)).at(-1)).toMatchObject({ browser: "user-agent", ok: true, status: 200 })
   })
 
   it("status and status --json show the stored credentials, never a token", async () => {

@@ -34,6 +34,11 @@ export interface Home {
   readonly browserLog: string
   readonly env: Record<string, string>
   readonly browserRuns: () => Array<Record<string, unknown>>
+  /**
+   * The browser runs once there are at least `count` of them. The CLI starts its browser detached and exits as soon
+   * as the callback is served, so the fixture may write its line a moment after the CLI has exited.
+   */
+  readonly awaitBrowserRuns: (count: number, timeoutMs?: number) => Promise<Array<Record<string, unknown>>>
   readonly cleanup: () => void
 }
 
@@ -53,15 +58,25 @@ export const makeHome = (): Home => {
     NO_COLOR: "1"
   })
   if (process.env.FLYTE_AUTH_TEST_CHROMIUM) env.FLYTE_AUTH_TEST_CHROMIUM = process.env.FLYTE_AUTH_TEST_CHROMIUM
+  const browserRuns = (): Array<Record<string, unknown>> =>
+    Fs.existsSync(browserLog)
+      ? Fs.readFileSync(browserLog, "utf8").trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l))
+      : []
   return {
     dir,
     credentials,
     browserLog,
     env,
-    browserRuns: () =>
-      Fs.existsSync(browserLog)
-        ? Fs.readFileSync(browserLog, "utf8").trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l))
-        : [],
+    browserRuns,
+    awaitBrowserRuns: async (count, timeoutMs = 20_000) => {
+      const deadline = Date.now() + timeoutMs
+      let runs = browserRuns()
+      while (runs.length < count && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        runs = browserRuns()
+      }
+      return runs
+    },
     cleanup: () => Fs.rmSync(dir, { recursive: true, force: true })
   }
 }
