@@ -44,8 +44,9 @@ export interface Options {
  * the token endpoint every `interval` (5 s when the server sends none, 5 s more after each `slow_down`) until the
  * user approves (credentials), denies (`AccessDenied`), or the code expires by `Clock` (`ExpiredToken`).
  * A configuration without a device authorization endpoint fails at once with reason `Config`. A transient failure
- * (network, 5xx, 429) of the device authorization request is retried with `Policies.transientRetry`; a failed poll
- * ends the flow with its typed error.
+ * (network, 5xx, 429) of the device authorization request is retried with `Policies.transientRetry`; polling
+ * lives through a few transient failures in a row (`Policies.devicePolling`); any other failed poll ends the flow
+ * with its typed error.
  *
  * @example
  * ```ts
@@ -131,6 +132,10 @@ export const authenticate: (
     })
   return yield* poll.pipe(
     Effect.tapErrorTag("AuthenticationPending", (pending) => Effect.logDebug(`Device flow: ${pending.description}`)),
+    Effect.tapErrorTag("AuthenticationError", (error) =>
+      Policies.isTransient(error)
+        ? Effect.logWarning(`Device flow: a poll of the token endpoint failed (${error.message}); polling on`)
+        : Effect.void),
     Effect.retry(Policies.devicePolling(authorization.interval, deadline)),
     Effect.catchTag("AuthenticationPending", () => Effect.fail(gaveUp))
   )

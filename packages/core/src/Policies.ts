@@ -105,11 +105,22 @@ export const defaultDevicePollInterval: Duration.Duration = Duration.seconds(5)
 export const slowDownIncrement: Duration.Duration = Duration.seconds(5)
 
 /**
+ * How many transient failures in a row (network, 5xx, 429: `isTransient`) device-flow polling lives through.
+ * A poll can be repeated safely, so a flaky network or a restarting IdP does not end a login the user may be
+ * approving at that moment.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const devicePollTransientFailures = 3
+
+/**
  * Device-flow polling: waits `interval` between polls, adds 5 s for every `slow_down` (so two `slow_down`s
  * give 5, 10, 15 s), and gives up when the next poll would start at or after `deadline` by `Clock` (the
- * instant the device code expires: the time of the device authorization plus its `expires_in`). It recurs only
- * on `AuthenticationPending`; any other error ends it at once. When it gives up, the last
- * `AuthenticationPending` is what the retried effect fails with.
+ * instant the device code expires: the time of the device authorization plus its `expires_in`). It recurs on
+ * `AuthenticationPending`, and on up to `devicePollTransientFailures` transient failures in a row (at the
+ * current interval); any other error ends it at once. When it gives up, the last error is what the retried
+ * effect fails with.
  *
  * @since 0.1.0
  * @category schedules
@@ -119,17 +130,31 @@ export const devicePolling = (
   deadline: DateTime.DateTime
 ): Schedule.Schedule<Duration.Duration, AuthenticationError | AuthenticationPending> =>
   Schedule.makeWithState(
-    Duration.decode(interval),
-    (now, error: AuthenticationError | AuthenticationPending, delay) => {
-      const next = error._tag === "AuthenticationPending" && error.reason === "SlowDown"
-        ? Duration.sum(delay, slowDownIncrement)
-        : delay
+    { delay: Duration.decode(interval), transientInARow: 0 },
+    (now, error: AuthenticationError | AuthenticationPending, state) => {
+      if (error._tag === "AuthenticationError") {
+        const transientInARow = state.transientInARow + 1
+        if (!isTransient(error) || transientInARow > devicePollTransientFailures) {
+          return Effect.succeed([state, state.delay, ScheduleDecision.done] as const)
+        }
+        return Effect.succeed(
+          [
+            { delay: state.delay, transientInARow },
+            state.delay,
+            ScheduleDecision.continueWith(ScheduleInterval.after(now + Duration.toMillis(state.delay)))
+          ] as const
+        )
+      }
+      const delay = error.reason === "SlowDown" ? Duration.sum(state.delay, slowDownIncrement) : state.delay
       return Effect.succeed(
-        [next, next, ScheduleDecision.continueWith(ScheduleInterval.after(now + Duration.toMillis(next)))] as const
+        [
+          { delay, transientInARow: 0 },
+          delay,
+          ScheduleDecision.continueWith(ScheduleInterval.after(now + Duration.toMillis(delay)))
+        ] as const
       )
     }
   ).pipe(
-    Schedule.whileInput((error) => error._tag === "AuthenticationPending"),
     Schedule.checkEffect((_, delay) =>
       Effect.map(Clock.currentTimeMillis, (now) => now + Duration.toMillis(delay) < DateTime.toEpochMillis(deadline))
     )

@@ -180,10 +180,36 @@ describe("DeviceCode.authenticate", () => {
       expect(error._tag).toBe("AuthenticationError")
       expect(error.reason).toBe("InvalidResponse")
       expect(error.status).toBe(502)
-      expect(html.polls).toHaveLength(2)
+      // A 502 is transient: polled again at the interval, three times, then it surfaces.
+      expect(times(html)).toEqual([5_000, 10_000, 15_000, 20_000, 25_000])
 
       const garbage = yield* runFlow({ polls: [() => new Response("garbage", { status: 200 })] })
       expect(failure(garbage.exit).reason).toBe("InvalidResponse")
+    }))
+
+  it.effect("lives through transient poll failures (5xx, 429) and goes on at the interval after slow_down", () =>
+    Effect.gen(function*() {
+      const unavailable = () => new Response("", { status: 503 })
+      const flow = yield* runFlow({
+        polls: [
+          () => oauthError("slow_down"),
+          unavailable,
+          () => json({ error: "too_many_requests" }, 429),
+          unavailable,
+          () => oauthError("authorization_pending"),
+          unavailable,
+          () => tokenJson("after-the-storm")
+        ]
+      })
+      expect(Exit.isSuccess(flow.exit)).toBe(true)
+      if (Exit.isSuccess(flow.exit)) expect(Redacted.value(flow.exit.value.accessToken)).toBe("after-the-storm")
+      // 5 s, then 10 s after slow_down; the failures keep the interval; the count of failures in a row restarts.
+      expect(gaps(flow.polls)).toEqual([5_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000])
+
+      // Four in a row is one too many.
+      const down = yield* runFlow({ polls: [() => oauthError("authorization_pending"), unavailable] })
+      expect(failure(down.exit).status).toBe(503)
+      expect(down.polls).toHaveLength(5)
     }))
 
   it.effect("fails on an unknown OAuth error without polling again", () =>

@@ -81,6 +81,25 @@ describe("flows against the sandbox IdP", () => {
       expect(stats.tokenErrors.device_code).toBe(stats.tokenRequests.device_code - 1)
     }))
 
+  it.live("device flow: two polls answered 503 by the IdP do not end the login", () =>
+    Effect.gen(function*() {
+      sandbox.resetStats()
+      const prompt = DevicePrompt.layerScripted((p) =>
+        Effect.sync(() => sandbox.failNextTokenRequests(2)).pipe(
+          Effect.zipRight(
+            Effect.tryPromise(() =>
+              UserAgent.approveDevice({ verificationUriComplete: p.verificationUriComplete! }, sandbox.user)
+            )
+          )
+        )
+      )
+      const credentials = yield* DeviceCode.authenticate({ endpoint: sandbox.adminHttp, config }).pipe(
+        Effect.provide(Layer.merge(NodeHttpClient.layerUndici, prompt))
+      )
+      expect((yield* whoami(credentials.accessToken)).status).toBe(200)
+      expect(sandbox.stats().injectedTokenFailures).toBe(2)
+    }))
+
   it.live("device flow: the user denies, the flow fails with AccessDenied", () =>
     Effect.gen(function*() {
       const prompt = DevicePrompt.layerScripted((p) =>
