@@ -252,6 +252,8 @@ export const main = (argv: ReadonlyArray<string>): void => {
     return
   }
   const program = Effect.zipRight(checkUsage(argv), cli(argv)).pipe(
+    // A failure is reported once, by `exitCodeOf`; not also as the runtime's "Fiber terminated" debug line.
+    Effect.withUnhandledErrorLogLevel(Option.none()),
     Effect.provide(
       Layer.mergeAll(
         NodeContext.layer,
