@@ -14,9 +14,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as Ref from "effect/Ref"
 import { Authenticator, type AuthHeader } from "./Authenticator.js"
 import type { AuthError } from "./AuthError.js"
 import * as Policies from "./Policies.js"
@@ -86,24 +84,20 @@ export const make = <E, R>(
       })
 
     const execute = (request: HttpClientRequest.HttpClientRequest) =>
-      Effect.gen(function*() {
+      Effect.suspend(() => {
         // The token rejected by the previous attempt, invalidated just before the retry (never after the last one,
         // so a server that keeps answering 401 costs one refresh per request, not two).
-        const rejected = yield* Ref.make(Option.none<Redacted.Redacted<string>>())
-        const attempt = Effect.gen(function*() {
-          const previous = yield* Ref.getAndSet(rejected, Option.none())
-          if (Option.isSome(previous)) yield* auth.invalidate(previous.value)
-          const [response, sent] = yield* send(request)
-          if (response.status !== 401) return response
-          if (!isReplayable(request)) {
-            // Not resent, but the next request must not use the rejected token either.
-            yield* auth.invalidate(sent)
-            return response
-          }
-          yield* Ref.set(rejected, Option.some(sent))
-          return yield* Effect.fail(new Unauthorized(response))
-        })
-        return yield* attempt.pipe(
+        let rejected: Redacted.Redacted<string> | undefined
+        const attempt = Effect.suspend(() =>
+          rejected === undefined ? send(request) : Effect.zipRight(auth.invalidate(rejected), send(request))
+        ).pipe(Effect.flatMap(([response, sent]) => {
+          if (response.status !== 401) return Effect.succeed(response)
+          // Not resent (its body is gone), but the next request must not use the rejected token either.
+          if (!isReplayable(request)) return Effect.as(auth.invalidate(sent), response)
+          rejected = sent
+          return Effect.fail(new Unauthorized(response))
+        }))
+        return attempt.pipe(
           Effect.retry({
             schedule: Policies.retryOnceOnUnauthenticated,
             while: (error) => error instanceof Unauthorized

@@ -74,6 +74,12 @@ export declare namespace Authenticator {
     readonly credentials: Effect.Effect<Credentials.Credentials, AuthError>
     /** The header to send: `<headerKey>: Bearer <token>`. */
     readonly header: Effect.Effect<AuthHeader, AuthError>
+    /**
+     * The header of the cached credentials while they are fresh, read synchronously: what `header` would answer
+     * without any request, or `undefined` when `header` has work to do (nothing loaded or cached yet, a rejected or
+     * expiring token, a refresh under way). For hot paths such as the gRPC interceptor; never runs a flow.
+     */
+    readonly cachedHeader: () => AuthHeader | undefined
     /** Forces a refresh now (single flight), falling back to the full flow when the refresh is impossible. */
     readonly refresh: Effect.Effect<Credentials.Credentials, AuthError>
     /**
@@ -103,6 +109,11 @@ export interface AuthClientLike {
   readonly headers: (options?: { readonly signal?: AbortSignal }) => Promise<Record<string, string>>
   /** Refresh after a server rejected the token in `failedHeaders`; resolves when new headers are available. */
   readonly refresh: (options?: { readonly signal?: AbortSignal }) => Promise<unknown>
+  /**
+   * The headers `headers()` would resolve to at once, read synchronously (the same object while the token is
+   * unchanged), or `undefined` when `headers()` has work to do. Optional: hot paths use it when present.
+   */
+  readonly cachedHeaders?: () => Readonly<Record<string, string>> | undefined
 }
 
 /**
@@ -224,7 +235,18 @@ export const make = <R = never>(
     const skew = options.skew ?? Credentials.defaultRefreshSkew
     const loginAllowed = !options.interactive || options.allowInteractive !== false
 
-    const state = yield* Ref.make(initialState)
+    const clock = yield* Effect.clock
+    // The state is read and written in single synchronous steps (never across a yield), so a plain variable is as
+    // atomic as a `Ref`, and the hot path (`cachedHeader`) reads it without running an effect.
+    let state = initialState
+    const getState = Effect.sync(() => state)
+    const modifyState = <A>(f: (s: State) => readonly [A, State]) =>
+      Effect.sync(() => {
+        const [result, next] = f(state)
+        state = next
+        return result
+      })
+    const updateState = (f: (s: State) => State) => modifyState((s) => [undefined, f(s)] as const)
     const warned = yield* Ref.make(false)
     const storeLock = yield* Effect.makeSemaphore(1)
     const crossProcess = Option.filter(
@@ -285,7 +307,7 @@ export const make = <R = never>(
         )
 
     const purge = storeLock.withPermits(1)(
-      Effect.zipRight(Ref.update(state, (s) => ({ ...s, credentials: Option.none(), stale: false })), remove)
+      Effect.zipRight(updateState((s) => ({ ...s, credentials: Option.none(), stale: false })), remove)
     )
 
     const refreshWithToken = (credentials: Credentials.Credentials, refreshToken: Redacted.Redacted<string>) =>
@@ -331,21 +353,25 @@ export const make = <R = never>(
 
     const commit = (credentials: Credentials.Credentials, generation: number) =>
       storeLock.withPermits(1)(Effect.gen(function*() {
-        const current = yield* Ref.get(state)
-        if (current.generation !== generation) {
+        const committed = yield* modifyState((s) =>
+          s.generation === generation
+            ? [true, { ...s, credentials: Option.some(credentials), stale: false, loggedOut: false }] as const
+            : [false, s] as const
+        )
+        if (!committed) {
           return
         }
-        yield* Ref.set(state, { ...current, credentials: Option.some(credentials), stale: false, loggedOut: false })
         yield* save(credentials)
       }))
 
     /** Credentials another process stored are used as they are: in memory, not written back. */
     const adopt = (credentials: Credentials.Credentials, generation: number) =>
       storeLock.withPermits(1)(
-        Ref.update(state, (s) =>
+        updateState((s) =>
           s.generation === generation
             ? { ...s, credentials: Option.some(credentials), stale: false, loggedOut: false }
-            : s)
+            : s
+        )
       )
 
     /** Refreshes `base` (or runs the flow) and stores the result. */
@@ -362,7 +388,7 @@ export const make = <R = never>(
     const renewShared = (want: Want) =>
       Effect.gen(function*() {
         const stored = yield* load
-        const current = yield* Ref.get(state)
+        const current = yield* getState
         const now = yield* DateTime.now
         if (
           want !== "login" && Option.isSome(stored) &&
@@ -423,11 +449,13 @@ export const make = <R = never>(
 
     const obtain = (want: Want) =>
       Effect.gen(function*() {
-        let current = yield* Ref.get(state)
+        let current = yield* getState
         if (!current.loaded) {
           const stored = yield* load
-          current = yield* Ref.updateAndGet(state, (s) =>
-            s.loaded ? s : { ...s, loaded: true, credentials: stored })
+          current = yield* modifyState((s) => {
+            const next = s.loaded ? s : { ...s, loaded: true, credentials: stored }
+            return [next, next] as const
+          })
         }
         const now = yield* DateTime.now
         if (
@@ -437,7 +465,8 @@ export const make = <R = never>(
           return current.credentials.value
         }
         return yield* Option.match(crossProcess, {
-          onNone: () => renew(want, current.credentials, current),
+          onNone: () =>
+            renew(want, current.credentials, current),
           onSome: (lock) => withCrossProcessLock(lock, renewShared(want))
         })
       }).pipe(
@@ -452,7 +481,7 @@ export const make = <R = never>(
         Effect.gen(function*() {
           const now = yield* DateTime.now
           const candidate = yield* Deferred.make<Credentials.Credentials, AuthError>()
-          const decision = yield* Ref.modify(state, (s): [
+          const decision = yield* modifyState((s): readonly [
             | { readonly _tag: "Cached"; readonly credentials: Credentials.Credentials }
             | { readonly _tag: "Await"; readonly deferred: Deferred.Deferred<Credentials.Credentials, AuthError> }
             | {
@@ -488,10 +517,11 @@ export const make = <R = never>(
               yield* obtain(want).pipe(
                 Effect.interruptible,
                 Effect.onExit((exit) =>
-                  Ref.update(state, (s) =>
+                  updateState((s) =>
                     Option.isSome(s.inFlight) && s.inFlight.value.deferred === candidate
                       ? { ...s, inFlight: Option.none() }
-                      : s).pipe(Effect.zipRight(Deferred.done(candidate, exit)))
+                      : s
+                  ).pipe(Effect.zipRight(Deferred.done(candidate, exit)))
                 ),
                 Effect.forkIn(scope)
               )
@@ -501,37 +531,66 @@ export const make = <R = never>(
         })
       )
 
-    // The cache hit, answered without entering `join` (no deferred, no uninterruptible region): the same test as
-    // its "Cached" case, on a snapshot of the state. Anything else (not loaded, stale, a flight under way, not
-    // fresh) goes through `join`, which decides again atomically.
-    const credentials: Effect.Effect<Credentials.Credentials, AuthError> = Effect.flatMap(Ref.get(state), (s) => {
-      if (!s.loaded || s.stale || Option.isSome(s.inFlight) || Option.isNone(s.credentials)) return join("valid")
+    // The cache hit, answered synchronously without entering `join` (no deferred, no uninterruptible region): the
+    // same test as its "Cached" case. Anything else (not loaded, stale, a flight under way, not fresh) goes
+    // through `join`, which decides again atomically. What is derived from the cached credentials (their
+    // freshness deadline, the header) is computed once per credentials.
+    let headerKey: string | undefined
+    let hot:
+      | { readonly credentials: Credentials.Credentials; readonly freshUntil: number; header: AuthHeader | undefined }
+      | undefined
+    const freshCached = () => {
+      const s = state
+      if (!s.loaded || s.stale || Option.isSome(s.inFlight) || Option.isNone(s.credentials)) return undefined
       const cached = s.credentials.value
-      return Effect.flatMap(
-        DateTime.now,
-        (now) => Credentials.isFresh(cached, now, skew) ? Effect.succeed(cached) : join("valid")
-      )
+      if (hot?.credentials !== cached) {
+        hot = { credentials: cached, freshUntil: Credentials.freshUntil(cached, skew), header: undefined }
+      }
+      return clock.unsafeCurrentTimeMillis() < hot.freshUntil ? hot : undefined
+    }
+    const cachedHeader = (): AuthHeader | undefined => {
+      const fresh = freshCached()
+      if (fresh === undefined || headerKey === undefined) return undefined
+      if (fresh.header?.key !== headerKey) fresh.header = bearerHeader(headerKey, fresh.credentials)
+      return fresh.header
+    }
+
+    const credentials: Effect.Effect<Credentials.Credentials, AuthError> = Effect.suspend(() => {
+      const fresh = freshCached()
+      return fresh === undefined ? join("valid") : Effect.succeed(fresh.credentials)
     })
 
     const service: Authenticator.Service = {
       endpoint,
       credentials,
-      accessToken: Effect.map(credentials, (c) => c.accessToken),
-      header: Effect.gen(function*() {
-        const current = yield* credentials
-        const config = yield* configStore.get
-        return { key: config.headerKey, value: Redacted.make(`Bearer ${Redacted.value(current.accessToken)}`) }
+      accessToken: Effect.suspend(() => {
+        const fresh = freshCached()
+        return fresh === undefined
+          ? Effect.map(join("valid"), (c) => c.accessToken)
+          : Effect.succeed(fresh.credentials.accessToken)
+      }),
+      cachedHeader,
+      header: Effect.suspend(() => {
+        const header = cachedHeader()
+        if (header !== undefined) return Effect.succeed(header)
+        return Effect.gen(function*() {
+          const current = yield* credentials
+          const config = yield* configStore.get
+          headerKey = config.headerKey
+          return bearerHeader(config.headerKey, current)
+        })
       }),
       refresh: join("refresh"),
       login: join("login"),
       invalidate: (failed) =>
-        Ref.update(state, (s) =>
+        updateState((s) =>
           Option.isSome(s.credentials) && Redacted.value(s.credentials.value.accessToken) === Redacted.value(failed)
             ? { ...s, stale: true }
-            : s),
+            : s
+        ),
       logout: storeLock.withPermits(1)(
         Effect.zipRight(
-          Ref.update(state, (s) => ({
+          updateState((s) => ({
             ...s,
             loaded: true,
             credentials: Option.none(),
@@ -545,6 +604,11 @@ export const make = <R = never>(
     }
     return service
   })
+
+const bearerHeader = (key: string, credentials: Credentials.Credentials): AuthHeader => ({
+  key,
+  value: Redacted.make(`Bearer ${Redacted.value(credentials.accessToken)}`)
+})
 
 /**
  * The `Authenticator` as a layer; a refresh or login under way is interrupted when the layer is released.

@@ -52,15 +52,24 @@ export const isFresh = (
   credentials: Credentials,
   now: DateTime.Utc,
   skew: Duration.DurationInput = defaultRefreshSkew
-): boolean => {
-  if (credentials.expiresAt === undefined) return true
+): boolean => DateTime.toEpochMillis(now) < freshUntil(credentials, skew)
+
+/**
+ * Until when (epoch milliseconds, exclusive) the credentials are fresh by the rule of `isFresh`; `Infinity` for a
+ * token without a known expiry. For hot paths that compare it with a clock reading.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const freshUntil = (credentials: Credentials, skew: Duration.DurationInput = defaultRefreshSkew): number => {
+  if (credentials.expiresAt === undefined) return Number.POSITIVE_INFINITY
   const expiresAtMillis = DateTime.toEpochMillis(credentials.expiresAt)
   let skewMillis = Duration.toMillis(skew)
   if (credentials.obtainedAt !== undefined) {
     const lifetime = expiresAtMillis - DateTime.toEpochMillis(credentials.obtainedAt)
     skewMillis = Math.min(skewMillis, Math.max(0, lifetime / 2))
   }
-  return DateTime.toEpochMillis(now) + skewMillis < expiresAtMillis
+  return expiresAtMillis - skewMillis
 }
 
 /**

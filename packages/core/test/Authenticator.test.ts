@@ -668,6 +668,51 @@ describe("Authenticator expiry and invalidation", () => {
       expect(String(header.value)).not.toContain("the-token")
     }))
 
+  it.scoped("cachedHeader answers synchronously only what header would answer without work", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(credentials("first", { refreshToken: "r", lifetimeSeconds: 3600 }))
+      const server = yield* tokenServer((_, index) => tokenResponse(`refreshed-${index}`), Duration.zero)
+      const { login } = yield* countingLogin(() => credentials("login"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      const cached = () => {
+        const header = auth.cachedHeader()
+        return header === undefined ? undefined : `${header.key}: ${Redacted.value(header.value)}`
+      }
+      // Nothing read from the keyring yet, and the header key is not known before the configuration is.
+      expect(cached()).toBeUndefined()
+      yield* auth.header
+      expect(cached()).toBe("flyte-authorization: Bearer first")
+      // The same object while the token is unchanged.
+      expect(auth.cachedHeader()).toBe(auth.cachedHeader())
+
+      // A rejected token: `header` has a refresh to do, so there is no synchronous answer.
+      yield* auth.invalidate(Redacted.make("first"))
+      expect(cached()).toBeUndefined()
+      expect(Redacted.value((yield* auth.header).value)).toBe("Bearer refreshed-0")
+      expect(cached()).toBe("flyte-authorization: Bearer refreshed-0")
+
+      // By the Clock: fresh one millisecond before the skew window, not inside it.
+      yield* TestClock.adjust(Duration.seconds(3600 - 60).pipe(Duration.subtract(Duration.millis(1))))
+      expect(cached()).toBe("flyte-authorization: Bearer refreshed-0")
+      yield* TestClock.adjust(Duration.millis(1))
+      expect(cached()).toBeUndefined()
+      expect(yield* server.count).toBe(1)
+      expect(Redacted.value((yield* auth.header).value)).toBe("Bearer refreshed-1")
+
+      // A refresh under way: no synchronous answer until it is done.
+      const refreshing = yield* Effect.fork(auth.refresh)
+      yield* Effect.yieldNow()
+      expect(cached()).toBeUndefined()
+      yield* Fiber.join(refreshing)
+      expect(cached()).toBe("flyte-authorization: Bearer refreshed-2")
+
+      yield* auth.logout
+      expect(cached()).toBeUndefined()
+    }))
+
   it.scoped("closing the authenticator's scope interrupts a login under way; its waiters do not hang", () =>
     Effect.gen(function*() {
       const store = yield* spyKeyring

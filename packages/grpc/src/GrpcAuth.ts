@@ -27,7 +27,7 @@
  * @since 0.1.0
  */
 import { Authenticator } from "@flyte-auth/core/Authenticator"
-import type { AuthClientLike } from "@flyte-auth/core/Authenticator"
+import type { AuthClientLike, AuthHeader } from "@flyte-auth/core/Authenticator"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
 import type { AuthError } from "@flyte-auth/core/AuthError"
 import type * as Credentials from "@flyte-auth/core/Credentials"
@@ -302,15 +302,26 @@ export const makeClient = <C extends grpc.Client, R = never>(
 
 // --- internals -------------------------------------------------------------------------------------------------
 
-const authenticatorPolicy = (auth: Authenticator.Service): RetryingCall.Policy<AuthError> => ({
-  what: "access token",
-  headers: Effect.map(auth.header, (header) => [[header.key, header.value]]),
-  isRejection: isTokenRejection,
-  rejected: (sent) =>
-    Effect.forEach(sent, ([, value]) => auth.invalidate(RetryingCall.bearerToken(value)), {
-      discard: true
-    })
-})
+const authenticatorPolicy = (auth: Authenticator.Service): RetryingCall.Policy<AuthError> => {
+  // The headers of the last cached header, so that a hit allocates nothing.
+  let last: { readonly header: AuthHeader; readonly headers: RetryingCall.Headers } | undefined
+  const cached = () => {
+    const header = auth.cachedHeader()
+    if (header === undefined) return undefined
+    if (last?.header !== header) last = { header, headers: [[header.key, header.value]] }
+    return last.headers
+  }
+  return {
+    what: "access token",
+    headers: Effect.map(auth.header, (header) => [[header.key, header.value]]),
+    cached,
+    isRejection: isTokenRejection,
+    rejected: (sent) =>
+      Effect.forEach(sent, ([, value]) => auth.invalidate(RetryingCall.bearerToken(value)), {
+        discard: true
+      })
+  }
+}
 
 /**
  * A policy over the Promise facade. Its `refresh()` always refreshes, so calls that were rejected with the same
@@ -329,16 +340,22 @@ const clientPolicy = (auth: AuthClientLike): RetryingCall.Policy<unknown> => {
     })
     return refresh
   }
+  let cachedFrom:
+    | { readonly source: Readonly<Record<string, string>>; readonly headers: RetryingCall.Headers }
+    | undefined
+  const cached = auth.cachedHeaders && (() => {
+    const source = auth.cachedHeaders!()
+    if (source === undefined) return undefined
+    if (cachedFrom?.source !== source) cachedFrom = { source, headers: toHeaders(source) }
+    return cachedFrom.headers
+  })
   return {
     what: "access token",
+    ...(cached ? { cached } : {}),
     headers: Effect.tryPromise({
       try: (signal) => auth.headers({ signal }),
       catch: (error) => error
-    }).pipe(
-      Effect.map((headers) =>
-        Object.entries(headers).map(([key, value]) => [key.toLowerCase(), Redacted.make(value)] as const)
-      )
-    ),
+    }).pipe(Effect.map(toHeaders)),
     isRejection: isTokenRejection,
     rejected: (sent) =>
       Effect.asVoid(Effect.tryPromise({
@@ -347,6 +364,9 @@ const clientPolicy = (auth: AuthClientLike): RetryingCall.Policy<unknown> => {
       }))
   }
 }
+
+const toHeaders = (headers: Readonly<Record<string, string>>): RetryingCall.Headers =>
+  Object.entries(headers).map(([key, value]) => [key.toLowerCase(), Redacted.make(value)] as const)
 
 const proxyPolicy = <E>(cache: TokenCache.TokenCache<E>): RetryingCall.Policy<E> => ({
   what: "proxy token",

@@ -287,6 +287,40 @@ describe("authInterceptor (Promise facade)", () => {
       expect(facade.refreshes()).toBe(1)
     }))
 
+  it.scopedLive("cachedHeaders answers without headers(); a rejection still refreshes once and retries", () =>
+    Effect.gen(function*() {
+      // Like the facade: `headers()` loads and caches; `refresh()` drops the cache until the next `headers()`.
+      let version = 0
+      let asked = 0
+      let refreshes = 0
+      let cache: Record<string, string> | undefined = { authorization: "Bearer token-0" }
+      const auth = {
+        headers: async () => {
+          asked += 1
+          cache = { authorization: `Bearer token-${version}` }
+          return { ...cache }
+        },
+        cachedHeaders: () => cache,
+        refresh: async () => {
+          refreshes += 1
+          version += 1
+          cache = undefined
+        }
+      }
+      const server = yield* startEchoServer({ gate: tokenGate("authorization", () => ["token-1"]) })
+      const client = yield* echoClient(server.address, { interceptors: [GrpcAuth.authInterceptor(auth)] })
+      const first = yield* unary(client, "Unary", { text: "x" })
+      expect(first.seen.authorization).toBe("Bearer token-1")
+      // The first attempt took the cached token-0 (rejected); the retry asked headers() once.
+      expect(refreshes).toBe(1)
+      expect(asked).toBe(1)
+      yield* Effect.forEach(Array.from({ length: 20 }), () => unary(client, "Unary", { text: "x" }), {
+        concurrency: 5
+      })
+      expect(asked).toBe(1)
+      expect(refreshes).toBe(1)
+    }))
+
   it.scopedLive("a rejected headers() fails the call with UNAUTHENTICATED", () =>
     Effect.gen(function*() {
       const server = yield* startEchoServer()

@@ -17,8 +17,6 @@ import { Authenticator } from "@flyte-auth/core/Authenticator"
 import type { AuthError } from "@flyte-auth/core/AuthError"
 import * as Credentials from "@flyte-auth/core/Credentials"
 import * as Cause from "effect/Cause"
-import * as DateTime from "effect/DateTime"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as ManagedRuntime from "effect/ManagedRuntime"
@@ -63,6 +61,8 @@ export interface AuthClient extends AuthClientLike, AsyncDisposable {
   readonly refresh: (options?: CallOptions) => Promise<Credentials.Credentials>
   /** `{ [headerKey]: "Bearer <token>" }`, ready to merge into a request's headers. */
   readonly headers: (options?: CallOptions) => Promise<Record<string, string>>
+  /** The headers `headers()` would resolve to at once, synchronously, or `undefined` when it has work to do. */
+  readonly cachedHeaders: () => Readonly<Record<string, string>> | undefined
   /** `fetch` with the auth header; on 401 it refreshes and resends once (when the body can be replayed). */
   readonly fetch: (input: string | URL, init?: RequestInit) => Promise<Response>
   /** Forgets the credentials, in memory and in the keyring. */
@@ -109,7 +109,7 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
     current = credentials
     currentToken = Redacted.value(credentials.accessToken)
     currentHeaders = { [headerKey]: `Bearer ${currentToken}` }
-    freshUntil = freshnessDeadline(credentials)
+    freshUntil = Credentials.freshUntil(credentials)
   }
   const forget = () => {
     current = undefined
@@ -130,6 +130,7 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
     await load(call)
     return currentToken!
   }
+  const cachedHeaders = () => currentHeaders !== undefined && Date.now() < freshUntil ? currentHeaders : undefined
   const headers = async (call?: CallOptions): Promise<Record<string, string>> => {
     if (currentHeaders !== undefined && Date.now() < freshUntil) return { ...currentHeaders }
     await load(call)
@@ -199,6 +200,7 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
     credentials,
     refresh,
     headers,
+    cachedHeaders,
     fetch: authFetch,
     logout: async (call) => {
       forget()
@@ -216,20 +218,6 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
  * @category models
  */
 export type AuthenticatedHttpClient = HttpClient.HttpClient
-
-/**
- * Until when (epoch ms) the facade may answer from its copy without asking the `Authenticator`: the same test as
- * `Credentials.isFresh`, precomputed so the hot path is one comparison.
- */
-const freshnessDeadline = (credentials: Credentials.Credentials): number => {
-  if (credentials.expiresAt === undefined) return Number.POSITIVE_INFINITY
-  const expiresAt = DateTime.toEpochMillis(credentials.expiresAt)
-  let skew = Duration.toMillis(Credentials.defaultRefreshSkew)
-  if (credentials.obtainedAt !== undefined) {
-    skew = Math.min(skew, Math.max(0, (expiresAt - DateTime.toEpochMillis(credentials.obtainedAt)) / 2))
-  }
-  return expiresAt - skew
-}
 
 /** Bodies that can be sent twice: none, strings, bytes, form data; not streams. */
 const isReplayable = (body: RequestInit["body"]): boolean =>

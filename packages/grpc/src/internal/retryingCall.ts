@@ -29,6 +29,11 @@ export interface Policy<E> {
   readonly what: string
   /** The headers of the next attempt. */
   readonly headers: Effect.Effect<Headers, E>
+  /**
+   * The headers `headers` would yield at once, read synchronously, or `undefined` when it has work to do: the
+   * first attempt of a call then starts without running an effect.
+   */
+  readonly cached?: () => Headers | undefined
   /** Whether a status (of a call that received no message yet) means that the headers were rejected. */
   readonly isRejection: (status: grpc.StatusObject) => boolean
   /** Forgets the rejected `sent` headers (a concurrent caller may already have replaced them). */
@@ -112,6 +117,11 @@ class RetryingCall implements CallInterface {
       onReceiveMetadata: (m) => listener?.onReceiveMetadata?.(m),
       onReceiveMessage: (m) => listener?.onReceiveMessage?.(m),
       onReceiveStatus: (s) => listener?.onReceiveStatus?.(s)
+    }
+    const cached = this.policy.cached?.()
+    if (cached !== undefined) {
+      this.startAttempt(cached)
+      return
     }
     this.fetch(this.policy.headers, (cause) => ({
       code: Status.UNAUTHENTICATED,

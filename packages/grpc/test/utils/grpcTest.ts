@@ -153,6 +153,9 @@ export const makeTestAuth = (options: {
         key: headerKey,
         value: Redacted.make(`Bearer ${Redacted.value(c.accessToken)}`)
       })),
+      // Never a synchronous answer: every call goes through `header` (the real Authenticator's hot path is
+      // covered by the sandbox tests).
+      cachedHeader: () => undefined,
       refresh: SynchronizedRef.modifyEffect(state, (s) =>
         Effect.map(refreshNow(s), (next) => [credentialsOf(next.version), next] as const)),
       invalidate: (failed) =>
