@@ -211,6 +211,8 @@ describe("bad options and bad config give the documented errors (built CLI)", ()
     expect(first).toBeGreaterThanOrEqual(0)
     expect(lines[first + 1]).toMatch(/^ {2}caused by .*UNAVAILABLE/)
     expect(result.stderr).not.toContain("another-secret")
+    // The failure is reported once, not also as the runtime's note about a failed fiber.
+    expect(result.stderr).not.toContain("Fiber terminated")
   })
 
   it("the Flyte config file and FLYTE_* variables are read; explicit options win", async () => {

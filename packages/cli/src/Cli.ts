@@ -252,7 +252,8 @@ export const main = (argv: ReadonlyArray<string>): void => {
     return
   }
   const program = Effect.zipRight(checkUsage(argv), cli(argv)).pipe(
-    // A failure is reported once, by `exitCodeOf`; not also as the runtime's "Fiber terminated" debug line.
+    // A failure is reported once, by `exitCodeOf`; not also as the runtime's "Fiber terminated" debug line (of
+    // the forked fibers here, of the root fiber by ending it with the exit as its value).
     Effect.withUnhandledErrorLogLevel(Option.none()),
     Effect.provide(
       Layer.mergeAll(
@@ -268,7 +269,8 @@ export const main = (argv: ReadonlyArray<string>): void => {
   const onSignal = () => controller.abort()
   process.once("SIGINT", onSignal)
   process.once("SIGTERM", onSignal)
-  Effect.runPromiseExit(program, { signal: controller.signal }).then((exit) => {
+  Effect.runPromiseExit(Effect.exit(program), { signal: controller.signal }).then((outer) => {
+    const exit = Exit.isSuccess(outer) ? outer.value : outer
     process.off("SIGINT", onSignal)
     process.off("SIGTERM", onSignal)
     process.exitCode = exitCodeOf(exit, commandName(argv), verbose)

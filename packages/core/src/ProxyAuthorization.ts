@@ -11,17 +11,15 @@
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as SynchronizedRef from "effect/SynchronizedRef"
 import { AuthenticationError, type AuthError } from "./AuthError.js"
 import type { CommandRunner } from "./CommandRunner.js"
-import { type Credentials, isFresh } from "./Credentials.js"
+import type { Credentials } from "./Credentials.js"
 import * as ExternalCommand from "./ExternalCommand.js"
+import * as TokenCache from "./TokenCache.js"
 
 /**
  * The header this module sets.
@@ -59,7 +57,7 @@ export const withProxyAuthorization: {
 } = dual(
   2,
   (client: HttpClient.HttpClient, token: TokenSource): Effect.Effect<HttpClient.HttpClient> =>
-    Effect.map(makeCache(token), (cache) => wrap(client, cache))
+    Effect.sync(() => wrap(client, TokenCache.make(token)))
 )
 
 /**
@@ -94,47 +92,13 @@ export const layerCommand = (
 
 // --- internals -------------------------------------------------------------------------------------------------
 
-interface Cached {
-  readonly header: Redacted.Redacted<string>
-  readonly credentials: Credentials | undefined
-}
-
-interface Cache {
-  readonly header: Effect.Effect<Redacted.Redacted<string>, AuthError>
-  readonly invalidate: (sent: string | undefined) => Effect.Effect<void>
-}
-
-const makeCache = (token: TokenSource): Effect.Effect<Cache> =>
-  Effect.map(SynchronizedRef.make(Option.none<Cached>()), (ref) => ({
-    header: SynchronizedRef.modifyEffect(ref, (cached) =>
-      Effect.flatMap(DateTime.now, (now) => {
-        if (
-          Option.isSome(cached) &&
-          (cached.value.credentials === undefined || isFresh(cached.value.credentials, now))
-        ) {
-          return Effect.succeed([cached.value.header, cached] as const)
-        }
-        return Effect.map(token, (obtained) => {
-          const credentials = Redacted.isRedacted(obtained) ? undefined : obtained
-          const header = ExternalCommand.bearer(Redacted.isRedacted(obtained) ? obtained : obtained.accessToken)
-          return [header, Option.some({ header, credentials })] as const
-        })
-      })),
-    invalidate: (sent) =>
-      SynchronizedRef.update(
-        ref,
-        (cached) =>
-          Option.isSome(cached) && sent !== undefined && Redacted.value(cached.value.header) === sent
-            ? Option.none()
-            : cached
-      )
-  }))
-
-const wrap = (client: HttpClient.HttpClient, cache: Cache): HttpClient.HttpClient =>
+const wrap = (client: HttpClient.HttpClient, cache: TokenCache.TokenCache<AuthError>): HttpClient.HttpClient =>
   client.pipe(
     HttpClient.mapRequestEffect((request) =>
-      cache.header.pipe(
-        Effect.map((header) => HttpClientRequest.setHeader(request, headerName, Redacted.value(header))),
+      cache.get.pipe(
+        Effect.map((token) =>
+          HttpClientRequest.setHeader(request, headerName, Redacted.value(ExternalCommand.bearer(token)))
+        ),
         Effect.mapError((error) => {
           const description = `No proxy authorization token: ${
             error._tag === "AuthenticationError" ? error.description : error.message
@@ -153,7 +117,8 @@ const wrap = (client: HttpClient.HttpClient, cache: Cache): HttpClient.HttpClien
     HttpClient.transformResponse((send) =>
       Effect.flatMap(send, (response) => {
         if (response.status !== 407 || response.request.body._tag === "Stream") return Effect.succeed(response)
-        return cache.invalidate(response.request.headers[headerName]).pipe(
+        const sent = response.request.headers[headerName]
+        return (sent === undefined ? Effect.void : cache.invalidate(Redacted.make(sent.replace(/^Bearer /, "")))).pipe(
           Effect.zipRight(Effect.logDebug("The proxy answered 407: obtaining a new proxy token and resending once")),
           Effect.zipRight(send)
         )

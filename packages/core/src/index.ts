@@ -73,4 +73,8 @@ export * as ProxyAuthorization from "./ProxyAuthorization.js"
 /**
  * @since 0.1.0
  */
+export * as TokenCache from "./TokenCache.js"
+/**
+ * @since 0.1.0
+ */
 export * as TokenClient from "./TokenClient.js"

@@ -31,6 +31,7 @@ import type { AuthClientLike, AuthHeader } from "@flyte-auth/core/Authenticator"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
 import type { AuthError } from "@flyte-auth/core/AuthError"
 import type * as Credentials from "@flyte-auth/core/Credentials"
+import * as TokenCache from "@flyte-auth/core/TokenCache"
 import type * as grpc from "@grpc/grpc-js"
 import { credentials as grpcCredentials, Metadata, status as Status } from "@grpc/grpc-js"
 import * as Effect from "effect/Effect"
@@ -40,7 +41,6 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { readFile } from "node:fs/promises"
 import * as RetryingCall from "./internal/retryingCall.js"
-import * as TokenCache from "./internal/tokenCache.js"
 
 /**
  * The metadata key of the proxy token.

@@ -1,10 +1,9 @@
 /**
- * A single-flight cache of a token (the proxy token of `GrpcAuth.proxyInterceptor`).
+ * A single-flight cache of a token from a source that may be slow or fail (a proxy command): the proxy token of
+ * `ProxyAuthorization` (HTTP) and of `GrpcAuth.proxyInterceptor` (gRPC).
  *
- * @internal
+ * @since 0.1.0
  */
-import type * as Credentials from "@flyte-auth/core/Credentials"
-import { isFresh } from "@flyte-auth/core/Credentials"
 import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -12,6 +11,8 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
+import type * as Credentials from "./Credentials.js"
+import { isFresh } from "./Credentials.js"
 
 /** A cached token and, when the source said, the credentials it came from (to renew it before it expires). */
 interface Entry {
@@ -19,7 +20,10 @@ interface Entry {
   readonly credentials: Credentials.Credentials | undefined
 }
 
-/** The token cache. */
+/**
+ * @since 0.1.0
+ * @category models
+ */
 export interface TokenCache<E> {
   /** The cached token, or a new one from the source (one run for all concurrent callers). */
   readonly get: Effect.Effect<Redacted.Redacted<string>, E>
@@ -31,6 +35,9 @@ export interface TokenCache<E> {
  * Caches what `source` yields. A success is kept until `invalidate`d (or, for credentials with an expiry, until it
  * nears that expiry); a failure is handed to the callers that waited for it and then forgotten. Interrupting a
  * caller does not interrupt the run others wait for.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const make = <E>(
   source: Effect.Effect<Redacted.Redacted<string> | Credentials.Credentials, E>

@@ -1,0 +1,108 @@
+import { describe, expect, it } from "@effect/vitest"
+import { AuthError, Credentials, TokenCache } from "@flyte-auth/core"
+import { DateTime, Deferred, Duration, Effect, Exit, Fiber, Redacted, Ref, TestClock } from "effect"
+
+/** A source that counts its runs, takes `delay` of Clock time, and yields `token-<run>` (or fails on `failRuns`). */
+const countingSource = (
+  options: { readonly delay?: Duration.DurationInput; readonly failRuns?: ReadonlySet<number> }
+) =>
+  Effect.gen(function*() {
+    const runs = yield* Ref.make(0)
+    const source = Effect.gen(function*() {
+      const run = yield* Ref.getAndUpdate(runs, (n) => n + 1)
+      yield* Effect.sleep(options.delay ?? Duration.seconds(1))
+      if (options.failRuns?.has(run)) {
+        return yield* new AuthError.AuthenticationError({ reason: "CommandFailed", description: `run ${run} failed` })
+      }
+      return Redacted.make(`token-${run}`)
+    })
+    return { source, runs: Ref.get(runs) }
+  })
+
+const value = <E>(effect: Effect.Effect<Redacted.Redacted<string>, E>) => Effect.map(effect, Redacted.value)
+
+describe("TokenCache", () => {
+  it.effect("concurrent callers share one run of the source; later callers get the cached token", () =>
+    Effect.gen(function*() {
+      const { runs, source } = yield* countingSource({})
+      const cache = TokenCache.make(source)
+      const fibers = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.fork(value(cache.get)))
+      yield* TestClock.adjust(Duration.seconds(1))
+      const tokens = yield* Effect.forEach(fibers, Fiber.join)
+      expect(new Set(tokens)).toEqual(new Set(["token-0"]))
+      expect(yield* value(cache.get)).toBe("token-0")
+      expect(yield* runs).toBe(1)
+    }))
+
+  it.effect("a failure reaches the callers that waited for it and is then forgotten", () =>
+    Effect.gen(function*() {
+      const { runs, source } = yield* countingSource({ failRuns: new Set([0]) })
+      const cache = TokenCache.make(source)
+      const waiting = yield* Effect.forEach(Array.from({ length: 3 }), () => Effect.fork(Effect.exit(cache.get)))
+      yield* TestClock.adjust(Duration.seconds(1))
+      for (const fiber of waiting) {
+        const exit = yield* Fiber.join(fiber)
+        expect(Exit.isFailure(exit)).toBe(true)
+      }
+      const next = yield* Effect.fork(value(cache.get))
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect(yield* Fiber.join(next)).toBe("token-1")
+      expect(yield* runs).toBe(2)
+    }))
+
+  it.effect("invalidate drops the token only while it is still the cached one", () =>
+    Effect.gen(function*() {
+      const { runs, source } = yield* countingSource({ delay: Duration.zero })
+      const cache = TokenCache.make(source)
+      expect(yield* value(cache.get)).toBe("token-0")
+      yield* cache.invalidate(Redacted.make("some-other-token"))
+      expect(yield* value(cache.get)).toBe("token-0")
+      yield* cache.invalidate(Redacted.make("token-0"))
+      expect(yield* value(cache.get)).toBe("token-1")
+      // A late report about the old token does not throw away the new one.
+      yield* cache.invalidate(Redacted.make("token-0"))
+      expect(yield* value(cache.get)).toBe("token-1")
+      expect(yield* runs).toBe(2)
+    }))
+
+  it.effect("credentials with an expiry are renewed when they near it, by the Clock", () =>
+    Effect.gen(function*() {
+      const runs = yield* Ref.make(0)
+      const source = Effect.gen(function*() {
+        const run = yield* Ref.getAndUpdate(runs, (n) => n + 1)
+        const now = yield* DateTime.now
+        return new Credentials.Credentials({
+          accessToken: Redacted.make(`token-${run}`),
+          endpoint: "proxy",
+          obtainedAt: now,
+          expiresAt: DateTime.addDuration(now, Duration.minutes(10))
+        })
+      })
+      const cache = TokenCache.make(source)
+      expect(yield* value(cache.get)).toBe("token-0")
+      // Fresh until one minute (the default skew) before the expiry.
+      yield* TestClock.adjust(Duration.minutes(8).pipe(Duration.sum(Duration.seconds(59))))
+      expect(yield* value(cache.get)).toBe("token-0")
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect(yield* value(cache.get)).toBe("token-1")
+    }))
+
+  it.effect("an interrupted caller does not interrupt the run others wait for", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const runs = yield* Ref.make(0)
+      const source = Ref.update(runs, (n) => n + 1).pipe(
+        Effect.zipRight(Deferred.succeed(started, undefined)),
+        Effect.zipRight(Effect.sleep(Duration.seconds(1))),
+        Effect.as(Redacted.make("the-token"))
+      )
+      const cache = TokenCache.make(source)
+      const first = yield* Effect.fork(cache.get)
+      yield* Deferred.await(started)
+      const second = yield* Effect.fork(value(cache.get))
+      yield* Fiber.interrupt(first)
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect(yield* Fiber.join(second)).toBe("the-token")
+      expect(yield* Ref.get(runs)).toBe(1)
+    }))
+})
