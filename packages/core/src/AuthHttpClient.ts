@@ -15,6 +15,7 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import { Authenticator, type AuthHeader } from "./Authenticator.js"
 import type { AuthError } from "./AuthError.js"
 import * as Policies from "./Policies.js"
@@ -39,12 +40,6 @@ export const isReplayable = (request: HttpClientRequest.HttpClientRequest): bool
       return typeof body.body === "string" || body.body instanceof Uint8Array || body.body instanceof ArrayBuffer ||
         body.body instanceof URLSearchParams || (typeof Blob !== "undefined" && body.body instanceof Blob)
   }
-}
-
-/** The first attempt was rejected with 401 and will be resent; never escapes `make`. */
-class Unauthorized {
-  readonly _tag = "Unauthorized"
-  constructor(readonly response: HttpClientResponse.HttpClientResponse) {}
 }
 
 const bearerPrefix = "Bearer "
@@ -73,40 +68,47 @@ export const make = <E, R>(
 ): Effect.Effect<HttpClient.HttpClient.With<E | AuthError, R>, never, Authenticator> =>
   Effect.map(Authenticator, (auth) => {
     // One attempt: the current header, with the header name redacted in spans and logs whatever it is called
-    // (`flyte-authorization`, ...). Answers the response and the token that was sent.
+    // (`flyte-authorization`, ...). Answers the response and the header that was sent.
     const send = (request: HttpClientRequest.HttpClientRequest) =>
       Effect.flatMap(auth.header, (header) => {
         const key = header.key.toLowerCase()
         return client.execute(HttpClientRequest.setHeader(request, key, Redacted.value(header.value))).pipe(
           Effect.locallyWith(Headers.currentRedactedNames, (names) => names.includes(key) ? names : [...names, key]),
-          Effect.map((response) => [response, tokenOf(header)] as const)
+          Effect.map((response) => [response, header] as const)
         )
       })
 
+    // The first attempt is sent as it is; only a 401 of a replayable request builds the retry.
     const execute = (request: HttpClientRequest.HttpClientRequest) =>
-      Effect.suspend(() => {
-        // The token rejected by the previous attempt, invalidated just before the retry (never after the last one,
-        // so a server that keeps answering 401 costs one refresh per request, not two).
-        let rejected: Redacted.Redacted<string> | undefined
-        const attempt = Effect.suspend(() =>
-          rejected === undefined ? send(request) : Effect.zipRight(auth.invalidate(rejected), send(request))
-        ).pipe(Effect.flatMap(([response, sent]) => {
-          if (response.status !== 401) return Effect.succeed(response)
-          // Not resent (its body is gone), but the next request must not use the rejected token either.
-          if (!isReplayable(request)) return Effect.as(auth.invalidate(sent), response)
-          rejected = sent
-          return Effect.fail(new Unauthorized(response))
-        }))
-        return attempt.pipe(
-          Effect.retry({
-            schedule: Policies.retryOnceOnUnauthenticated,
-            while: (error) => error instanceof Unauthorized
-          }),
-          Effect.catchIf(
-            (error): error is Unauthorized => error instanceof Unauthorized,
-            (error) => Effect.succeed(error.response)
-          )
-        )
+      Effect.flatMap(send(request), ([response, header]) => {
+        if (response.status !== 401) return Effect.succeed(response)
+        // Not resent (its body is gone), but the next request must not use the rejected token either.
+        if (!isReplayable(request)) return Effect.as(auth.invalidate(tokenOf(header)), response)
+        return resend(request, response, header)
+      })
+
+    // Resends as long as `Policies.retryOnceOnUnauthenticated` allows, each time after invalidating the token the
+    // server rejected. The token of the last rejection is not invalidated, so a server that keeps answering 401
+    // costs one refresh per request, not two; its response is returned.
+    const resend = (
+      request: HttpClientRequest.HttpClientRequest,
+      rejection: HttpClientResponse.HttpClientResponse,
+      rejected: AuthHeader
+    ) =>
+      Effect.flatMap(Schedule.driver(Policies.retryOnceOnUnauthenticated), (driver) => {
+        const loop = (
+          response: HttpClientResponse.HttpClientResponse,
+          header: AuthHeader
+        ): Effect.Effect<HttpClientResponse.HttpClientResponse, E | AuthError, R> =>
+          Effect.matchEffect(driver.next(response), {
+            onFailure: () => Effect.succeed(response),
+            onSuccess: () =>
+              auth.invalidate(tokenOf(header)).pipe(
+                Effect.zipRight(send(request)),
+                Effect.flatMap(([next, sent]) => next.status === 401 ? loop(next, sent) : Effect.succeed(next))
+              )
+          })
+        return loop(rejection, rejected)
       })
 
     return HttpClient.makeWith(
