@@ -93,7 +93,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
           issuer: "https://idp.example"
         })
       )
-      const requests = yield* Ref.get(http.requests)
+      const requests = yield* http.requests
       expect(requests.map((r) => `${r.method} ${r.url.href}`).sort()).toEqual([
         "GET https://flyte.example/.well-known/oauth-authorization-server",
         "GET https://flyte.example/config/v1/flyte_client"
@@ -143,7 +143,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expect(config.clientId).toBe("c")
       expect(config.headerKey).toBe("flyte-authorization")
       expect(config.serviceHttpEndpoint).toBe("http://h")
-      const paths = (yield* Ref.get(http.requests)).map((r) => r.url.pathname).sort()
+      const paths = (yield* http.requests).map((r) => r.url.pathname).sort()
       expect(paths).toEqual(["/api/.well-known/oauth-authorization-server", "/api/config/v1/flyte_client"])
     }))
 

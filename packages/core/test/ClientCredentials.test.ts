@@ -2,7 +2,7 @@ import { HttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { ClientConfig, ClientCredentials, TokenClient } from "@flyte-auth/core"
 import { DateTime, Duration, Effect, Fiber, Layer, Redacted, TestClock } from "effect"
-import { json, mockOAuth, oauthError, tokenJson } from "./utils/mockOAuth.js"
+import { json, makeMockHttp, oauthError, tokenJson } from "./helpers/mockHttp.js"
 
 const config = new ClientConfig.ClientConfig({ tokenEndpoint: "https://idp.example/oauth2/token" })
 const secret = Redacted.make("s3cr3t-value")
@@ -13,7 +13,7 @@ const run = (
   advance: Duration.DurationInput = Duration.seconds(30)
 ) =>
   Effect.gen(function*() {
-    const server = yield* mockOAuth((_, index) => answer(index))
+    const server = yield* makeMockHttp((_, index) => answer(index))
     const fiber = yield* ClientCredentials.authenticate({
       endpoint: "flyte.example:443",
       config,
@@ -39,7 +39,7 @@ describe("ClientCredentials.authenticate", () => {
 
       expect(requests).toHaveLength(1)
       const [request] = requests
-      expect(request.url).toBe("https://idp.example/oauth2/token")
+      expect(request.url.href).toBe("https://idp.example/oauth2/token")
       expect([...request.form.keys()]).toEqual(["grant_type"])
       expect(request.form.get("grant_type")).toBe("client_credentials")
       expect(request.headers["authorization"]).toBe(

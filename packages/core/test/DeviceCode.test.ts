@@ -2,7 +2,7 @@ import { HttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { ClientConfig, DeviceCode, DevicePrompt } from "@flyte-auth/core"
 import { DateTime, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Ref, TestClock } from "effect"
-import { json, mockOAuth, oauthError, type RecordedRequest, tokenJson } from "./utils/mockOAuth.js"
+import { json, makeMockHttp, oauthError, type RecordedRequest, tokenJson } from "./helpers/mockHttp.js"
 
 const config = new ClientConfig.ClientConfig({
   tokenEndpoint: "https://idp.example/oauth2/token",
@@ -34,7 +34,7 @@ const runFlow = (setup: {
   Effect.gen(function*() {
     const shown = yield* Ref.make<ReadonlyArray<DevicePrompt.DeviceCodePrompt>>([])
     let polls = 0
-    const server = yield* mockOAuth((request) => {
+    const server = yield* makeMockHttp((request) => {
       if (request.path === "/oauth2/device") return setup.device ?? deviceJson()
       const answer = setup.polls[Math.min(polls, setup.polls.length - 1)]
       polls++
@@ -133,7 +133,7 @@ describe("DeviceCode.authenticate", () => {
 
   it.effect("keeps polling until the device code expires, not longer", () =>
     Effect.gen(function*() {
-      const server = yield* mockOAuth((request) =>
+      const server = yield* makeMockHttp((request) =>
         request.path === "/oauth2/device" ? deviceJson({ expires_in: 60 }) : oauthError("authorization_pending")
       )
       const fiber = yield* DeviceCode.authenticate({ endpoint: "e", config }).pipe(
@@ -247,7 +247,7 @@ describe("DeviceCode.authenticate", () => {
   it.effect("shows the prompt before the first poll", () =>
     Effect.gen(function*() {
       const order: Array<string> = []
-      const server = yield* mockOAuth((request) => {
+      const server = yield* makeMockHttp((request) => {
         order.push(request.path)
         return request.path === "/oauth2/device" ? deviceJson() : tokenJson()
       })
@@ -287,7 +287,7 @@ describe("DeviceCode.authenticate", () => {
 
   it.effect("fails at once with a Config error when the server has no device authorization endpoint", () =>
     Effect.gen(function*() {
-      const server = yield* mockOAuth(() => tokenJson())
+      const server = yield* makeMockHttp(() => tokenJson())
       const error = yield* DeviceCode.authenticate({
         endpoint: "flyte.example:443",
         config: new ClientConfig.ClientConfig({ tokenEndpoint: "https://idp.example/token", clientId: "flytectl" })
@@ -304,7 +304,7 @@ describe("DeviceCode.authenticate", () => {
 
   it.effect("fails with a Config error when no client id is known", () =>
     Effect.gen(function*() {
-      const server = yield* mockOAuth(() => tokenJson())
+      const server = yield* makeMockHttp(() => tokenJson())
       const error = yield* DeviceCode.authenticate({
         endpoint: "e",
         config: new ClientConfig.ClientConfig({

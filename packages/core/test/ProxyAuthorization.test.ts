@@ -10,7 +10,7 @@ import {
   TokenClient
 } from "@flyte-auth/core"
 import { Chunk, Duration, Effect, Fiber, Layer, Redacted, Stream, TestClock } from "effect"
-import { json, mockOAuth, type RecordedRequest, tokenJson } from "./utils/mockOAuth.js"
+import { json, makeMockHttp, type RecordedRequest, tokenJson } from "./helpers/mockHttp.js"
 
 const config = new ClientConfig.ClientConfig({
   tokenEndpoint: "https://idp.example/oauth2/token",
@@ -33,7 +33,7 @@ const setup = (
   answer: (request: RecordedRequest, index: number) => Response
 ) =>
   Effect.gen(function*() {
-    const server = yield* mockOAuth(answer)
+    const server = yield* makeMockHttp(answer)
     const command = proxyCommand(outputs)
     const layer = ProxyAuthorization.layerCommand({ command: ["proxy-token"] }).pipe(
       Layer.provide([Layer.succeed(HttpClient.HttpClient, server.client), command.layer])
@@ -170,7 +170,7 @@ describe("ProxyAuthorization", () => {
 
   it.effect("fails with the command's error, sending nothing, when the command fails", () =>
     Effect.gen(function*() {
-      const server = yield* mockOAuth(() => tokenJson())
+      const server = yield* makeMockHttp(() => tokenJson())
       const layer = ProxyAuthorization.layerCommand({ command: ["proxy-token"] }).pipe(
         Layer.provide([
           Layer.succeed(HttpClient.HttpClient, server.client),
@@ -189,7 +189,7 @@ describe("ProxyAuthorization", () => {
 
   it.effect("withProxyAuthorization takes any token effect", () =>
     Effect.gen(function*() {
-      const server = yield* mockOAuth(() => tokenJson())
+      const server = yield* makeMockHttp(() => tokenJson())
       const client = yield* ProxyAuthorization.withProxyAuthorization(
         server.client,
         Effect.succeed(Redacted.make("static-token"))

@@ -1,13 +1,17 @@
 /**
- * A scripted `HttpClient` for deterministic tests: every request is recorded (method, URL, headers, decoded body)
- * and answered by a handler that returns a web `Response` (or fails like a transport would).
+ * A scripted `HttpClient` for deterministic tests (an OAuth server, a metadata endpoint): every request is recorded
+ * (method, URL, headers, decoded body, `Clock` time) and answered by a handler that returns a web `Response` (or
+ * fails like a transport would).
  */
 import { HttpClient, HttpClientError, type HttpClientRequest, HttpClientResponse } from "@effect/platform"
-import { Effect, Ref } from "effect"
+import { Clock, Effect, Ref } from "effect"
 
 export interface RecordedRequest {
   readonly method: string
   readonly url: URL
+  readonly path: string
+  /** `Clock` time of the request, in milliseconds (TestClock time in `it.effect`). */
+  readonly at: number
   readonly headers: Readonly<Record<string, string>>
   readonly body: string
   readonly form: URLSearchParams
@@ -21,7 +25,7 @@ export type Handler = (
 
 export interface MockHttp {
   readonly client: HttpClient.HttpClient
-  readonly requests: Ref.Ref<ReadonlyArray<RecordedRequest>>
+  readonly requests: Effect.Effect<ReadonlyArray<RecordedRequest>>
   /** How many requests went to a path (all paths when omitted). */
   readonly count: (path?: string) => Effect.Effect<number>
   readonly last: Effect.Effect<RecordedRequest>
@@ -36,6 +40,8 @@ export const makeMockHttp = (handler: Handler): Effect.Effect<MockHttp> =>
         const recorded: RecordedRequest = {
           method: request.method,
           url,
+          path: url.pathname,
+          at: yield* Clock.currentTimeMillis,
           headers: request.headers,
           body,
           form: new URLSearchParams(body),
@@ -49,7 +55,7 @@ export const makeMockHttp = (handler: Handler): Effect.Effect<MockHttp> =>
     )
     return {
       client,
-      requests,
+      requests: Ref.get(requests),
       count: (path) =>
         Effect.map(
           Ref.get(requests),
@@ -61,6 +67,11 @@ export const makeMockHttp = (handler: Handler): Effect.Effect<MockHttp> =>
 
 export const json = (body: unknown, status = 200, headers: Record<string, string> = {}): Response =>
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } })
+
+export const oauthError = (error: string, status = 400): Response => json({ error }, status)
+
+export const tokenJson = (accessToken = "at-1", extra: Record<string, unknown> = {}) =>
+  json({ access_token: accessToken, token_type: "Bearer", expires_in: 3600, ...extra })
 
 export const text = (body: string, status: number, contentType = "text/html; charset=utf-8"): Response =>
   new Response(body, { status, headers: { "content-type": contentType } })
