@@ -10,6 +10,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { main as effectApp } from "./effect-app.js"
 import { main as grpcClient } from "./grpc-client.js"
+import { main as httpFetch } from "./http-fetch.js"
 import { main as plainTypeScript } from "./plain-typescript.js"
 
 let sandbox: Sandbox.Service
@@ -53,6 +54,13 @@ describe("examples", () => {
   it("effect-app: AuthLayer.fromFlyteConfig and the authenticated HttpClient", async () => {
     useConfig(sandbox.adminHttp)
     const result = await Effect.runPromise(effectApp(`${sandbox.adminHttp}/api/v1/whoami`))
+    expect(result.status).toBe(200)
+    expect(result.body).toMatchObject({ subject: sandbox.clients.confidential.clientId })
+  })
+
+  it("http-fetch: auth.fetch against the admin's REST API, configured by an http(s) endpoint", async () => {
+    useConfig(sandbox.adminHttp)
+    const result = await httpFetch(`${sandbox.adminHttp}/api/v1/whoami`)
     expect(result.status).toBe(200)
     expect(result.body).toMatchObject({ subject: sandbox.clients.confidential.clientId })
   })
