@@ -69,6 +69,8 @@ export class AuthenticationError extends Schema.TaggedError<AuthenticationError>
   errorUri: Schema.optional(Schema.String),
   /** The HTTP status of the response that failed, when there was one. */
   status: Schema.optional(Schema.Number),
+  /** How long the server asked to wait before trying again (its `Retry-After`), in seconds, when it said. */
+  retryAfterSeconds: Schema.optional(Schema.Number),
   cause: Schema.optional(Schema.Defect)
 }) {
   /**

@@ -74,8 +74,27 @@ export const isTransient = (error: AuthenticationError): boolean =>
   (error.status !== undefined && (error.status >= 500 || error.status === 429))
 
 /**
+ * The longest `Retry-After` a retry waits for. A server that asks for more is not retried: its error surfaces
+ * at once rather than holding the caller for minutes.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxRetryAfter: Duration.Duration = Duration.seconds(10)
+
+/**
+ * The wait a failure asks for (the server's `Retry-After`), if it said.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const retryAfter = (error: AuthenticationError): Duration.Duration | undefined =>
+  error.retryAfterSeconds === undefined ? undefined : Duration.seconds(error.retryAfterSeconds)
+
+/**
  * Retry of idempotent calls (metadata, discovery, client credentials) on transient failures:
- * exponential backoff from 200 ms with jitter, at most 3 retries.
+ * exponential backoff from 200 ms with jitter, at most 3 retries; never sooner than the server's `Retry-After`,
+ * and not at all when that is longer than `maxRetryAfter`.
  *
  * @since 0.1.0
  * @category schedules
@@ -85,7 +104,15 @@ export const transientRetry: Schedule.Schedule<unknown, AuthenticationError> = S
 ).pipe(
   Schedule.jittered,
   Schedule.intersect(Schedule.recurs(3)),
-  Schedule.whileInput(isTransient)
+  Schedule.whileInput((error: AuthenticationError) => {
+    const wait = retryAfter(error)
+    return isTransient(error) && (wait === undefined || Duration.lessThanOrEqualTo(wait, maxRetryAfter))
+  }),
+  Schedule.intersect(Schedule.identity<AuthenticationError>()),
+  Schedule.modifyDelay(([, error], delay) => {
+    const wait = retryAfter(error)
+    return wait === undefined ? delay : Duration.max(delay, wait)
+  })
 )
 
 /**
@@ -119,7 +146,7 @@ export const devicePollTransientFailures = 3
  * give 5, 10, 15 s), and gives up when the next poll would start at or after `deadline` by `Clock` (the
  * instant the device code expires: the time of the device authorization plus its `expires_in`). It recurs on
  * `AuthenticationPending`, and on up to `devicePollTransientFailures` transient failures in a row (at the
- * current interval); any other error ends it at once. When it gives up, the last error is what the retried
+ * current interval, or later when the server's `Retry-After` says so); any other error ends it at once. When it gives up, the last error is what the retried
  * effect fails with.
  *
  * @since 0.1.0
@@ -137,11 +164,13 @@ export const devicePolling = (
         if (!isTransient(error) || transientInARow > devicePollTransientFailures) {
           return Effect.succeed([state, state.delay, ScheduleDecision.done] as const)
         }
+        const wait = retryAfter(error)
+        const next = wait === undefined ? state.delay : Duration.max(state.delay, wait)
         return Effect.succeed(
           [
             { delay: state.delay, transientInARow },
-            state.delay,
-            ScheduleDecision.continueWith(ScheduleInterval.after(now + Duration.toMillis(state.delay)))
+            next,
+            ScheduleDecision.continueWith(ScheduleInterval.after(now + Duration.toMillis(next)))
           ] as const
         )
       }

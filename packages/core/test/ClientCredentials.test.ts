@@ -94,6 +94,28 @@ describe("ClientCredentials.authenticate", () => {
       expect(requests[2].at).toBeGreaterThan(requests[1].at)
     }))
 
+  it.effect("waits for the server's Retry-After (seconds or an HTTP date); one longer than 10 s is not waited for", () =>
+    Effect.gen(function*() {
+      const asked = yield* run((index) =>
+        index === 0
+          ? json({ error: "temporarily_unavailable" }, 503, { "retry-after": "3" })
+          : index === 1
+          ? new Response("slow down", { status: 429, headers: { "retry-after": new Date(5_000).toUTCString() } })
+          : tokenJson("at-patient")
+      )
+      expect(asked.result._tag).toBe("Right")
+      // At 0 s; then 3 s later; then at the date the server named (5 s into the TestClock's epoch).
+      expect(asked.requests.map((r) => r.at)).toEqual([0, 3_000, 5_000])
+
+      const tooLong = yield* run(() => new Response("", { status: 503, headers: { "retry-after": "120" } }))
+      expect(tooLong.requests).toHaveLength(1)
+      expect(tooLong.result._tag).toBe("Left")
+      if (tooLong.result._tag === "Left") {
+        expect(tooLong.result.left.status).toBe(503)
+        expect(tooLong.result.left.retryAfterSeconds).toBe(120)
+      }
+    }))
+
   it.effect("gives up after a bounded number of transient failures", () =>
     Effect.gen(function*() {
       const { requests, result } = yield* run(() => json({ error: "server_error" }, 500))

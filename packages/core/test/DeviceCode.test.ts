@@ -206,6 +206,13 @@ describe("DeviceCode.authenticate", () => {
       // 5 s, then 10 s after slow_down; the failures keep the interval; the count of failures in a row restarts.
       expect(gaps(flow.polls)).toEqual([5_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000])
 
+      // A Retry-After longer than the interval is waited for.
+      const later = yield* runFlow({
+        polls: [() => json({ error: "temporarily_unavailable" }, 503, { "retry-after": "12" }), () => tokenJson()]
+      })
+      expect(Exit.isSuccess(later.exit)).toBe(true)
+      expect(times(later)).toEqual([5_000, 17_000])
+
       // Four in a row is one too many.
       const down = yield* runFlow({ polls: [() => oauthError("authorization_pending"), unavailable] })
       expect(failure(down.exit).status).toBe(503)

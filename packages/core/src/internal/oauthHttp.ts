@@ -10,6 +10,7 @@
 import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -163,7 +164,42 @@ export const readJson = (
   target: string,
   secrets: ReadonlyArray<string> = []
 ): Effect.Effect<unknown, AuthenticationError> =>
-  Effect.flatMap(readText(response, target), (text) => {
+  Effect.flatMap(
+    readText(response, target),
+    (text) =>
+      Effect.catchAll(parseJson(response, text, target, secrets), (error) => {
+        const header = response.headers["retry-after"]
+        if (header === undefined || (response.status >= 200 && response.status < 300)) return Effect.fail(error)
+        return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const retryAfter = retryAfterSeconds(header, now)
+          return Effect.fail(
+            retryAfter === undefined ? error : new AuthenticationError({ ...error, retryAfterSeconds: retryAfter })
+          )
+        })
+      })
+  )
+
+/**
+ * The seconds to wait that a `Retry-After` header asks for: delay-seconds, or an HTTP date (relative to `now`,
+ * epoch ms); `undefined` when absent or not understood.
+ *
+ * @internal
+ */
+export const retryAfterSeconds = (header: string | undefined, now: number): number | undefined => {
+  if (header === undefined) return undefined
+  const value = header.trim()
+  if (/^\d+$/.test(value)) return Number(value)
+  const date = Date.parse(value)
+  return Number.isNaN(date) || !/[a-z]/i.test(value) ? undefined : Math.max(0, Math.ceil((date - now) / 1000))
+}
+
+const parseJson = (
+  response: HttpClientResponse.HttpClientResponse,
+  text: string,
+  target: string,
+  secrets: ReadonlyArray<string>
+): Effect.Effect<unknown, AuthenticationError> =>
+  Effect.suspend(() => {
     const json = text.trim() === "" ? Either.left(undefined) : Either.try(() => JSON.parse(text) as unknown)
     const ok = response.status >= 200 && response.status < 300
     const oauthError = Either.isRight(json) && isErrorBody(json.right, ok)
