@@ -110,8 +110,10 @@ export const authenticate: (
         Effect.logWarning(`Could not open a browser (${error.message}); open the URL above by hand`)
       )
     )
-    // The timeout covers opening the browser too: a browser command that never returns must not hang the login.
-    const callback = yield* Effect.zipRight(openBrowser, listener.next).pipe(
+    // The browser is opened while the callback is awaited, not before: a `Browser` that settles only once the page
+    // is done (a callback awaiting a headless browser's visit) must not hold up the callback it leads to. A browser
+    // that never returns does not hang the login either: it is interrupted when the flow moves on.
+    const callback = yield* Effect.zipRight(Effect.fork(openBrowser), listener.next).pipe(
       Effect.timeoutFail({
         duration: timeout,
         onTimeout: () =>

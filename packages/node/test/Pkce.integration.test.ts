@@ -1,7 +1,7 @@
 import { NodeHttpClient } from "@effect/platform-node"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Browser, ClientConfig, Pkce } from "@flyte-auth/core"
-import { NodeLoopbackServer } from "@flyte-auth/node"
+import { NodeBrowser, NodeLoopbackServer } from "@flyte-auth/node"
 import type { Sandbox } from "@flyte-auth/sandbox"
 import { startSandbox, UserAgent } from "@flyte-auth/sandbox"
 import { Cause, Deferred, Effect, Exit, Layer, Logger, LogLevel, Option, Redacted } from "effect"
@@ -95,6 +95,20 @@ describe("Pkce.authenticate against the sandbox IdP", () => {
       const me = yield* whoami(credentials.accessToken)
       expect(me.status).toBe(200)
       expect(me.json.subject).toBe(sandbox.user.subject)
+    }))
+
+  it.live("a browser callback that settles only after the visit (awaiting the IdP's pages) does not hang the login", () =>
+    Effect.gen(function*() {
+      let visit: Promise<UserAgent.CallbackResponse> | undefined
+      const browser = NodeBrowser.layerCallback(async (url) => {
+        visit = UserAgent.authorize(url, sandbox.user)
+        await visit
+      })
+      const credentials = yield* login("http://localhost:0/callback", browser).pipe(Effect.timeout("20 seconds"))
+      expect((yield* whoami(credentials.accessToken)).status).toBe(200)
+      // The visit ended on the success page, served after the exchange.
+      const page = yield* Effect.promise(() => visit!)
+      expect(page.status).toBe(200)
     }))
 
   it.live("ends with CallbackError access_denied when the user denies, without a token request", () =>
