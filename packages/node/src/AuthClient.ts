@@ -76,6 +76,9 @@ export interface AuthClient extends AuthClientLike, AsyncDisposable {
  * `AccessTokenNotFound`, `AuthenticationPending`): an `Error` whose `_tag` says which, with a message that never
  * contains a secret.
  *
+ * Every HTTP request of the client, `fetch` included, goes through the configured transport (`httpProxyUrl` /
+ * `HTTPS_PROXY` / `NO_PROXY`, `caCertFilePath`, `insecureSkipVerify`).
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -179,7 +182,11 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
         merged.set(key, value)
         sent = value.slice("Bearer ".length)
       }
-      return { response: await fetch(input, { ...init, headers: merged }), sent }
+      // Through the layer's dispatcher (proxy, CA, skip-verify), unless the caller brought one. Node's fetch takes
+      // a dispatcher of the undici package; only the two type declarations (undici-types, undici) disagree.
+      const dispatcher = (init as { readonly dispatcher?: unknown }).dispatcher ?? settings.dispatcher
+      const request = { ...init, dispatcher, headers: merged } as RequestInit
+      return { response: await fetch(input, request), sent }
     }
     const first = await send()
     if (first.response.status !== 401 || !isReplayable(init.body)) return first.response

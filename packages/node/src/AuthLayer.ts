@@ -17,7 +17,7 @@
  *
  * @since 0.1.0
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
 import * as Authenticator from "@flyte-auth/core/Authenticator"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
 import * as AuthHttpClient from "@flyte-auth/core/AuthHttpClient"
@@ -37,6 +37,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import type { Dispatcher } from "undici"
 import * as FlyteConfig from "./FlyteConfig.js"
 import * as NodeBrowser from "./NodeBrowser.js"
 import * as NodeCommandRunner from "./NodeCommandRunner.js"
@@ -119,6 +120,11 @@ export interface ResolvedSettings {
   readonly insecureSkipVerify: boolean
   /** The proxy token source of `proxyCommand`, for gRPC channels (`GrpcAuth.channelOptions`). */
   readonly proxyToken: GrpcAuth.ProxyTokenSource | undefined
+  /**
+   * The undici dispatcher under the layer's `HttpClient` (proxy, CA, `insecureSkipVerify`), for plain `fetch`
+   * calls that must go the same way: `fetch(url, { dispatcher })`. It is closed with the layer.
+   */
+  readonly dispatcher: Dispatcher
   /** The client configuration in use (fetched once). */
   readonly clientConfig: Effect.Effect<ClientConfig.ClientConfig, AuthenticationError>
 }
@@ -210,11 +216,13 @@ export const layer = (
     const timeout = Duration.seconds(options.timeoutSeconds ?? 300)
 
     const commandRunner = NodeCommandRunner.layer
-    const transport = NodeTransport.layer({
+    // One dispatcher, closed with this layer: under the HttpClient here and under the facade's `fetch`.
+    const dispatcher = yield* NodeTransport.makeDispatcher({
       httpProxyUrl: resolved.httpProxyUrl,
       caCertFilePath: resolved.caCertFilePath,
       insecureSkipVerify: resolved.insecureSkipVerify
     })
+    const transport = Layer.succeed(HttpClient.HttpClient, NodeTransport.fromDispatcher(dispatcher))
     const proxyToken = resolved.proxyCommand === undefined ? undefined : yield* Effect.cached(
       ExternalCommand.proxyAuthorization({ command: resolved.proxyCommand }).pipe(Effect.provide(commandRunner))
     )
@@ -304,6 +312,7 @@ export const layer = (
           caCertFilePath: resolved.caCertFilePath,
           insecureSkipVerify: resolved.insecureSkipVerify,
           proxyToken,
+          dispatcher,
           keyringBackend: keyringService.backend,
           clientConfig: store.get
         }

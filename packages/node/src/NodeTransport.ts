@@ -156,21 +156,33 @@ const checkProxyUrl = (url: string) =>
 export const make = (
   options: Options = {}
 ): Effect.Effect<HttpClient.HttpClient, AuthenticationError, Scope.Scope> =>
-  Effect.map(makeDispatcher(options), (dispatcher) => {
-    const client = NodeHttpClient.makeUndici(dispatcher)
-    const timeout = options.timeout
-    if (timeout === undefined) return client
-    return HttpClient.transform(client, (response, request) =>
-      Effect.timeoutFail(response, {
-        duration: timeout,
-        onTimeout: () =>
-          new HttpClientError.RequestError({
-            request,
-            reason: "Transport",
-            description: `no response within ${Duration.format(Duration.decode(timeout))}`
-          })
-      }))
-  })
+  Effect.map(makeDispatcher(options), (dispatcher) => fromDispatcher(dispatcher, options))
+
+/**
+ * An `HttpClient` on a dispatcher made by `makeDispatcher`, for callers that also send plain `fetch` requests
+ * through the same dispatcher (`fetch(url, { dispatcher })`), so both share one proxy, CA and connection pool.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromDispatcher = (
+  dispatcher: Dispatcher,
+  options: Pick<Options, "timeout"> = {}
+): HttpClient.HttpClient => {
+  const client = NodeHttpClient.makeUndici(dispatcher)
+  const timeout = options.timeout
+  if (timeout === undefined) return client
+  return HttpClient.transform(client, (response, request) =>
+    Effect.timeoutFail(response, {
+      duration: timeout,
+      onTimeout: () =>
+        new HttpClientError.RequestError({
+          request,
+          reason: "Transport",
+          description: `no response within ${Duration.format(Duration.decode(timeout))}`
+        })
+    }))
+}
 
 /**
  * The `HttpClient` layer. Fails (reason `Config`) for an unreadable CA file or an invalid proxy URL.

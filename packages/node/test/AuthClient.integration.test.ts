@@ -6,13 +6,86 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { createAuthClient } from "@flyte-auth/node"
 import { type Sandbox, startSandbox, UserAgent } from "@flyte-auth/sandbox"
 import { Redacted } from "effect"
+import * as Fs from "node:fs"
+import * as Http from "node:http"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
 
 let sandbox: Sandbox.Service
+let proxy: RecordingProxy
+const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "flyte-auth-client-"))
 
 beforeAll(async () => {
-  sandbox = await startSandbox({ devicePollIntervalSeconds: 1 })
+  ;[sandbox, proxy] = await Promise.all([startSandbox({ devicePollIntervalSeconds: 1 }), startRecordingProxy()])
 })
-afterAll(() => sandbox?.close())
+afterAll(async () => {
+  await Promise.all([sandbox?.close(), proxy?.close()])
+  Fs.rmSync(dir, { recursive: true, force: true })
+})
+
+interface RecordingProxy {
+  readonly url: string
+  /** Every request seen, as `<host:port> <METHOD> <path>`: forwarded ones and those read inside CONNECT tunnels. */
+  readonly requests: Array<string>
+  readonly close: () => Promise<void>
+}
+
+/**
+ * A forward proxy on 127.0.0.1: CONNECT tunnels (reading the plaintext HTTP/1.1 request lines that pass through
+ * them) and absolute-form requests, each recorded.
+ */
+const startRecordingProxy = async (): Promise<RecordingProxy> => {
+  const requests: Array<string> = []
+  const sockets = new Set<Net.Socket>()
+  const track = (socket: Net.Socket) => {
+    sockets.add(socket)
+    socket.on("close", () => sockets.delete(socket))
+  }
+  const server = Http.createServer((request, response) => {
+    const target = new URL(request.url!)
+    requests.push(`${target.host} ${request.method} ${target.pathname}${target.search}`)
+    const upstream = Http.request(target, { method: request.method, headers: request.headers }, (answer) => {
+      response.writeHead(answer.statusCode!, answer.headers)
+      answer.pipe(response)
+    })
+    upstream.on("error", () => response.destroy())
+    request.pipe(upstream)
+  })
+  server.on("connection", track)
+  server.on("connect", (request: Http.IncomingMessage, client: Net.Socket, head: Buffer) => {
+    const target = request.url!
+    const [host, port] = target.split(":")
+    const upstream = Net.connect(Number(port), host, () => {
+      client.write("HTTP/1.1 200 Connection Established\r\n\r\n")
+      upstream.write(head)
+      upstream.pipe(client)
+      client.pipe(upstream)
+    })
+    client.on("data", (chunk: Buffer) => {
+      for (const [, method, path] of chunk.toString("latin1").matchAll(/^([A-Z]+) (\S+) HTTP\/1\.[01]\r$/gm)) {
+        requests.push(`${target} ${method} ${path}`)
+      }
+    })
+    track(upstream)
+    for (const socket of [client, upstream]) {
+      socket.on("error", () => {
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  return {
+    url: `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resolve())
+      })
+  }
+}
 
 const whoami = () => `${sandbox.adminHttp}/api/v1/whoami`
 /** No Flyte config file or FLYTE_* variable of the machine may leak into these tests. */
@@ -143,6 +216,40 @@ describe("createAuthClient", () => {
     setTimeout(() => controller.abort(), 200)
     const error = await pending.then(() => undefined, (e: unknown) => e)
     expect(error).toMatchObject({ name: "AbortError" })
+  })
+
+  it("fetch goes through httpProxyUrl, like the metadata and token requests", async () => {
+    proxy.requests.length = 0
+    await using auth = await createAuthClient({
+      ...clientSecretOptions(),
+      endpoint: sandbox.adminHttp,
+      httpProxyUrl: proxy.url
+    })
+    const response = await auth.fetch(whoami())
+    expect(response.status).toBe(200)
+    const admin = new URL(sandbox.adminHttp).host
+    const idp = new URL(sandbox.endpoints.token)
+    expect(proxy.requests).toContain(`${admin} GET /config/v1/flyte_client`)
+    expect(proxy.requests).toContain(`${idp.host} POST ${idp.pathname}`)
+    expect(proxy.requests).toContain(`${admin} GET /api/v1/whoami`)
+  })
+
+  it("fetch keeps a dispatcher the caller passes", async () => {
+    proxy.requests.length = 0
+    await using auth = await createAuthClient({
+      ...clientSecretOptions(),
+      endpoint: sandbox.adminHttp,
+      httpProxyUrl: proxy.url
+    })
+    const { Agent } = await import("undici")
+    const direct = new Agent()
+    try {
+      const response = await auth.fetch(whoami(), { dispatcher: direct } as unknown as RequestInit)
+      expect(response.status).toBe(200)
+      expect(proxy.requests).not.toContain(`${new URL(sandbox.adminHttp).host} GET /api/v1/whoami`)
+    } finally {
+      await direct.close()
+    }
   })
 
   it("a call after close rejects with a clear error", async () => {
