@@ -19,6 +19,9 @@ import * as Credentials from "@flyte-auth/core/Credentials"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -31,7 +34,13 @@ import * as AuthLayer from "./AuthLayer.js"
  * @since 0.1.0
  * @category models
  */
-export type Options = AuthLayer.Options
+export interface Options extends AuthLayer.Options {
+  /**
+   * The least severe log line written (default `Info`; `None` silences the client). Log lines (e.g. the warning
+   * that no OS keyring is usable) go to stderr, never to the program's stdout.
+   */
+  readonly logLevel?: LogLevel.Literal | undefined
+}
 
 /**
  * Per-call options: an `AbortSignal` cancels the call (an interactive login under way is abandoned).
@@ -74,16 +83,22 @@ export interface AuthClient extends AuthClientLike, AsyncDisposable {
 /**
  * Creates an authenticated client. Failures reject with the tagged error itself (`AuthenticationError`,
  * `AccessTokenNotFound`, `AuthenticationPending`): an `Error` whose `_tag` says which, with a message that never
- * contains a secret.
+ * contains a secret. A call after `close()` is a programming error and rejects with a plain `Error` (no `_tag`).
  *
  * Every HTTP request of the client, `fetch` included, goes through the configured transport (`httpProxyUrl` /
- * `HTTPS_PROXY` / `NO_PROXY`, `caCertFilePath`, `insecureSkipVerify`).
+ * `HTTPS_PROXY` / `NO_PROXY`, `caCertFilePath`, `insecureSkipVerify`). Log lines go to stderr (see `logLevel`).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const createAuthClient = async (options: Options = {}): Promise<AuthClient> => {
-  const runtime = ManagedRuntime.make(AuthLayer.layer(options))
+  const { logLevel, ...layerOptions } = options
+  // The program's stdout is not ours: Effect's default logger writes to console.log, this one to console.error.
+  const logging = Layer.merge(
+    Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.stringLogger)),
+    logLevel === undefined ? Layer.empty : Logger.minimumLogLevel(LogLevel.fromLiteral(logLevel))
+  )
+  const runtime = ManagedRuntime.make(Layer.provideMerge(AuthLayer.layer(layerOptions), logging))
   let closed = false
   const run = async <A>(effect: Effect.Effect<A, AuthError, Authenticator>, call?: CallOptions): Promise<A> => {
     if (closed) throw new Error("flyte-auth: this auth client is closed")

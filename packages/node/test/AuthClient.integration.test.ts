@@ -2,7 +2,7 @@
  * The Promise facade against the real sandbox: oidc-provider issues the tokens, the Flyte-like admin publishes
  * the client configuration (over gRPC and over HTTP) and rejects tokens on command.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it, vi } from "@effect/vitest"
 import { createAuthClient } from "@flyte-auth/node"
 import { type Sandbox, startSandbox, UserAgent } from "@flyte-auth/sandbox"
 import { Redacted } from "effect"
@@ -249,6 +249,48 @@ describe("createAuthClient", () => {
       expect(proxy.requests).not.toContain(`${new URL(sandbox.adminHttp).host} GET /api/v1/whoami`)
     } finally {
       await direct.close()
+    }
+  })
+
+  it("logs to stderr, never to the program's stdout; logLevel None silences it", async () => {
+    const log = vi.spyOn(console, "log").mockImplementation(() => undefined)
+    const error = vi.spyOn(console, "error").mockImplementation(() => undefined)
+    try {
+      {
+        // A warning while the client is built (insecureSkipVerify) and a line while it logs in (the PKCE URL).
+        await using auth = await createAuthClient({
+          endpoint: sandbox.adminHttp,
+          authMode: "Pkce",
+          keyring: "memory",
+          insecureSkipVerify: true,
+          openBrowser: false,
+          onUrl: (url) => void UserAgent.authorize(url, sandbox.user),
+          redirectUri: "http://127.0.0.1:0/callback",
+          env
+        })
+        await auth.accessToken()
+      }
+      expect(log).not.toHaveBeenCalled()
+      const lines = error.mock.calls.map((args) => args.join(" "))
+      expect(lines.some((line) => line.includes("level=WARN") && line.includes("TLS CERTIFICATE VERIFICATION"))).toBe(
+        true
+      )
+      expect(lines.some((line) => line.includes("level=INFO") && line.includes("To log in, open this URL"))).toBe(true)
+
+      error.mockClear()
+      {
+        await using auth = await createAuthClient({
+          ...clientSecretOptions(),
+          insecureSkipVerify: true,
+          logLevel: "None"
+        })
+        await auth.accessToken()
+      }
+      expect(log).not.toHaveBeenCalled()
+      expect(error).not.toHaveBeenCalled()
+    } finally {
+      log.mockRestore()
+      error.mockRestore()
     }
   })
 
