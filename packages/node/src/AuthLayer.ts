@@ -27,6 +27,7 @@ import * as ClientConfig from "@flyte-auth/core/ClientConfig"
 import * as DevicePrompt from "@flyte-auth/core/DevicePrompt"
 import * as ExternalCommand from "@flyte-auth/core/ExternalCommand"
 import * as Keyring from "@flyte-auth/core/Keyring"
+import * as Policies from "@flyte-auth/core/Policies"
 import * as ProxyAuthorization from "@flyte-auth/core/ProxyAuthorization"
 import * as GrpcAuth from "@flyte-auth/grpc/GrpcAuth"
 import * as RemoteClientConfigStore from "@flyte-auth/grpc/RemoteClientConfigStore"
@@ -90,8 +91,16 @@ export interface Options {
     | ClientConfig.ClientConfig
     | ConstructorParameters<typeof ClientConfig.ClientConfig>[0]
     | undefined
-  /** How long an interactive login may wait (seconds, default 300). */
+  /**
+   * How long an interactive login may wait, in seconds. Default: `admin.pkceConfig.timeout` (PKCE) or
+   * `admin.deviceFlowConfig.timeout` (device flow) of the Flyte config, else 300.
+   */
   readonly timeoutSeconds?: number | undefined
+  /**
+   * The header (gRPC metadata key) that carries the token, instead of the one the admin publishes
+   * (`authorization_metadata_key`). Default: `admin.authorizationHeader` of the Flyte config.
+   */
+  readonly authorizationHeader?: string | undefined
   readonly caCertFilePath?: string | undefined
   readonly insecureSkipVerify?: boolean | undefined
   readonly httpProxyUrl?: string | undefined
@@ -182,6 +191,7 @@ export const resolve = Effect.fn("AuthLayer.resolve")(function*(options: Options
     : flyte.authModeExplicit || clientSecret === undefined
     ? flyte.authMode
     : "ClientSecret"
+  const timeout = options.timeoutSeconds === undefined ? undefined : Duration.seconds(options.timeoutSeconds)
   return {
     endpoint,
     authMode,
@@ -195,7 +205,10 @@ export const resolve = Effect.fn("AuthLayer.resolve")(function*(options: Options
     audience: options.audience ?? flyte.audience,
     command: (yield* parseArgv(options.command, "command")) ?? flyte.command,
     proxyCommand: (yield* parseArgv(options.proxyCommand, "proxyCommand")) ?? flyte.proxyCommand,
-    browserCommand: yield* parseArgv(options.browserCommand, "browserCommand")
+    browserCommand: yield* parseArgv(options.browserCommand, "browserCommand"),
+    authorizationHeader: options.authorizationHeader ?? flyte.authorizationHeader,
+    pkceTimeout: timeout ?? flyte.pkceTimeout ?? Policies.interactiveTimeout,
+    deviceFlowTimeout: timeout ?? flyte.deviceFlowTimeout ?? Policies.interactiveTimeout
   }
 })
 
@@ -213,7 +226,6 @@ export const layer = (
   Layer.unwrapScoped(Effect.gen(function*() {
     const resolved = yield* resolve(options)
     const { endpoint } = resolved
-    const timeout = Duration.seconds(options.timeoutSeconds ?? 300)
 
     const commandRunner = NodeCommandRunner.layer
     // One dispatcher, closed with this layer: under the HttpClient here and under the facade's `fetch`.
@@ -247,7 +259,8 @@ export const layer = (
       clientId: resolved.clientId,
       scopes: resolved.scopes,
       audience: resolved.audience,
-      redirectUri: options.redirectUri
+      redirectUri: options.redirectUri,
+      headerKey: resolved.authorizationHeader
     }
     const configStore = options.clientConfig !== undefined
       ? ClientConfig.layerStatic(
@@ -293,9 +306,9 @@ export const layer = (
       audience: resolved.audience,
       command: resolved.command,
       allowInteractive: options.allowInteractive,
-      deviceTimeout: timeout,
+      deviceTimeout: resolved.deviceFlowTimeout,
       pkce: {
-        timeout,
+        timeout: resolved.pkceTimeout,
         onUrl: options.onUrl === undefined ? undefined : (url) => Effect.sync(() => options.onUrl!(url))
       }
     }).pipe(Layer.provide(services))

@@ -87,6 +87,12 @@ const startRecordingProxy = async (): Promise<RecordingProxy> => {
   }
 }
 
+const configFile = (yaml: string) => {
+  const file = Path.join(Fs.mkdtempSync(Path.join(dir, "config-")), "config.yaml")
+  Fs.writeFileSync(file, yaml)
+  return file
+}
+
 const whoami = () => `${sandbox.adminHttp}/api/v1/whoami`
 /** No Flyte config file or FLYTE_* variable of the machine may leak into these tests. */
 const env = {}
@@ -292,6 +298,76 @@ describe("createAuthClient", () => {
       log.mockRestore()
       error.mockRestore()
     }
+  })
+
+  it("admin.authorizationHeader names the header the token is sent in; an explicit option wins", async () => {
+    const file = configFile("admin:\n  authorizationHeader: Authorization\n")
+    {
+      // The admin publishes its own key (flyte-authorization) and also reads `authorization`.
+      await using auth = await createAuthClient({ ...clientSecretOptions(), configFile: file })
+      const token = await auth.accessToken()
+      expect(sandbox.headerKey).not.toBe("authorization")
+      expect(await auth.headers()).toEqual({ authorization: `Bearer ${token}` })
+      expect((await auth.fetch(whoami())).status).toBe(200)
+    }
+    {
+      // A header the admin does not read: the token is sent, and refused as missing.
+      await using auth = await createAuthClient({
+        ...clientSecretOptions(),
+        configFile: file,
+        authorizationHeader: "X-Not-Read"
+      })
+      const token = await auth.accessToken()
+      expect(await auth.headers()).toEqual({ "x-not-read": `Bearer ${token}` })
+      sandbox.resetStats()
+      expect((await auth.fetch(whoami())).status).toBe(401)
+      expect(sandbox.stats().admin.lastAuthFailure).toContain("missing")
+    }
+  })
+
+  it("admin.pkceConfig.timeout bounds a PKCE login; timeoutSeconds wins over it", async () => {
+    const pkce = (yaml: string, timeoutSeconds?: number) =>
+      createAuthClient({
+        endpoint: sandbox.adminHttp,
+        authMode: "Pkce",
+        keyring: "memory",
+        openBrowser: false,
+        onUrl: () => undefined, // nobody logs in
+        redirectUri: "http://127.0.0.1:0/callback",
+        configFile: configFile(yaml),
+        timeoutSeconds,
+        logLevel: "None",
+        env
+      })
+    for (
+      const [yaml, timeoutSeconds] of [["admin:\n  pkceConfig:\n    timeout: 1s\n"], [
+        "admin:\n  pkceConfig:\n    timeout: 10m\n",
+        1
+      ]] as const
+    ) {
+      await using auth = await pkce(yaml, timeoutSeconds)
+      const started = Date.now()
+      const error = await auth.accessToken().then(() => undefined, (e: unknown) => e)
+      expect(error).toMatchObject({ _tag: "AuthenticationError", reason: "Timeout" })
+      expect(Date.now() - started).toBeLessThan(10_000)
+    }
+  })
+
+  it("admin.deviceFlowConfig.timeout bounds a device login", async () => {
+    await using auth = await createAuthClient({
+      endpoint: sandbox.adminGrpc,
+      insecure: true,
+      authMode: "DeviceFlow",
+      keyring: "memory",
+      onDeviceCode: () => undefined, // nobody approves
+      configFile: configFile("admin:\n  deviceFlowConfig:\n    timeout: 2s\n"),
+      logLevel: "None",
+      env
+    })
+    const started = Date.now()
+    const error = await auth.accessToken().then(() => undefined, (e: unknown) => e)
+    expect(error).toMatchObject({ _tag: "AuthenticationError", reason: "Timeout" })
+    expect(Date.now() - started).toBeLessThan(10_000)
   })
 
   it("a call after close rejects with a clear error", async () => {

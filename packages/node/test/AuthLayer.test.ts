@@ -1,0 +1,65 @@
+/**
+ * AuthLayer's merge of explicit options over Flyte's config file, and the configuration it hands the flows.
+ */
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { AuthLayer } from "@flyte-auth/node"
+import { Duration, Effect } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+
+const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "flyte-auth-layer-"))
+afterAll(() => Fs.rmSync(dir, { recursive: true, force: true }))
+
+let files = 0
+const configFile = (yaml: string) => {
+  const file = Path.join(dir, `config-${files++}.yaml`)
+  Fs.writeFileSync(file, yaml)
+  return file
+}
+
+const yaml = `
+admin:
+  endpoint: dns:///flyte.example.com:443
+  clientId: from-file
+  authorizationHeader: Flyte-Authorization
+  pkceConfig:
+    timeout: 2m
+  deviceFlowConfig:
+    timeout: 10m
+`
+
+describe("AuthLayer.resolve", () => {
+  it.effect("takes authorizationHeader and the login timeouts from the Flyte config", () =>
+    Effect.gen(function*() {
+      const resolved = yield* AuthLayer.resolve({ configFile: configFile(yaml), env: {} })
+      expect(resolved.authorizationHeader).toBe("Flyte-Authorization")
+      expect(Duration.toMinutes(resolved.pkceTimeout)).toBe(2)
+      expect(Duration.toMinutes(resolved.deviceFlowTimeout)).toBe(10)
+    }))
+
+  it.effect("explicit options win over the Flyte config", () =>
+    Effect.gen(function*() {
+      const resolved = yield* AuthLayer.resolve({
+        configFile: configFile(yaml),
+        env: {},
+        authorizationHeader: "x-token",
+        timeoutSeconds: 30
+      })
+      expect(resolved.authorizationHeader).toBe("x-token")
+      expect(Duration.toSeconds(resolved.pkceTimeout)).toBe(30)
+      expect(Duration.toSeconds(resolved.deviceFlowTimeout)).toBe(30)
+    }))
+
+  it.effect("without either, the logins wait 5 minutes and the server's header applies", () =>
+    Effect.gen(function*() {
+      const resolved = yield* AuthLayer.resolve({
+        endpoint: "flyte.example.com:443",
+        env: {},
+        configFile: configFile("")
+      })
+      expect(resolved.authorizationHeader).toBeUndefined()
+      expect(Duration.toMinutes(resolved.pkceTimeout)).toBe(5)
+      expect(Duration.toMinutes(resolved.deviceFlowTimeout)).toBe(5)
+    }))
+})
