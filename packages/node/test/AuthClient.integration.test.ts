@@ -207,6 +207,37 @@ describe("createAuthClient", () => {
     expect((error as Error).message).toContain("Pkce")
   })
 
+  it("a static clientConfig takes the redirectUri option, as a fetched one does", async () => {
+    const urls: Array<string> = []
+    await using auth = await createAuthClient({
+      endpoint: sandbox.adminHttp,
+      authMode: "Pkce",
+      keyring: "memory",
+      openBrowser: false,
+      onUrl: (url) => {
+        urls.push(url)
+        void UserAgent.authorize(url, sandbox.user)
+      },
+      clientConfig: {
+        tokenEndpoint: sandbox.endpoints.token,
+        authorizationEndpoint: sandbox.endpoints.authorization,
+        clientId: sandbox.clients.public.clientId,
+        redirectUri: sandbox.redirectUri,
+        scopes: sandbox.scopes,
+        audience: sandbox.audience,
+        headerKey: sandbox.headerKey
+      },
+      redirectUri: "http://127.0.0.1:0/callback",
+      logLevel: "None",
+      env
+    })
+    await auth.accessToken()
+    const redirectUri = new URL(new URL(urls[0]).searchParams.get("redirect_uri")!)
+    expect(redirectUri.hostname).toBe("127.0.0.1")
+    expect(redirectUri.port).not.toBe(new URL(sandbox.redirectUri).port)
+    expect((await auth.fetch(whoami())).status).toBe(200)
+  })
+
   it("an aborted call rejects promptly and leaves the client usable", async () => {
     await using auth = await createAuthClient({
       endpoint: sandbox.adminHttp,

@@ -2,6 +2,7 @@
  * AuthLayer's merge of explicit options over Flyte's config file, and the configuration it hands the flows.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
+import { ClientConfig } from "@flyte-auth/core"
 import { AuthLayer } from "@flyte-auth/node"
 import { Duration, Effect } from "effect"
 import * as Fs from "node:fs"
@@ -28,6 +29,21 @@ admin:
   deviceFlowConfig:
     timeout: 10m
 `
+
+const staticConfig = new ClientConfig.ClientConfig({
+  tokenEndpoint: "https://idp.example.com/token",
+  authorizationEndpoint: "https://idp.example.com/authorize",
+  clientId: "published",
+  redirectUri: "http://localhost:53593/callback",
+  scopes: ["all"],
+  audience: "published-audience"
+})
+
+/** The configuration the flows of `AuthLayer.layer(options)` see. */
+const clientConfigOf = (options: AuthLayer.Options) =>
+  Effect.flatMap(AuthLayer.Settings, (settings) => settings.clientConfig).pipe(
+    Effect.provide(AuthLayer.layer({ authMode: "Pkce", keyring: "memory", env: {}, ...options }))
+  )
 
 describe("AuthLayer.resolve", () => {
   it.effect("takes authorizationHeader and the login timeouts from the Flyte config", () =>
@@ -61,5 +77,46 @@ describe("AuthLayer.resolve", () => {
       expect(resolved.authorizationHeader).toBeUndefined()
       expect(Duration.toMinutes(resolved.pkceTimeout)).toBe(5)
       expect(Duration.toMinutes(resolved.deviceFlowTimeout)).toBe(5)
+    }))
+})
+
+describe("AuthLayer.layer with a static clientConfig", () => {
+  it.effect("applies the overrides a fetched configuration gets: options, then the Flyte config", () =>
+    Effect.gen(function*() {
+      const fromOptions = yield* clientConfigOf({
+        endpoint: "flyte.example.com:443",
+        configFile: configFile(""),
+        clientConfig: staticConfig,
+        redirectUri: "http://127.0.0.1:0/callback",
+        clientId: "mine",
+        scopes: ["openid", "offline_access"],
+        audience: "my-audience",
+        authorizationHeader: "X-Token"
+      })
+      expect(fromOptions).toMatchObject({
+        tokenEndpoint: "https://idp.example.com/token",
+        redirectUri: "http://127.0.0.1:0/callback",
+        clientId: "mine",
+        scopes: ["openid", "offline_access"],
+        audience: "my-audience",
+        headerKey: "x-token"
+      })
+
+      const fromFile = yield* clientConfigOf({ configFile: configFile(yaml), clientConfig: staticConfig })
+      expect(fromFile).toMatchObject({ clientId: "from-file", headerKey: "flyte-authorization" })
+
+      // Nothing set: the static configuration as it is (a plain object is accepted too).
+      const untouched = yield* clientConfigOf({
+        endpoint: "flyte.example.com:443",
+        configFile: configFile(""),
+        clientConfig: { ...staticConfig }
+      })
+      expect(untouched).toMatchObject({
+        redirectUri: "http://localhost:53593/callback",
+        clientId: "published",
+        scopes: ["all"],
+        audience: "published-audience",
+        headerKey: "authorization"
+      })
     }))
 })
