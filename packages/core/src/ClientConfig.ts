@@ -99,6 +99,46 @@ export interface Overrides {
 }
 
 /**
+ * `config` with `overrides` applied: each override that is set (not empty) wins. A header key is trimmed and
+ * lower-cased, as gRPC metadata keys are.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withOverrides = (config: ClientConfig, overrides: Overrides): ClientConfig => {
+  const headerKey = nonEmpty(overrides.headerKey)
+  return new ClientConfig({
+    ...config,
+    clientId: nonEmpty(overrides.clientId) ?? config.clientId,
+    redirectUri: nonEmpty(overrides.redirectUri) ?? config.redirectUri,
+    scopes: nonEmptyScopes(overrides.scopes) ?? config.scopes,
+    audience: nonEmpty(overrides.audience) ?? config.audience,
+    headerKey: headerKey === undefined ? config.headerKey : normalizeHeaderKey(headerKey)
+  })
+}
+
+/**
+ * The scopes that are not empty (trimmed), or `undefined` when none is.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const nonEmptyScopes = (scopes: ReadonlyArray<string> | null | undefined): ReadonlyArray<string> | undefined => {
+  const present = scopes?.flatMap((scope) => nonEmpty(scope)?.trim() ?? [])
+  return present === undefined || present.length === 0 ? undefined : present
+}
+
+/**
+ * A published header key (`authorization_metadata_key`) as it is sent: trimmed, lower-cased, `authorization`
+ * when none is published.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const normalizeHeaderKey = (key: string | null | undefined): string =>
+  nonEmpty(key)?.trim().toLowerCase() ?? "authorization"
+
+/**
  * Builds a store around an effect that fetches the configuration. The first `get` runs `fetch`; callers that
  * arrive while it runs wait for the same result, so N concurrent first callers cause one fetch. A success is kept
  * for the life of the store; a failure is handed to the callers that waited for it and then forgotten, so the
@@ -324,28 +364,25 @@ const fromMetadata = (
         description: `The metadata at ${metadataUrl} has no token_endpoint`
       })
     }
-    const headerKey = nonEmpty(overrides.headerKey) ?? published.headerKey
-    return new ClientConfig({
-      tokenEndpoint,
-      authorizationEndpoint: yield* endpoint("authorization_endpoint", metadata.authorization_endpoint),
-      deviceAuthorizationEndpoint: yield* endpoint(
-        "device_authorization_endpoint",
-        metadata.device_authorization_endpoint
-      ),
-      redirectUri: nonEmpty(overrides.redirectUri) ?? published.redirectUri,
-      clientId: nonEmpty(overrides.clientId) ?? published.clientId,
-      scopes: nonEmptyScopes(overrides.scopes) ?? published.scopes ?? [],
-      headerKey: headerKey === undefined ? "authorization" : headerKey.trim().toLowerCase(),
-      audience: nonEmpty(overrides.audience) ?? published.audience,
-      issuer: nonEmpty(metadata.issuer),
-      serviceHttpEndpoint: published.serviceHttpEndpoint
-    })
+    return withOverrides(
+      new ClientConfig({
+        tokenEndpoint,
+        authorizationEndpoint: yield* endpoint("authorization_endpoint", metadata.authorization_endpoint),
+        deviceAuthorizationEndpoint: yield* endpoint(
+          "device_authorization_endpoint",
+          metadata.device_authorization_endpoint
+        ),
+        redirectUri: published.redirectUri,
+        clientId: published.clientId,
+        scopes: nonEmptyScopes(published.scopes) ?? [],
+        headerKey: normalizeHeaderKey(published.headerKey),
+        audience: published.audience,
+        issuer: nonEmpty(metadata.issuer),
+        serviceHttpEndpoint: published.serviceHttpEndpoint
+      }),
+      overrides
+    )
   })
-
-const nonEmptyScopes = (scopes: ReadonlyArray<string> | undefined): ReadonlyArray<string> | undefined => {
-  const present = scopes?.flatMap((scope) => nonEmpty(scope)?.trim() ?? [])
-  return present === undefined || present.length === 0 ? undefined : present
-}
 
 const parseUrl = (url: string, base?: URL): URL | null => {
   try {

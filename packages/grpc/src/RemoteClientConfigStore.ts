@@ -221,26 +221,25 @@ const toClientConfig = (
         description: `${serviceName}/GetOAuth2Metadata at ${endpoint} returned no token_endpoint`
       })
     }
-    const headerKey = ClientConfig.nonEmpty(overrides.headerKey) ??
-      ClientConfig.nonEmpty(publicClient.authorization_metadata_key)
-    return new ClientConfig.ClientConfig({
-      tokenEndpoint,
-      authorizationEndpoint: yield* url("authorization_endpoint", metadata.authorization_endpoint),
-      deviceAuthorizationEndpoint: yield* url("device_authorization_endpoint", metadata.device_authorization_endpoint),
-      redirectUri: ClientConfig.nonEmpty(overrides.redirectUri) ?? ClientConfig.nonEmpty(publicClient.redirect_uri),
-      clientId: ClientConfig.nonEmpty(overrides.clientId) ?? ClientConfig.nonEmpty(publicClient.client_id),
-      scopes: nonEmptyScopes(overrides.scopes) ?? nonEmptyScopes(publicClient.scopes) ?? [],
-      headerKey: headerKey === undefined ? "authorization" : headerKey.trim().toLowerCase(),
-      audience: ClientConfig.nonEmpty(overrides.audience) ?? ClientConfig.nonEmpty(publicClient.audience),
-      issuer: ClientConfig.nonEmpty(metadata.issuer),
-      serviceHttpEndpoint: ClientConfig.nonEmpty(publicClient.service_http_endpoint)
-    })
+    return ClientConfig.withOverrides(
+      new ClientConfig.ClientConfig({
+        tokenEndpoint,
+        authorizationEndpoint: yield* url("authorization_endpoint", metadata.authorization_endpoint),
+        deviceAuthorizationEndpoint: yield* url(
+          "device_authorization_endpoint",
+          metadata.device_authorization_endpoint
+        ),
+        redirectUri: ClientConfig.nonEmpty(publicClient.redirect_uri),
+        clientId: ClientConfig.nonEmpty(publicClient.client_id),
+        scopes: ClientConfig.nonEmptyScopes(publicClient.scopes) ?? [],
+        headerKey: ClientConfig.normalizeHeaderKey(publicClient.authorization_metadata_key),
+        audience: ClientConfig.nonEmpty(publicClient.audience),
+        issuer: ClientConfig.nonEmpty(metadata.issuer),
+        serviceHttpEndpoint: ClientConfig.nonEmpty(publicClient.service_http_endpoint)
+      }),
+      overrides
+    )
   })
-
-const nonEmptyScopes = (scopes: ReadonlyArray<string> | null | undefined): ReadonlyArray<string> | undefined => {
-  const present = scopes?.flatMap((scope) => ClientConfig.nonEmpty(scope)?.trim() ?? [])
-  return present === undefined || present.length === 0 ? undefined : present
-}
 
 const isHttpUrl = (value: string): boolean => {
   try {

@@ -263,7 +263,7 @@ export const layer = (
       headerKey: resolved.authorizationHeader
     }
     const configStore = options.clientConfig !== undefined
-      ? ClientConfig.layerStatic(withOverrides(
+      ? ClientConfig.layerStatic(ClientConfig.withOverrides(
         options.clientConfig instanceof ClientConfig.ClientConfig
           ? options.clientConfig
           : new ClientConfig.ClientConfig(options.clientConfig),
@@ -346,23 +346,6 @@ export const layer = (
 export const fromFlyteConfig = (
   options: Pick<Options, "configFile" | "keyring" | "allowInteractive" | "env"> = {}
 ): Layer.Layer<Authenticator.Authenticator | Settings | HttpClient.HttpClient, AuthenticationError> => layer(options)
-
-/** The same overrides the remote stores apply, on a static configuration: each one that is set wins. */
-const withOverrides = (
-  config: ClientConfig.ClientConfig,
-  overrides: ClientConfig.Overrides
-): ClientConfig.ClientConfig => {
-  const scopes = overrides.scopes?.flatMap((scope) => ClientConfig.nonEmpty(scope)?.trim() ?? [])
-  const headerKey = ClientConfig.nonEmpty(overrides.headerKey)
-  return new ClientConfig.ClientConfig({
-    ...config,
-    clientId: ClientConfig.nonEmpty(overrides.clientId) ?? config.clientId,
-    redirectUri: ClientConfig.nonEmpty(overrides.redirectUri) ?? config.redirectUri,
-    scopes: scopes !== undefined && scopes.length > 0 ? scopes : config.scopes,
-    audience: ClientConfig.nonEmpty(overrides.audience) ?? config.audience,
-    headerKey: headerKey === undefined ? config.headerKey : headerKey.trim().toLowerCase()
-  })
-}
 
 const stripDns = (endpoint: string | undefined): string | undefined =>
   endpoint === undefined ? undefined : endpoint.trim().replace(/^dns:\/\/\//i, "")
