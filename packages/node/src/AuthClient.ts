@@ -36,8 +36,9 @@ import * as AuthLayer from "./AuthLayer.js"
  */
 export interface Options extends AuthLayer.Options {
   /**
-   * The least severe log line written (default `Info`; `None` silences the client). Log lines (e.g. the warning
-   * that no OS keyring is usable) go to stderr, never to the program's stdout.
+   * The least severe log line written (default `Warning`, as the CLI; `Info` or `Debug` tell more, `None` silences
+   * the client). Log lines (e.g. the warning that no OS keyring is usable) go to stderr, never to the program's
+   * stdout. The login URL of a PKCE flow is printed to stderr by the browser whatever the level.
    */
   readonly logLevel?: LogLevel.Literal | undefined
 }
@@ -96,7 +97,7 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
   // The program's stdout is not ours: Effect's default logger writes to console.log, this one to console.error.
   const logging = Layer.merge(
     Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.stringLogger)),
-    logLevel === undefined ? Layer.empty : Logger.minimumLogLevel(LogLevel.fromLiteral(logLevel))
+    Logger.minimumLogLevel(LogLevel.fromLiteral(logLevel ?? "Warning"))
   )
   const runtime = ManagedRuntime.make(Layer.provideMerge(AuthLayer.layer(layerOptions), logging))
   let closed = false
