@@ -61,7 +61,49 @@ describe("bad options and bad config give the documented errors (built CLI)", ()
         name: "unknown option",
         args: ["token", "--bogus"],
         code: 2,
-        line: /^flyte-auth token: unknown argument "--bogus" — run `flyte-auth --help`/
+        line: /^flyte-auth: unknown option --bogus \(see flyte-auth token --help\)$/
+      },
+      {
+        name: "mistyped option before the command",
+        args: ["--auth-mod", "DeviceFlow", "login"],
+        code: 2,
+        line: /^flyte-auth: unknown option --auth-mod \(see flyte-auth --help\)$/
+      },
+      {
+        name: "unknown short option",
+        args: ["-v", "status"],
+        code: 2,
+        line: /^flyte-auth: unknown option -v \(see flyte-auth --help\)$/
+      },
+      {
+        name: "another command's option",
+        args: ["token", "--json"],
+        code: 2,
+        line: /^flyte-auth: unknown option --json \(see flyte-auth token --help\)$/
+      },
+      {
+        name: "option without its value",
+        args: ["--endpoint"],
+        code: 2,
+        line: /^flyte-auth: --endpoint needs a value$/
+      },
+      {
+        name: "option without its value after the command",
+        args: ["status", "--endpoint"],
+        code: 2,
+        line: /^flyte-auth: --endpoint needs a value$/
+      },
+      {
+        name: "option followed by another option instead of its value",
+        args: ["status", "--endpoint", "--json"],
+        code: 2,
+        line: /^flyte-auth: --endpoint needs a value$/
+      },
+      {
+        name: "a command's own option without its value",
+        args: ["sandbox", "--header-key"],
+        code: 2,
+        line: /^flyte-auth: --header-key needs a value$/
       },
       {
         name: "unknown command",

@@ -4,26 +4,30 @@
  *
  * @since 0.1.0
  */
+import * as BuiltInOptions from "@effect/cli/BuiltInOptions"
 import * as CliConfig from "@effect/cli/CliConfig"
 import * as Command from "@effect/cli/Command"
 import * as Descriptor from "@effect/cli/CommandDescriptor"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
+import * as Usage from "@effect/cli/Usage"
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as HashSet from "effect/HashSet"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
+import type { KnownOptions, OptionNames } from "./internal/argv.js"
 import { validValues } from "./internal/argv.js"
 import type * as AuthCommandsModule from "./internal/authCommands.js"
 import { CliError, exitCodes, report } from "./internal/errors.js"
 import type { GlobalArgs } from "./internal/globalOptions.js"
-import { globalOptions, merge } from "./internal/globalOptions.js"
+import { globalOptions, merge, optionNames } from "./internal/globalOptions.js"
 import * as SandboxCommand from "./internal/sandboxCommand.js"
 
 /**
@@ -196,7 +200,29 @@ const demo = Command.make(
   )
 )
 
-const command = root.pipe(Command.withSubcommands([login, token, status, logout, whoami, sandbox, demo]))
+const subcommands = [login, token, status, logout, whoami, sandbox, demo] as const
+
+const command = root.pipe(Command.withSubcommands(subcommands))
+
+/**
+ * The real options of the command line, from the commands themselves (and `@effect/cli`'s built-in `--help`,
+ * `--version`, `--wizard`, `--completions`, `--log-level`), for the early check of `validValues`.
+ */
+const knownOptions = (): KnownOptions => {
+  const builtIns = optionNames(
+    Options.getUsage(BuiltInOptions.builtInOptions(command.descriptor, Usage.empty, HelpDoc.empty))
+  )
+  const withBuiltIns = (names: OptionNames): OptionNames => ({
+    values: [...names.values, ...builtIns.values],
+    flags: [...names.flags, ...builtIns.flags]
+  })
+  const commands: Record<string, OptionNames> = {}
+  for (const subcommand of subcommands) {
+    const names = withBuiltIns(optionNames(Descriptor.getUsage(subcommand.descriptor)))
+    for (const name of HashSet.values(Descriptor.getNames(subcommand.descriptor))) commands[name] = names
+  }
+  return { root: withBuiltIns(optionNames(Descriptor.getUsage(root.descriptor))), commands }
+}
 
 const cli = Command.run(command, {
   name: "flyte-auth",
@@ -234,8 +260,7 @@ const usage = (message: string) => new CliError({ message, exitCode: exitCodes.u
  * The command that failed, for the error line (`flyte-auth <command>: ...`).
  */
 const commandName = (args: ReadonlyArray<string>): string =>
-  args.slice(2).find((arg) => ["login", "token", "status", "logout", "whoami", "sandbox", "demo"].includes(arg)) ??
-    ""
+  args.slice(2).find((arg) => subcommands.some((c) => HashSet.has(Descriptor.getNames(c.descriptor), arg))) ?? ""
 
 /**
  * Runs the CLI on `process.argv`-shaped arguments and exits the process with the command's exit code.
@@ -245,7 +270,7 @@ const commandName = (args: ReadonlyArray<string>): string =>
  */
 export const main = (argv: ReadonlyArray<string>): void => {
   const verbose = argv.includes("--verbose")
-  const usageError = validValues(argv.slice(2))
+  const usageError = validValues(argv.slice(2), knownOptions())
   if (usageError !== undefined) {
     process.stderr.write(`flyte-auth: ${usageError}\n`)
     process.exitCode = exitCodes.usage

@@ -5,8 +5,10 @@
  * @internal
  */
 import * as Options from "@effect/cli/Options"
+import type * as Usage from "@effect/cli/Usage"
 import * as NodeKeyring from "@flyte-auth/node/NodeKeyring"
 import * as Option from "effect/Option"
+import type { OptionNames } from "./argv.js"
 
 /** A flag that is `Some(true)` when given and `None` otherwise (so that the config file decides). */
 const flag = (name: string, description: string) =>
@@ -171,4 +173,35 @@ export const merge = (before: GlobalArgs, after: GlobalArgs): GlobalArgs => {
     out[key] = Option.orElse(after[key] as Option.Option<unknown>, () => before[key] as Option.Option<unknown>)
   }
   return out as unknown as GlobalArgs
+}
+
+/**
+ * The option names in a usage (of an option or a command, as `@effect/cli` builds it): the ones that take a value
+ * and the flags, so that the early check of the command line (`argv.validValues`) knows the real options.
+ *
+ * @internal
+ */
+export const optionNames = (usage: Usage.Usage): OptionNames => {
+  const values: Array<string> = []
+  const flags: Array<string> = []
+  const walk = (usage: Usage.Usage): void => {
+    switch (usage._tag) {
+      case "Named":
+        for (const name of usage.names) {
+          if (name.startsWith("-")) (Option.isSome(usage.acceptedValues) ? values : flags).push(name)
+        }
+        return
+      case "Optional":
+      case "Repeated":
+        return walk(usage.usage)
+      case "Alternation":
+      case "Concat":
+        walk(usage.left)
+        return walk(usage.right)
+      default:
+        return
+    }
+  }
+  walk(usage)
+  return { values, flags }
 }
