@@ -17,6 +17,8 @@ interface Case {
   readonly env?: Record<string, string>
   readonly code: number
   readonly line: RegExp
+  /** What the line must not say (e.g. a hint that does not apply). */
+  readonly not?: RegExp
 }
 
 /** Runs the cases a few at a time (each is a Node process). */
@@ -145,8 +147,15 @@ describe("bad options and bad config give the documented errors (built CLI)", ()
       {
         name: "unknown auth mode",
         args: ["token", ...endpoint, "--auth-mode", "kerberos"],
-        code: 1,
-        line: /^flyte-auth token: Unknown auth mode "kerberos"; valid modes are Pkce \(or standard\), ClientSecret/
+        code: 2,
+        line: /^flyte-auth token: Unknown auth mode "kerberos"; valid modes are Pkce \(or standard\), ClientSecret/,
+        not: /--command/
+      },
+      {
+        name: "unknown auth mode before the command",
+        args: [...endpoint, "--auth-mode", "Foo", "login"],
+        code: 2,
+        line: /^flyte-auth login: Unknown auth mode "Foo"; valid modes are .*DeviceFlow$/
       },
       {
         name: "no endpoint",
@@ -160,6 +169,23 @@ describe("bad options and bad config give the documented errors (built CLI)", ()
         args: ["token", ...endpoint, "--auth-mode", "ClientSecret", "--client-id", "x"],
         code: 1,
         line: /needs a client secret — pass --client-secret-env-var NAME or --client-secret-location PATH/
+      },
+      {
+        name: "client secret variable not set",
+        args: ["login", ...endpoint, "--auth-mode", "ClientSecret", "--client-id", "x"].concat(
+          ["--client-secret-env-var", "NOPE_UNSET"]
+        ),
+        code: 1,
+        line:
+          /needs a client secret — the environment variable NOPE_UNSET \(--client-secret-env-var\) is not set or empty$/
+      },
+      {
+        name: "client secret file missing",
+        args: ["login", ...endpoint, "--auth-mode", "ClientSecret", "--client-id", "x"].concat(
+          ["--client-secret-location", "/nonexistent/secret"]
+        ),
+        code: 1,
+        line: /^flyte-auth login: cannot read the client secret file \/nonexistent\/secret: ENOENT[^—]*$/
       },
       {
         name: "config file missing",
@@ -191,7 +217,33 @@ describe("bad options and bad config give the documented errors (built CLI)", ()
         args: ["login", ...endpoint, "--auth-mode", "ClientSecret", "--client-id", "x", "--client-secret-env-var", "S"],
         env: { S: "a-secret-that-must-not-leak" },
         code: 1,
-        line: /^flyte-auth login: Cannot reach .* at 127\.0\.0\.1:1.* — check --endpoint \(admin\.endpoint\)/
+        line: /^flyte-auth login: Cannot reach .* at 127\.0\.0\.1:1.* — check --endpoint \(admin\.endpoint\)/,
+        // Neither grpc-js's empty "Resolution note:" nor --insecure, which was given.
+        not: /Resolution note|\. —|--insecure/
+      },
+      {
+        name: "TLS server not reachable (HOST:PORT)",
+        args: ["login", "--endpoint", "127.0.0.1:1", "--keyring", "memory"],
+        code: 1,
+        line: /^flyte-auth login: Cannot reach .* — check --endpoint .*; use --insecure for a plaintext server$/,
+        not: /Resolution note/
+      },
+      {
+        name: "TLS server not reachable (https:// URL)",
+        args: ["login", "--endpoint", "https://127.0.0.1:1", "--keyring", "memory"].concat(
+          ["--auth-mode", "ClientSecret", "--client-id", "x", "--client-secret-env-var", "S"]
+        ),
+        env: { S: "a-secret-that-must-not-leak" },
+        code: 1,
+        line:
+          /^flyte-auth login: Could not reach https:\/\/127\.0\.0\.1:1\/.*; use an http:\/\/ URL for a plaintext server$/,
+        not: /--insecure/
+      },
+      {
+        name: "nothing stored, --no-interactive",
+        args: ["token", ...endpoint, "--no-interactive"],
+        code: 3,
+        line: /^flyte-auth token: No credentials are stored for .* — run `flyte-auth login` first$/
       },
       {
         name: "sandbox port out of range",
@@ -211,6 +263,7 @@ describe("bad options and bad config give the documented errors (built CLI)", ()
         lines: 1
       })
       expect(lines[0], name).toMatch(line)
+      if (cases[i].not !== undefined) expect(lines[0], name).not.toMatch(cases[i].not!)
       expect(result.stderr, name).not.toContain("a-secret-that-must-not-leak")
     }
   })

@@ -22,10 +22,12 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
 import type { KnownOptions, OptionNames } from "./internal/argv.js"
 import { validValues } from "./internal/argv.js"
 import type * as AuthCommandsModule from "./internal/authCommands.js"
-import { CliError, exitCodes, report } from "./internal/errors.js"
+import type { Circumstances } from "./internal/errors.js"
+import { CliError, exitCodes, FailureCircumstances, report } from "./internal/errors.js"
 import type { GlobalArgs } from "./internal/globalOptions.js"
 import { globalOptions, merge, optionNames } from "./internal/globalOptions.js"
 import * as SandboxCommand from "./internal/sandboxCommand.js"
@@ -276,6 +278,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
     process.exitCode = exitCodes.usage
     return
   }
+  const circumstances = Ref.unsafeMake<Circumstances>({})
   const program = Effect.zipRight(checkUsage(argv), cli(argv)).pipe(
     // A failure is reported once, by `exitCodeOf`; not also as the runtime's "Fiber terminated" debug line (of
     // the forked fibers here, of the root fiber by ending it with the exit as its value).
@@ -284,6 +287,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       Layer.mergeAll(
         NodeContext.layer,
         Layer.succeed(CliConfig.CliConfig, cliConfig),
+        Layer.succeed(FailureCircumstances, circumstances),
         helpConsole,
         Logger.replace(Logger.defaultLogger, stderrLogger(commandName(argv), verbose)),
         Logger.minimumLogLevel(verbose ? LogLevel.Debug : LogLevel.Warning)
@@ -298,11 +302,16 @@ export const main = (argv: ReadonlyArray<string>): void => {
     const exit = Exit.isSuccess(outer) ? outer.value : outer
     process.off("SIGINT", onSignal)
     process.off("SIGTERM", onSignal)
-    process.exitCode = exitCodeOf(exit, commandName(argv), verbose)
+    process.exitCode = exitCodeOf(exit, commandName(argv), verbose, Effect.runSync(Ref.get(circumstances)))
   })
 }
 
-const exitCodeOf = (exit: Exit.Exit<void, unknown>, command: string, verbose: boolean): number => {
+const exitCodeOf = (
+  exit: Exit.Exit<void, unknown>,
+  command: string,
+  verbose: boolean,
+  circumstances: Circumstances
+): number => {
   if (Exit.isSuccess(exit)) return 0
   // Ctrl-C / SIGTERM: the normal way to stop `sandbox`; for any other command the work was abandoned.
   if (Cause.isInterruptedOnly(exit.cause)) return command === "sandbox" ? 0 : 130
@@ -311,7 +320,7 @@ const exitCodeOf = (exit: Exit.Exit<void, unknown>, command: string, verbose: bo
   if (Option.isSome(failure) && ValidationError.isValidationError(failure.value)) {
     return ValidationError.isHelpRequested(failure.value) ? 0 : 2
   }
-  const { exitCode, lines } = report(command === "" ? "" : command, exit.cause, verbose)
+  const { exitCode, lines } = report(command === "" ? "" : command, exit.cause, verbose, circumstances)
   for (const line of lines) process.stderr.write(`${line.replace(/^flyte-auth : /, "flyte-auth: ")}\n`)
   return exitCode
 }

@@ -4,7 +4,7 @@ import * as Cause from "effect/Cause"
 import { describe, expect, it } from "vitest"
 import type { KnownOptions } from "../src/internal/argv.js"
 import { flagOptions, parseScopes, preParse, repeatedOptions, validValues, valueOptions } from "../src/internal/argv.js"
-import { causeChain, CliError, exitCodes, report } from "../src/internal/errors.js"
+import { causeChain, CliError, exitCodes, hint, report } from "../src/internal/errors.js"
 import { globalOptions, optionNames } from "../src/internal/globalOptions.js"
 
 /** As `Cli.ts` derives them (here by hand, small). */
@@ -115,6 +115,61 @@ describe("error report", () => {
     // A multi-line message (e.g. a YAML parser's) stays on one line.
     const yaml = new AuthenticationError({ reason: "Config", description: "malformed YAML in f:\n  a: [\n^" })
     expect(report("status", Cause.fail(yaml), false).lines).toEqual(["flyte-auth status: malformed YAML in f: a: [ ^"])
+  })
+
+  it("hints only what the user has not done already", () => {
+    const transport = new AuthenticationError({ reason: "Transport", description: "Cannot reach x" })
+    expect(hint(transport, "login", { endpoint: "https://flyte.example.com" })).toBe(
+      "check --endpoint (admin.endpoint) and that the server is up; use an http:// URL for a plaintext server"
+    )
+    expect(hint(transport, "login", { endpoint: "http://localhost:8088" })).toBe(
+      "check --endpoint (admin.endpoint) and that the server is up"
+    )
+    expect(hint(transport, "login", { endpoint: "localhost:8089", insecure: true })).toBe(
+      "check --endpoint (admin.endpoint) and that the server is up"
+    )
+    expect(hint(transport, "login", { endpoint: "flyte.example.com:443" })).toMatch(/use --insecure/)
+
+    const mode = new AuthenticationError({
+      reason: "Config",
+      description: "Unknown auth mode \"Foo\"; valid modes are Pkce, ExternalCommand (or external_process)"
+    })
+    expect(hint(mode)).toBeUndefined()
+    const noCommand = new AuthenticationError({
+      reason: "Config",
+      description: "The ExternalCommand auth mode for x needs a command"
+    })
+    expect(hint(noCommand)).toBe("pass --command (admin.command)")
+
+    const noSecret = new AuthenticationError({
+      reason: "Config",
+      description: "The ClientSecret auth mode for x needs a client secret"
+    })
+    expect(hint(noSecret, "login", { clientSecretEnvVar: "MY_SECRET" })).toBe(
+      "the environment variable MY_SECRET (--client-secret-env-var) is not set or empty"
+    )
+    expect(hint(noSecret)).toMatch(/^pass --client-secret-env-var NAME or --client-secret-location PATH/)
+    const noFile = new AuthenticationError({
+      reason: "Config",
+      description: "cannot read the client secret file /s: ENOENT"
+    })
+    expect(hint(noFile)).toBeUndefined()
+
+    const notFound = new AccessTokenNotFound({ reason: "NoCredentials", description: "No credentials" })
+    expect(hint(notFound, "token")).toMatch(/or pass --interactive/)
+    expect(hint(notFound, "token", { noInteractive: true })).toBe("run `flyte-auth login` first")
+  })
+
+  it("drops grpc-js's empty resolution note", () => {
+    const error = new AuthenticationError({
+      reason: "Transport",
+      description: "Cannot reach s at h:1: No connection established. Last error: Error: connect ECONNREFUSED h:1. " +
+        "Resolution note: "
+    })
+    expect(report("login", Cause.fail(error), false, { insecure: true }).lines).toEqual([
+      "flyte-auth login: Cannot reach s at h:1: No connection established. Last error: Error: connect ECONNREFUSED " +
+      "h:1 — check --endpoint (admin.endpoint) and that the server is up"
+    ])
   })
 
   it("follows causes without looping", () => {

@@ -7,7 +7,7 @@
 import * as HttpClient from "@effect/platform/HttpClient"
 import { Authenticator } from "@flyte-auth/core/Authenticator"
 import type { AuthError } from "@flyte-auth/core/AuthError"
-import type * as AuthMode from "@flyte-auth/core/AuthMode"
+import * as AuthMode from "@flyte-auth/core/AuthMode"
 import * as Credentials from "@flyte-auth/core/Credentials"
 import * as Keyring from "@flyte-auth/core/Keyring"
 import * as AuthLayer from "@flyte-auth/node/AuthLayer"
@@ -22,7 +22,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { parseScopes } from "./argv.js"
-import { CliError } from "./errors.js"
+import { CliError, noteCircumstances } from "./errors.js"
 import type { GlobalArgs } from "./globalOptions.js"
 import * as Jwt from "./jwt.js"
 
@@ -55,6 +55,10 @@ export const authOptions = (
     }
     if (Option.isSome(args.timeout) && args.timeout.value <= 0) {
       return yield* usage("--timeout must be a positive number of seconds")
+    }
+    if (Option.isSome(args.authMode)) {
+      const mode = AuthMode.parseEither(args.authMode.value)
+      if (Either.isLeft(mode)) return yield* usage(mode.left.description)
     }
     const scopes = Option.map(args.scopes, parseScopes)
     if (Option.isSome(scopes) && scopes.value.length === 0) return yield* usage("--scopes is empty")
@@ -119,8 +123,25 @@ export const withAuth = <A, E>(
   Effect.gen(function*() {
     const keyring = keyringLayer(args)
     const options = yield* authOptions(args, allowInteractive(args, command), keyring)
-    return yield* Effect.scoped(f).pipe(Effect.provide(Layer.merge(AuthLayer.layer(options), keyring)))
+    yield* noteArgs(args)
+    return yield* Effect.scoped(f).pipe(
+      Effect.provide(Layer.merge(AuthLayer.layer(options), keyring)),
+      // Where the command went, for the hint of the report (resolved again on failure only).
+      Effect.tapError(() =>
+        AuthLayer.resolve(options).pipe(Effect.flatMap((resolved) => noteResolved(resolved)), Effect.ignore)
+      )
+    )
   })
+
+/** Notes the options the hint of a failure depends on (see `errors.hint`). */
+const noteArgs = (args: GlobalArgs) =>
+  noteCircumstances({
+    clientSecretEnvVar: Option.getOrUndefined(args.clientSecretEnvVar),
+    noInteractive: Option.isSome(args.noInteractive)
+  })
+
+const noteResolved = (resolved: { readonly endpoint: string; readonly insecure: boolean }) =>
+  noteCircumstances({ endpoint: resolved.endpoint, insecure: resolved.insecure })
 
 /**
  * How often a long interactive wait (browser login, device approval) reports on stderr that it is still waiting.
@@ -165,7 +186,9 @@ export const withResolved = <A, E>(
   Effect.gen(function*() {
     const keyring = keyringLayer(args)
     const options = yield* authOptions(args, false, keyring)
+    yield* noteArgs(args)
     const resolved = yield* AuthLayer.resolve(options)
+    yield* noteResolved(resolved)
     return yield* f(resolved).pipe(Effect.provide(keyring))
   })
 

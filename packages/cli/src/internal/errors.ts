@@ -6,8 +6,11 @@
  * @internal
  */
 import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
 import { exitCodes } from "./errorCodes.js"
 
 /**
@@ -24,6 +27,43 @@ export class CliError extends Data.TaggedError("CliError")<{
 
 export { exitCodes }
 
+/**
+ * What the CLI knows about a run beyond its error, for a hint that fits: the endpoint in use and a few options
+ * as the user gave them.
+ *
+ * @internal
+ */
+export interface Circumstances {
+  /** The endpoint the command used, once resolved (options, config file, environment). */
+  readonly endpoint?: string | undefined
+  /** Whether the connection to the endpoint is plaintext (`--insecure`, `admin.insecure`). */
+  readonly insecure?: boolean | undefined
+  /** `--client-secret-env-var`, when given on the command line. */
+  readonly clientSecretEnvVar?: string | undefined
+  /** Whether `--no-interactive` was given. */
+  readonly noInteractive?: boolean | undefined
+}
+
+/**
+ * Where a command notes its `Circumstances` for the report of its failure (absent outside `main`).
+ *
+ * @internal
+ */
+export class FailureCircumstances
+  extends Context.Tag("@flyte-auth/cli/FailureCircumstances")<FailureCircumstances, Ref.Ref<Circumstances>>()
+{}
+
+/**
+ * Adds to the `Circumstances` of this run (nothing when no `FailureCircumstances` is provided).
+ *
+ * @internal
+ */
+export const noteCircumstances = (more: Circumstances): Effect.Effect<void> =>
+  Effect.flatMap(
+    Effect.serviceOption(FailureCircumstances),
+    (ref) => Option.isSome(ref) ? Ref.update(ref.value, (known) => ({ ...known, ...more })) : Effect.void
+  )
+
 interface Tagged {
   readonly _tag: string
   readonly reason?: string
@@ -36,14 +76,18 @@ const isTagged = (u: unknown): u is Tagged =>
   typeof u === "object" && u !== null && typeof (u as { _tag?: unknown })._tag === "string"
 
 /**
- * What to do about an error of the flyte-auth family, by its reason.
+ * What to do about an error of the flyte-auth family, by its reason (and the command and `Circumstances` of the
+ * run, so that the hint does not repeat what the user already did).
  *
  * @internal
  */
-export const hint = (error: unknown): string | undefined => {
+export const hint = (error: unknown, command = "", circumstances: Circumstances = {}): string | undefined => {
   if (!isTagged(error)) return undefined
   if (error._tag === "AccessTokenNotFound") {
-    return "run `flyte-auth login` first, or pass --interactive to let this command log in"
+    if (circumstances.noInteractive !== true) {
+      return "run `flyte-auth login` first, or pass --interactive to let this command log in"
+    }
+    return command === "login" ? "run `flyte-auth login` without --no-interactive" : "run `flyte-auth login` first"
   }
   if (error._tag === "KeyringError") {
     return "choose another keyring with --keyring (auto, keytar, napi, file, memory, none)"
@@ -51,9 +95,9 @@ export const hint = (error: unknown): string | undefined => {
   if (error._tag !== "AuthenticationError") return undefined
   switch (error.reason) {
     case "Transport":
-      return "check --endpoint (admin.endpoint) and that the server is up; use --insecure for a plaintext server"
+      return transportHint(circumstances)
     case "Config":
-      return configHint(error.message ?? "")
+      return configHint(error.message ?? "", circumstances)
     case "Timeout":
       return "finish the login sooner, or allow more time with --timeout SECONDS"
     case "PortInUse":
@@ -78,22 +122,45 @@ export const hint = (error: unknown): string | undefined => {
   }
 }
 
+/**
+ * The server could not be reached: check the endpoint, and for a TLS server that may be plaintext say how to reach
+ * it without TLS: an `http://` URL for a URL endpoint (`--insecure` applies to HOST:PORT endpoints only).
+ */
+const transportHint = ({ endpoint, insecure }: Circumstances): string => {
+  const check = "check --endpoint (admin.endpoint) and that the server is up"
+  if (endpoint !== undefined && /^https?:\/\//i.test(endpoint)) {
+    return /^https:/i.test(endpoint) ? `${check}; use an http:// URL for a plaintext server` : check
+  }
+  return insecure === true ? check : `${check}; use --insecure for a plaintext server`
+}
+
 /** A configuration error names what is wrong; say where to set it, unless it already names an option or key. */
-const configHint = (message: string): string | undefined => {
+const configHint = (message: string, { clientSecretEnvVar }: Circumstances): string | undefined => {
   if (/--[a-z]|admin\.|FLYTE_/.test(message)) return undefined
+  // The message lists the valid modes (one of them is ExternalCommand: not a hint to pass --command).
+  if (/unknown auth mode/i.test(message)) return undefined
+  // The file is named in the message already, and so is why it cannot be used.
+  if (/client secret file/i.test(message)) return undefined
   if (/client secret/i.test(message)) {
+    if (clientSecretEnvVar !== undefined) {
+      return `the environment variable ${clientSecretEnvVar} (--client-secret-env-var) is not set or empty`
+    }
     return "pass --client-secret-env-var NAME or --client-secret-location PATH (admin.clientSecretEnvVar, " +
       "admin.clientSecretLocation)"
   }
   if (/client id/i.test(message)) return "pass --client-id (admin.clientId)"
-  if (/command/i.test(message)) return "pass --command (admin.command)"
+  if (/\bcommand\b/i.test(message)) return "pass --command (admin.command)"
   if (/device/i.test(message)) return "this server offers no device flow: choose another --auth-mode"
   return undefined
 }
 
+/** grpc-js ends its details with `. Resolution note: ` followed by nothing when the name resolved fine. */
+const withoutEmptyResolutionNote = (message: string): string =>
+  message.replace(/\.?\s*Resolution note:\s*(?=$|[;)\]]|\n)/g, "")
+
 const messageOf = (u: unknown): string => {
   if (u instanceof Error || (typeof u === "object" && u !== null && typeof (u as Error).message === "string")) {
-    const message = (u as Error).message
+    const message = withoutEmptyResolutionNote((u as Error).message)
     if (message.length > 0) return message
   }
   if (isTagged(u)) return u._tag
@@ -132,13 +199,14 @@ export const causeChain = (error: unknown): Array<string> => {
 export const report = (
   command: string,
   cause: Cause.Cause<unknown>,
-  verbose: boolean
+  verbose: boolean,
+  circumstances: Circumstances = {}
 ): { readonly lines: Array<string>; readonly exitCode: number } => {
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
     const error = failure.value
     const what = messageOf(error).replace(/\s*\n\s*/g, " ").trim()
-    const todo = hint(error)
+    const todo = hint(error, command, circumstances)
     const exitCode = error instanceof CliError && error.exitCode !== undefined
       ? error.exitCode
       : isTagged(error) && error._tag === "AccessTokenNotFound"
