@@ -282,6 +282,8 @@ describe("bad options and bad config give the documented errors (built CLI)", ()
     expect(result.stdout).toBe("")
     expect(result.stderr.trim().split("\n")).toHaveLength(1)
     expect(result.stderr).toMatch(/^flyte-auth sandbox: .*EADDRINUSE.*choose other ports with --admin-port/)
+    // One prefix only (the sandbox's own message starts with "flyte-auth sandbox" too).
+    expect(result.stderr).not.toMatch(/flyte-auth sandbox.*flyte-auth sandbox/)
   })
 
   it("--verbose adds the chain of causes below the line", async () => {

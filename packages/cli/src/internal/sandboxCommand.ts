@@ -57,8 +57,9 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
     }).pipe(
       Effect.mapError((error) =>
         new CliError({
-          message: `${error.message}; choose other ports with --admin-port, --admin-http-port and --idp-port ` +
-            "(0 picks a free port)",
+          // The report says `flyte-auth sandbox: ` already; the SandboxError's message starts with it too.
+          message: `${error.message.replace(/^flyte-auth sandbox\s*/, "")}; choose other ports with --admin-port, ` +
+            "--admin-http-port and --idp-port (0 picks a free port)",
           cause: error
         })
       )
