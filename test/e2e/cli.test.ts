@@ -2,7 +2,15 @@
  * The built `flyte-auth` binary against `flyte-auth sandbox`, both as subprocesses: every command and every flow,
  * as a user runs them (non-interactive runs: stdin is not a terminal).
  */
+import * as Credentials from "@flyte-auth/core/Credentials"
+import * as Keyring from "@flyte-auth/core/Keyring"
+import * as NodeKeyring from "@flyte-auth/node/NodeKeyring"
 import { UserAgent } from "@flyte-auth/sandbox"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Redacted from "effect/Redacted"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -162,7 +170,11 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
   it("logout, then token in a non-interactive run fails cleanly with AccessTokenNotFound (exit 3)", async () => {
     const logout = await run(["logout", ...common])
     expect(logout.code).toBe(0)
-    expect(logout.stderr).toContain(`Logged out of ${sandbox.info.adminGrpc}`)
+    expect(logout.stderr).toBe(`Logged out of ${sandbox.info.adminGrpc}: its stored credentials are deleted\n`)
+    // Nothing is left to delete the second time, and logout says so.
+    const again = await run(["logout", ...common])
+    expect(again.code).toBe(0)
+    expect(again.stderr).toBe(`Logged out of ${sandbox.info.adminGrpc} (nothing was stored)\n`)
 
     const token = await run(["token", ...common])
     expect(token.code).toBe(3)
@@ -306,6 +318,59 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
     expect(JSON.parse(whoami.stdout)).toMatchObject({ subject: "flytepropeller" })
     // The proxy command ran (its token goes to every metadata and gRPC call as proxy-authorization).
     expect(Fs.readFileSync(proxyLog, "utf8").trim().split("\n").length).toBeGreaterThanOrEqual(1)
+  })
+
+  it("login with a keyring that keeps nothing says so", async () => {
+    const args = ["--endpoint", sandbox.info.adminGrpc, "--insecure", "--auth-mode", "ClientSecret"].concat(
+      ["--client-id", "flytepropeller", "--client-secret-env-var", "MY_SECRET"]
+    )
+    const env = { env: { MY_SECRET: sandbox.info.confidentialClientSecret } }
+    const [none, memoryOnly] = await Promise.all([
+      run(["login", ...args, "--keyring", "none"], env),
+      run(["login", ...args, "--keyring", "memory"], env)
+    ])
+    expect(none.code).toBe(0)
+    expect(none.stderr).toMatch(/^Logged in to .* as flytepropeller; expires .*\(not stored: --keyring none\)\n$/)
+    expect(memoryOnly.code).toBe(0)
+    expect(memoryOnly.stderr).toMatch(
+      /; expires .*\(not stored: the memory keyring keeps it for this command only\)\n$/
+    )
+  })
+
+  it("status: expired credentials without a refresh token are not logged in, unless the mode renews them", async () => {
+    const endpoint = "expired.example.com:443"
+    const expired = (refreshToken: boolean) =>
+      new Credentials.Credentials({
+        accessToken: Redacted.make("expired-access-token"),
+        ...(refreshToken ? { refreshToken: Redacted.make("a-refresh-token") } : {}),
+        expiresAt: DateTime.unsafeMake(Date.now() - 60_000),
+        endpoint
+      })
+    const store = (credentials: Credentials.Credentials) =>
+      Effect.runPromise(
+        Effect.gen(function*() {
+          const keyring = yield* NodeKeyring.makeFile(home.credentials)
+          const entry = yield* Credentials.encodeKeyringEntry(credentials)
+          yield* keyring.set(Keyring.serviceName, endpoint, entry)
+        }).pipe(Logger.withMinimumLogLevel(LogLevel.Error))
+      )
+    const status = (...more: Array<string>) => run(["status", "--endpoint", endpoint, "--keyring", "file", ...more])
+
+    await store(expired(false))
+    const [text, json, clientSecret] = await Promise.all([
+      status(),
+      status("--json"),
+      status("--json", "--auth-mode", "ClientSecret")
+    ])
+    expect(text.stdout).toMatch(/logged in\s+no \(expired, no refresh token: run flyte-auth login\)\n/)
+    expect(text.stdout).toMatch(/refresh token\s+no/)
+    expect(JSON.parse(json.stdout)).toMatchObject({ loggedIn: false, expired: true, refreshToken: false })
+    // ClientSecret gets a new token without a user.
+    expect(JSON.parse(clientSecret.stdout)).toMatchObject({ loggedIn: true, expired: true })
+
+    await store(expired(true))
+    const refreshable = await status("--json")
+    expect(JSON.parse(refreshable.stdout)).toMatchObject({ loggedIn: true, expired: true, refreshToken: true })
   })
 
   it("no secret ever appears in the output of any of these runs, except the tokens `token` printed", () => {

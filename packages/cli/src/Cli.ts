@@ -93,7 +93,9 @@ const status = Command.make(
 ).pipe(
   Command.withDescription(
     "Show the endpoint, auth mode, keyring backend and the stored credentials (subject, scopes, expiry); " +
-      "offline: nothing is contacted, nothing refreshed."
+      "offline: nothing is contacted, nothing refreshed. \"logged in\" (loggedIn with --json) means `token` can " +
+      "hand out a token without a new login: credentials are stored, and their access token is still fresh, or a " +
+      "refresh token is stored, or the auth mode needs no user (ClientSecret, ExternalCommand)."
   )
 )
 

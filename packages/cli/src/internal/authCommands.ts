@@ -202,14 +202,23 @@ export const login = (args: GlobalArgs) =>
     Effect.gen(function*() {
       const auth = yield* Authenticator
       const settings = yield* AuthLayer.Settings
+      const keyring = yield* Keyring.Keyring
       const credentials = yield* withProgress(auth.login, args)
       const now = yield* DateTime.now
       yield* Console.error(
         `Logged in to ${settings.endpoint} as ${subjectOf(credentials) ?? "an unknown subject (opaque token)"}` +
-          `; ${describeExpiry(credentials, now)}`
+          `; ${describeExpiry(credentials, now)}${notStored(keyring.backend)}`
       )
     })
   )
+
+/** What `login` adds when its keyring keeps nothing for the next command. */
+const notStored = (backend: string): string =>
+  backend === "none"
+    ? " (not stored: --keyring none)"
+    : backend === "memory"
+    ? " (not stored: the memory keyring keeps it for this command only)"
+    : ""
 
 // --- token -------------------------------------------------------------------------------------------------------
 
@@ -239,6 +248,11 @@ export interface StatusReport {
   readonly authMode: AuthMode.AuthMode
   readonly keyringBackend: string
   readonly insecure: boolean
+  /**
+   * Whether `token` can hand out a token without a new login: credentials are stored, and their access token is
+   * still fresh, or a refresh token is stored, or the auth mode renews without a user (ClientSecret,
+   * ExternalCommand).
+   */
   readonly loggedIn: boolean
   readonly subject: string | null
   readonly scopes: ReadonlyArray<string> | null
@@ -262,12 +276,17 @@ export const status = (args: GlobalArgs, json: boolean) =>
       const now = yield* DateTime.now
       const credentials = Option.getOrUndefined(stored)
       const expiresAt = credentials?.expiresAt
+      // The Authenticator's own rule: a token that is no longer fresh is renewed, which needs a refresh token or a
+      // mode that needs no user.
+      const renewable = credentials !== undefined &&
+        (Credentials.isFresh(credentials, now) || credentials.refreshToken !== undefined ||
+          !AuthMode.isInteractive(settings.authMode))
       const report: StatusReport = {
         endpoint: settings.endpoint,
         authMode: settings.authMode,
         keyringBackend: keyring.backend,
         insecure: settings.insecure,
-        loggedIn: credentials !== undefined,
+        loggedIn: renewable,
         subject: credentials === undefined ? null : subjectOf(credentials) ?? null,
         scopes: credentials === undefined ? null : scopesOf(credentials) ?? null,
         expiresAt: expiresAt === undefined ? null : DateTime.formatIso(expiresAt),
@@ -280,11 +299,16 @@ export const status = (args: GlobalArgs, json: boolean) =>
         refreshToken: credentials?.refreshToken !== undefined
       }
       if (json) return yield* Console.log(JSON.stringify(report))
+      const loggedIn = report.loggedIn
+        ? "yes"
+        : credentials === undefined
+        ? "no"
+        : `no (${report.expired === true ? "expired" : "about to expire"}, no refresh token: run flyte-auth login)`
       const rows: Array<[string, string]> = [
         ["endpoint", `${report.endpoint}${report.insecure ? " (insecure)" : ""}`],
         ["auth mode", report.authMode],
         ["keyring", report.keyringBackend],
-        ["logged in", report.loggedIn ? "yes" : "no"]
+        ["logged in", loggedIn]
       ]
       if (credentials !== undefined) {
         rows.push(
@@ -305,8 +329,13 @@ export const logout = (args: GlobalArgs) =>
   withResolved(args, (settings) =>
     Effect.gen(function*() {
       const keyring = yield* Keyring.Keyring
+      const stored = yield* keyring.get(Keyring.serviceName, settings.endpoint)
       yield* keyring.delete(Keyring.serviceName, settings.endpoint)
-      yield* Console.error(`Logged out of ${settings.endpoint}: its stored credentials are deleted`)
+      yield* Console.error(
+        Option.isSome(stored)
+          ? `Logged out of ${settings.endpoint}: its stored credentials are deleted`
+          : `Logged out of ${settings.endpoint} (nothing was stored)`
+      )
     }))
 
 // --- whoami ------------------------------------------------------------------------------------------------------
