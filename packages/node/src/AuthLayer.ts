@@ -136,6 +136,8 @@ export interface ResolvedSettings {
   readonly dispatcher: Dispatcher
   /** The client configuration in use (fetched once). */
   readonly clientConfig: Effect.Effect<ClientConfig.ClientConfig, AuthenticationError>
+  /** How long an interactive login of the auth mode (PKCE, device flow) may take. */
+  readonly loginTimeout: Duration.Duration
 }
 
 /**
@@ -328,7 +330,8 @@ export const layer = (
           proxyToken,
           dispatcher,
           keyringBackend: keyringService.backend,
-          clientConfig: store.get
+          clientConfig: store.get,
+          loginTimeout: resolved.authMode === "DeviceFlow" ? resolved.deviceFlowTimeout : resolved.pkceTimeout
         }
       })
     ).pipe(Layer.provide(services))

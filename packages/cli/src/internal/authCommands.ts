@@ -151,9 +151,9 @@ const noteResolved = (resolved: { readonly endpoint: string; readonly insecure: 
 export const progressInterval = Duration.seconds(15)
 
 /** Runs `self`, printing a line on stderr every `progressInterval` while it has not finished. */
-const withProgress = <A, E, R>(self: Effect.Effect<A, E, R>, args: GlobalArgs): Effect.Effect<A, E, R> => {
-  const limit = Option.getOrElse(args.timeout, () => 300)
-  return Effect.suspend(() => {
+const withProgress = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | AuthLayer.Settings> =>
+  Effect.flatMap(AuthLayer.Settings, (settings) => {
+    const limit = Math.round(Duration.toSeconds(settings.loginTimeout))
     const started = Date.now()
     const tick = Effect.suspend(() =>
       Console.error(
@@ -167,7 +167,6 @@ const withProgress = <A, E, R>(self: Effect.Effect<A, E, R>, args: GlobalArgs): 
       tick.pipe(Effect.delay(progressInterval), Effect.forever)
     )
   })
-}
 
 /**
  * Runs `f` with what the options resolve to (endpoint, auth mode, ...) and the keyring, without building the
@@ -203,7 +202,7 @@ export const login = (args: GlobalArgs) =>
       const auth = yield* Authenticator
       const settings = yield* AuthLayer.Settings
       const keyring = yield* Keyring.Keyring
-      const credentials = yield* withProgress(auth.login, args)
+      const credentials = yield* withProgress(auth.login)
       const now = yield* DateTime.now
       yield* Console.error(
         `Logged in to ${settings.endpoint} as ${subjectOf(credentials) ?? "an unknown subject (opaque token)"}` +
@@ -229,8 +228,7 @@ export const token = (args: GlobalArgs) =>
     "token",
     Effect.gen(function*() {
       const auth = yield* Authenticator
-      const accessToken =
-        yield* (allowInteractive(args, "token") ? withProgress(auth.accessToken, args) : auth.accessToken)
+      const accessToken = yield* (allowInteractive(args, "token") ? withProgress(auth.accessToken) : auth.accessToken)
       // The one place where a secret is printed: the caller asked for it.
       yield* Effect.sync(() => process.stdout.write(`${Redacted.value(accessToken)}\n`))
     })
@@ -349,7 +347,7 @@ export const whoami = (args: GlobalArgs) =>
       const auth = yield* Authenticator
       const settings = yield* AuthLayer.Settings
       // Obtain the token first, so that "not logged in" is reported as such and not as a failed call.
-      yield* (allowInteractive(args, "whoami") ? withProgress(auth.accessToken, args) : auth.accessToken)
+      yield* (allowInteractive(args, "whoami") ? withProgress(auth.accessToken) : auth.accessToken)
       const timeout = Duration.seconds(30)
       if (/^https?:\/\//i.test(settings.endpoint)) {
         const client = yield* HttpClient.HttpClient
