@@ -649,6 +649,8 @@ export interface FlowOptions {
    * the lock is held (`Policies.credentialLockHold`, 5 minutes plus a margin when not given).
    */
   readonly deviceTimeout?: Duration.DurationInput | undefined
+  /** The device flow's polling interval when the server sends none (default 5 s). */
+  readonly devicePollInterval?: Duration.DurationInput | undefined
   /** Whether an interactive flow (`Pkce`, `DeviceFlow`) may run in this process (default `true`). */
   readonly allowInteractive?: boolean | undefined
   /** How long before expiry a token is refreshed (default 60 s). */
@@ -739,7 +741,8 @@ export const layerFromMode = <M extends AuthMode>(
                 endpoint,
                 config,
                 clientSecret: options.clientSecret,
-                timeout: options.deviceTimeout
+                timeout: options.deviceTimeout,
+                pollInterval: options.devicePollInterval
               }))
           })
         }

@@ -37,6 +37,8 @@ export interface Options {
    * Without it, polling ends when the device code expires.
    */
   readonly timeout?: Duration.DurationInput | undefined
+  /** The polling interval when the server sends none (default 5 s; Flyte's `deviceFlowConfig.pollInterval`). */
+  readonly pollInterval?: Duration.DurationInput | undefined
 }
 
 /**
@@ -100,7 +102,8 @@ export const authenticate: (
     deviceAuthorizationEndpoint,
     client,
     scopes: options.scopes ?? config.scopes,
-    audience: nonEmpty(options.audience ?? config.audience)
+    audience: nonEmpty(options.audience ?? config.audience),
+    defaultInterval: options.pollInterval
   }).pipe(Effect.retry(Policies.transientRetry))
   const issuedAt = yield* DateTime.now
   const timeout = options.timeout === undefined ? undefined : Duration.decode(options.timeout)

@@ -223,7 +223,8 @@ export const clientCredentials = Effect.fn("TokenClient.clientCredentials")(func
 })
 
 /**
- * Starts a device authorization (RFC 8628 §3.1).
+ * Starts a device authorization (RFC 8628 §3.1). The polling interval is the server's, else `defaultInterval`
+ * (default `Policies.defaultDevicePollInterval`, 5 s).
  *
  * @since 0.1.0
  * @category requests
@@ -233,6 +234,7 @@ export const deviceAuthorization = Effect.fn("TokenClient.deviceAuthorization")(
   readonly client: ClientAuthentication
   readonly scopes?: ReadonlyArray<string> | undefined
   readonly audience?: string | undefined
+  readonly defaultInterval?: Duration.DurationInput | undefined
 }) {
   const { body } = yield* send(options.deviceAuthorizationEndpoint, options.client, {
     scope: joinScopes(options.scopes),
@@ -254,7 +256,7 @@ export const deviceAuthorization = Effect.fn("TokenClient.deviceAuthorization")(
     expiresIn: Duration.seconds(response.expires_in),
     interval: response.interval !== undefined && response.interval > 0
       ? Duration.seconds(response.interval)
-      : Policies.defaultDevicePollInterval
+      : Duration.decode(options.defaultInterval ?? Policies.defaultDevicePollInterval)
   } satisfies DeviceAuthorization
 })
 

@@ -101,7 +101,7 @@ describe("DeviceCode.authenticate", () => {
       }
     }))
 
-  it.effect("uses the server's interval, and 5 s when it sends none", () =>
+  it.effect("uses the server's interval, else the configured one, else 5 s", () =>
     Effect.gen(function*() {
       const pending = () => oauthError("authorization_pending")
       const absent = yield* runFlow({
@@ -114,6 +114,16 @@ describe("DeviceCode.authenticate", () => {
       const seven = yield* runFlow({ device: deviceJson({ interval: 7 }), polls: [pending, () => tokenJson()] })
       expect(Exit.isSuccess(seven.exit)).toBe(true)
       expect(times(seven)).toEqual([7_000, 14_000])
+
+      // A configured interval (Flyte's deviceFlowConfig.pollInterval) applies only when the server sends none.
+      const configured = yield* runFlow({
+        device: deviceJson({ interval: undefined }),
+        polls: [pending, () => tokenJson()],
+        options: { pollInterval: Duration.seconds(2) }
+      })
+      expect(times(configured)).toEqual([2_000, 4_000])
+      const server = yield* runFlow({ polls: [() => tokenJson()], options: { pollInterval: Duration.seconds(2) } })
+      expect(times(server)).toEqual([5_000])
     }))
 
   it.effect("stops when expires_in has elapsed by the Clock", () =>

@@ -210,7 +210,8 @@ export const resolve = Effect.fn("AuthLayer.resolve")(function*(options: Options
     browserCommand: yield* parseArgv(options.browserCommand, "browserCommand"),
     authorizationHeader: options.authorizationHeader ?? flyte.authorizationHeader,
     pkceTimeout: timeout ?? flyte.pkceTimeout ?? Policies.interactiveTimeout,
-    deviceFlowTimeout: timeout ?? flyte.deviceFlowTimeout ?? Policies.interactiveTimeout
+    deviceFlowTimeout: timeout ?? flyte.deviceFlowTimeout ?? Policies.interactiveTimeout,
+    devicePollInterval: flyte.devicePollInterval
   }
 })
 
@@ -310,6 +311,7 @@ export const layer = (
       command: resolved.command,
       allowInteractive: options.allowInteractive,
       deviceTimeout: resolved.deviceFlowTimeout,
+      devicePollInterval: resolved.devicePollInterval,
       pkce: {
         timeout: resolved.pkceTimeout,
         onUrl: options.onUrl === undefined ? undefined : (url) => Effect.sync(() => options.onUrl!(url))

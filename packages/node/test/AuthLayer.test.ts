@@ -28,6 +28,7 @@ admin:
     timeout: 2m
   deviceFlowConfig:
     timeout: 10m
+    pollInterval: 3s
 `
 
 const staticConfig = new ClientConfig.ClientConfig({
@@ -46,12 +47,13 @@ const clientConfigOf = (options: AuthLayer.Options) =>
   )
 
 describe("AuthLayer.resolve", () => {
-  it.effect("takes authorizationHeader and the login timeouts from the Flyte config", () =>
+  it.effect("takes authorizationHeader, the login timeouts and the device poll interval from the Flyte config", () =>
     Effect.gen(function*() {
       const resolved = yield* AuthLayer.resolve({ configFile: configFile(yaml), env: {} })
       expect(resolved.authorizationHeader).toBe("Flyte-Authorization")
       expect(Duration.toMinutes(resolved.pkceTimeout)).toBe(2)
       expect(Duration.toMinutes(resolved.deviceFlowTimeout)).toBe(10)
+      expect(resolved.devicePollInterval && Duration.toSeconds(resolved.devicePollInterval)).toBe(3)
     }))
 
   it.effect("explicit options win over the Flyte config", () =>
