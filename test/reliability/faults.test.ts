@@ -6,7 +6,8 @@
  * configured bound" is checked in virtual time and a 30 s timeout costs nothing.
  *
  * Expected: a typed `AuthenticationError` (reason from the catalogue) within the bound, or, for a transient fault
- * on the idempotent client-credentials call, success after one backed-off retry. The keyring is untouched by
+ * on an idempotent call (client credentials, device authorization) or a server failure status on a device poll,
+ * success after one backed-off retry, unless the server asks to wait longer than `Policies.maxRetryAfter`. The keyring is untouched by
  * every failure, and the refresh path never falls back to a browser login.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
@@ -31,6 +32,21 @@ const slack = 2_000
 /** The calls that are safe to repeat, so a transient fault is retried (`Policies.transientRetry`). */
 const idempotent = new Set<FlowName>(["client credentials", "device authorization"])
 
+/** The `Retry-After` a fault sends, in seconds. */
+const retryAfterOf = (fault: FaultCase): number | undefined =>
+  fault.fault._tag === "Status" && fault.fault.retryAfter !== undefined ? Number(fault.fault.retryAfter) : undefined
+
+/** A `Retry-After` longer than `Policies.maxRetryAfter`: not waited for, the error surfaces at once. */
+const waitsTooLong = (fault: FaultCase) => (retryAfterOf(fault) ?? 0) > Duration.toSeconds(Policies.maxRetryAfter)
+
+/** The proxy answered with a 5xx itself (nothing forwarded): a device poll may be repeated (`isServerBusy`). */
+const serverBusy = (fault: FaultCase) =>
+  (fault.fault._tag === "Status" || fault.fault._tag === "Replace") && (fault.fault.status ?? 200) >= 500
+
+/** Whether a transient fault is retried: idempotent calls on any, device polls on a server's failure status. */
+const retriedOn = (flow: FlowName, fault: FaultCase) =>
+  fault.transient && !waitsTooLong(fault) && (idempotent.has(flow) || (flow === "device poll" && serverBusy(fault)))
+
 const pathOf = (flow: FlowName) => flow === "device authorization" ? world.devicePath : world.tokenPath
 
 const waitOf = (fault: FaultCase) =>
@@ -51,7 +67,7 @@ describe("fault proxy: every flow through every fault", () => {
   for (const flow of flowNames) {
     describe(flow, () => {
       for (const fault of faultCases) {
-        const retried = fault.transient && idempotent.has(flow)
+        const retried = retriedOn(flow, fault)
         const outcome = fault.usable ? "succeeds" : retried ? "succeeds after one retry" : "typed error"
         it.scoped(`${fault.name} → ${outcome}`, () =>
           Effect.gen(function*() {
@@ -86,6 +102,9 @@ describe("fault proxy: every flow through every fault", () => {
               const reason = (error as AuthError.AuthenticationError).reason
               expect(fault.reasons, String(error)).toContain(reason)
               if (fault.message !== undefined) expect(error.message).toContain(fault.message)
+              if (waitsTooLong(fault) && (idempotent.has(flow) || flow === "device poll")) {
+                expect((error as AuthError.AuthenticationError).retryAfterSeconds).toBe(retryAfterOf(fault))
+              }
               // a persistent fault on the idempotent call is retried only when transient: here exactly once sent
               expect(hits).toHaveLength(faulted)
               expect(after).toBe(before)
@@ -122,7 +141,7 @@ describe("fault proxy: a fault that does not go away", () => {
         expect(yield* entryOf(setup.keyring, world)).toBeUndefined()
       }))
   const byName = (name: string) => faultCases.find((fault) => fault.name.startsWith(name))!
-  persistent("HTTP 503", byName("HTTP 503 with Retry-After"), "client credentials")
+  persistent("HTTP 503", byName("HTTP 503 temporarily_unavailable"), "client credentials")
   persistent("no answer", byName("no answer at all"), "client credentials")
   persistent("connection reset", byName("connection reset before"), "device authorization")
 })

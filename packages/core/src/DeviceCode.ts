@@ -47,8 +47,9 @@ export interface Options {
  * user approves (credentials), denies (`AccessDenied`), or the code expires by `Clock` (`ExpiredToken`).
  * A configuration without a device authorization endpoint fails at once with reason `Config`. A transient failure
  * (network, 5xx, 429) of the device authorization request is retried with `Policies.transientRetry`; polling
- * lives through a few transient failures in a row (`Policies.devicePolling`); any other failed poll ends the flow
- * with its typed error.
+ * lives through a few server failures (5xx, 429) in a row (`Policies.devicePolling`); any other failed poll
+ * (including a transport failure: its answer may have been lost after the IdP spent the code) ends the flow with
+ * its typed error.
  *
  * @example
  * ```ts
@@ -136,7 +137,7 @@ export const authenticate: (
   return yield* poll.pipe(
     Effect.tapErrorTag("AuthenticationPending", (pending) => Effect.logDebug(`Device flow: ${pending.description}`)),
     Effect.tapErrorTag("AuthenticationError", (error) =>
-      Policies.isTransient(error)
+      Policies.isServerBusy(error)
         ? Effect.logWarning(`Device flow: a poll of the token endpoint failed (${error.message}); polling on`)
         : Effect.void),
     Effect.retry(Policies.devicePolling(authorization.interval, deadline)),

@@ -132,9 +132,20 @@ export const defaultDevicePollInterval: Duration.Duration = Duration.seconds(5)
 export const slowDownIncrement: Duration.Duration = Duration.seconds(5)
 
 /**
- * How many transient failures in a row (network, 5xx, 429: `isTransient`) device-flow polling lives through.
- * A poll can be repeated safely, so a flaky network or a restarting IdP does not end a login the user may be
- * approving at that moment.
+ * Whether a server answered with a failure status (5xx, 429) rather than an answer: it issued nothing, so even
+ * a request that is not idempotent (a device poll) can be sent again. A transport failure does not count: the
+ * answer may have been lost after the server acted on the request.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isServerBusy = (error: AuthenticationError): boolean =>
+  error.reason !== "Transport" && error.status !== undefined && (error.status >= 500 || error.status === 429)
+
+/**
+ * How many server failures in a row (`isServerBusy`: 5xx, 429) device-flow polling lives through, so that a
+ * restarting or overloaded IdP does not end a login the user may be approving at that moment. A poll whose answer
+ * was lost (a transport failure) is not repeated: the IdP may have spent the device code on it.
  *
  * @since 0.1.0
  * @category constants
@@ -145,8 +156,8 @@ export const devicePollTransientFailures = 3
  * Device-flow polling: waits `interval` between polls, adds 5 s for every `slow_down` (so two `slow_down`s
  * give 5, 10, 15 s), and gives up when the next poll would start at or after `deadline` by `Clock` (the
  * instant the device code expires: the time of the device authorization plus its `expires_in`). It recurs on
- * `AuthenticationPending`, and on up to `devicePollTransientFailures` transient failures in a row (at the
- * current interval, or later when the server's `Retry-After` says so); any other error ends it at once. When it gives up, the last error is what the retried
+ * `AuthenticationPending`, and on up to `devicePollTransientFailures` server failures in a row (at the current
+ * interval, or later when the server's `Retry-After` says so, up to `maxRetryAfter`); any other error ends it at once. When it gives up, the last error is what the retried
  * effect fails with.
  *
  * @since 0.1.0
@@ -161,10 +172,13 @@ export const devicePolling = (
     (now, error: AuthenticationError | AuthenticationPending, state) => {
       if (error._tag === "AuthenticationError") {
         const transientInARow = state.transientInARow + 1
-        if (!isTransient(error) || transientInARow > devicePollTransientFailures) {
+        const wait = retryAfter(error)
+        if (
+          !isServerBusy(error) || transientInARow > devicePollTransientFailures ||
+          (wait !== undefined && Duration.greaterThan(wait, maxRetryAfter))
+        ) {
           return Effect.succeed([state, state.delay, ScheduleDecision.done] as const)
         }
-        const wait = retryAfter(error)
         const next = wait === undefined ? state.delay : Duration.max(state.delay, wait)
         return Effect.succeed(
           [

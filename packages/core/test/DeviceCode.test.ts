@@ -1,8 +1,8 @@
-import { HttpClient } from "@effect/platform"
+import { HttpClient, type HttpClientError } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { ClientConfig, DeviceCode, DevicePrompt } from "@flyte-auth/core"
 import { DateTime, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Ref, TestClock } from "effect"
-import { json, makeMockHttp, oauthError, type RecordedRequest, tokenJson } from "./helpers/mockHttp.js"
+import { json, makeMockHttp, oauthError, type RecordedRequest, refused, tokenJson } from "./helpers/mockHttp.js"
 
 const config = new ClientConfig.ClientConfig({
   tokenEndpoint: "https://idp.example/oauth2/token",
@@ -27,7 +27,9 @@ const deviceJson = (extra: Record<string, unknown> = {}) =>
  */
 const runFlow = (setup: {
   readonly device?: Response
-  readonly polls: ReadonlyArray<() => Response>
+  readonly polls: ReadonlyArray<
+    (request: RecordedRequest) => Response | Effect.Effect<Response, HttpClientError.HttpClientError>
+  >
   readonly advance?: Duration.DurationInput
   readonly options?: Partial<DeviceCode.Options>
 }) =>
@@ -38,7 +40,7 @@ const runFlow = (setup: {
       if (request.path === "/oauth2/device") return setup.device ?? deviceJson()
       const answer = setup.polls[Math.min(polls, setup.polls.length - 1)]
       polls++
-      return answer()
+      return answer(request)
     })
     const fiber = yield* DeviceCode.authenticate({ endpoint: "flyte.example:443", config, ...setup.options }).pipe(
       Effect.provide(Layer.succeed(HttpClient.HttpClient, server.client)),
@@ -197,7 +199,7 @@ describe("DeviceCode.authenticate", () => {
       expect(failure(garbage.exit).reason).toBe("InvalidResponse")
     }))
 
-  it.effect("lives through transient poll failures (5xx, 429) and goes on at the interval after slow_down", () =>
+  it.effect("lives through server failures of a poll (5xx, 429) and goes on at the interval after slow_down", () =>
     Effect.gen(function*() {
       const unavailable = () => new Response("", { status: 503 })
       const flow = yield* runFlow({
@@ -218,10 +220,22 @@ describe("DeviceCode.authenticate", () => {
 
       // A Retry-After longer than the interval is waited for.
       const later = yield* runFlow({
-        polls: [() => json({ error: "temporarily_unavailable" }, 503, { "retry-after": "12" }), () => tokenJson()]
+        polls: [() => json({ error: "temporarily_unavailable" }, 503, { "retry-after": "8" }), () => tokenJson()]
       })
       expect(Exit.isSuccess(later.exit)).toBe(true)
-      expect(times(later)).toEqual([5_000, 17_000])
+      expect(times(later)).toEqual([5_000, 13_000])
+
+      // A Retry-After beyond Policies.maxRetryAfter (10 s) is not waited for: the error surfaces.
+      const tooLong = yield* runFlow({
+        polls: [() => json({ error: "temporarily_unavailable" }, 503, { "retry-after": "60" })]
+      })
+      expect(failure(tooLong.exit).retryAfterSeconds).toBe(60)
+      expect(tooLong.polls).toHaveLength(1)
+
+      // A poll whose answer was lost is not repeated (the IdP may have spent the device code on it).
+      const lost = yield* runFlow({ polls: [() => oauthError("authorization_pending"), refused] })
+      expect(failure(lost.exit).reason).toBe("Transport")
+      expect(lost.polls).toHaveLength(2)
 
       // Four in a row is one too many.
       const down = yield* runFlow({ polls: [() => oauthError("authorization_pending"), unavailable] })
