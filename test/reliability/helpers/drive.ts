@@ -24,6 +24,12 @@ export interface Driven<A, E> {
 const shortTimer = 3_000
 /** How long a request must have been stalled (real time) before time jumps: lets a stale count settle. */
 const stallSettle = 30
+/**
+ * How long (real time) nothing must have changed (no request at the proxy, no new request, the same timers) before
+ * time jumps to a short timer. The timers of finished requests stay in the `TestClock`'s list until their time
+ * passes; without this, a jump could land on one while the client is still reading its last answer.
+ */
+const idleSettle = 50
 
 const liveSleep = (millis: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, millis)))
 
@@ -38,6 +44,7 @@ export const drive = <A, E, R>(
     const fiber = yield* Effect.fork(effect)
     const realStart = Date.now()
     let stalledSince: number | undefined
+    let idle: { readonly since: number; readonly key: string } | undefined
     while (true) {
       yield* liveSleep(5)
       const done = yield* Fiber.poll(fiber)
@@ -61,7 +68,14 @@ export const drive = <A, E, R>(
       } else {
         stalledSince = undefined
         if (proxy.inFlight() === 0 && next - now <= shortTimer) {
-          yield* TestClock.adjust(Duration.millis(Math.max(0, next - now)))
+          const key = `${now} ${proxy.requests().length} ${Chunk.toReadonlyArray(sleeps).join(",")}`
+          if (idle?.key !== key) idle = { since: Date.now(), key }
+          if (Date.now() - idle.since >= idleSettle) {
+            idle = undefined
+            yield* TestClock.adjust(Duration.millis(Math.max(0, next - now)))
+          }
+        } else {
+          idle = undefined
         }
       }
     }
