@@ -77,7 +77,8 @@ export declare namespace Authenticator {
     /**
      * The header of the cached credentials while they are fresh, read synchronously: what `header` would answer
      * without any request, or `undefined` when `header` has work to do (nothing loaded or cached yet, a rejected or
-     * expiring token, a refresh under way). For hot paths such as the gRPC interceptor; never runs a flow.
+     * expiring token, a refresh under way). Freshness is judged by the `Clock` the authenticator was made with.
+     * For hot paths such as the gRPC interceptor; never runs a flow.
      */
     readonly cachedHeader: () => AuthHeader | undefined
     /** Forces a refresh now (single flight), falling back to the full flow when the refresh is impossible. */
@@ -539,39 +540,40 @@ export const make = <R = never>(
     let hot:
       | { readonly credentials: Credentials.Credentials; readonly freshUntil: number; header: AuthHeader | undefined }
       | undefined
-    const freshCached = () => {
+    const freshCached = (now: number) => {
       const s = state
       if (!s.loaded || s.stale || Option.isSome(s.inFlight) || Option.isNone(s.credentials)) return undefined
       const cached = s.credentials.value
       if (hot?.credentials !== cached) {
         hot = { credentials: cached, freshUntil: Credentials.freshUntil(cached, skew), header: undefined }
       }
-      return clock.unsafeCurrentTimeMillis() < hot.freshUntil ? hot : undefined
+      return now < hot.freshUntil ? hot : undefined
     }
-    const cachedHeader = (): AuthHeader | undefined => {
-      const fresh = freshCached()
+    const headerOf = (fresh: ReturnType<typeof freshCached>): AuthHeader | undefined => {
       if (fresh === undefined || headerKey === undefined) return undefined
       if (fresh.header?.key !== headerKey) fresh.header = bearerHeader(headerKey, fresh.credentials)
       return fresh.header
     }
 
-    const credentials: Effect.Effect<Credentials.Credentials, AuthError> = Effect.suspend(() => {
-      const fresh = freshCached()
+    // The Effect paths read the caller's `Clock` (as `DateTime.now` does); the synchronous `cachedHeader`, which
+    // has no fiber, the one the authenticator was made with.
+    const credentials: Effect.Effect<Credentials.Credentials, AuthError> = Effect.clockWith((clock) => {
+      const fresh = freshCached(clock.unsafeCurrentTimeMillis())
       return fresh === undefined ? join("valid") : Effect.succeed(fresh.credentials)
     })
 
     const service: Authenticator.Service = {
       endpoint,
       credentials,
-      accessToken: Effect.suspend(() => {
-        const fresh = freshCached()
+      accessToken: Effect.clockWith((clock) => {
+        const fresh = freshCached(clock.unsafeCurrentTimeMillis())
         return fresh === undefined
           ? Effect.map(join("valid"), (c) => c.accessToken)
           : Effect.succeed(fresh.credentials.accessToken)
       }),
-      cachedHeader,
-      header: Effect.suspend(() => {
-        const header = cachedHeader()
+      cachedHeader: () => headerOf(freshCached(clock.unsafeCurrentTimeMillis())),
+      header: Effect.clockWith((clock) => {
+        const header = headerOf(freshCached(clock.unsafeCurrentTimeMillis()))
         if (header !== undefined) return Effect.succeed(header)
         return Effect.gen(function*() {
           const current = yield* credentials

@@ -13,6 +13,7 @@ import {
 } from "@flyte-auth/core"
 import {
   Cause,
+  Clock,
   Context,
   DateTime,
   Deferred,
@@ -666,6 +667,32 @@ describe("Authenticator expiry and invalidation", () => {
       expect(Redacted.isRedacted(header.value)).toBe(true)
       expect(Redacted.value(header.value)).toBe("Bearer the-token")
       expect(String(header.value)).not.toContain("the-token")
+    }))
+
+  it.scoped("the Effect API judges freshness by the caller's Clock (Effect.withClock), not the one it was made with", () =>
+    Effect.gen(function*() {
+      const store = yield* spyKeyring
+      yield* store.seed(credentials("first", { refreshToken: "r", lifetimeSeconds: 3600 }))
+      const server = yield* tokenServer(() => tokenResponse("second"), Duration.zero)
+      const { login } = yield* countingLogin(() => credentials("login"))
+      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
+        Effect.provide(environment(store.keyring, server.client))
+      )
+      expect(yield* tokenOf(auth.accessToken)).toBe("first")
+      // A clock two hours ahead of the TestClock the authenticator was made with.
+      const later = yield* Effect.clockWith((clock) => {
+        const ahead = 7_200_000
+        return Effect.succeed<Clock.Clock>({
+          [Clock.ClockTypeId]: Clock.ClockTypeId,
+          unsafeCurrentTimeMillis: () => clock.unsafeCurrentTimeMillis() + ahead,
+          currentTimeMillis: Effect.sync(() => clock.unsafeCurrentTimeMillis() + ahead),
+          unsafeCurrentTimeNanos: () => clock.unsafeCurrentTimeNanos() + BigInt(ahead) * 1_000_000n,
+          currentTimeNanos: Effect.sync(() => clock.unsafeCurrentTimeNanos() + BigInt(ahead) * 1_000_000n),
+          sleep: (duration) => clock.sleep(duration)
+        })
+      })
+      expect(yield* tokenOf(auth.accessToken).pipe(Effect.withClock(later))).toBe("second")
+      expect(yield* server.count).toBe(1)
     }))
 
   it.scoped("cachedHeader answers synchronously only what header would answer without work", () =>
