@@ -18,6 +18,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import { Authenticator, type AuthHeader } from "./Authenticator.js"
 import type { AuthError } from "./AuthError.js"
+import { bearerToken } from "./Credentials.js"
 import * as Policies from "./Policies.js"
 
 /**
@@ -41,8 +42,6 @@ export const isReplayable = (request: HttpClientRequest.HttpClientRequest): bool
         body.body instanceof URLSearchParams || (typeof Blob !== "undefined" && body.body instanceof Blob)
   }
 }
-
-const bearerPrefix = "Bearer "
 
 /**
  * Wraps a client so that every request carries the authenticator's header. A failure to obtain a token
@@ -83,7 +82,7 @@ export const make = <E, R>(
       Effect.flatMap(send(request), ([response, header]) => {
         if (response.status !== 401) return Effect.succeed(response)
         // Not resent (its body is gone), but the next request must not use the rejected token either.
-        if (!isReplayable(request)) return Effect.as(auth.invalidate(tokenOf(header)), response)
+        if (!isReplayable(request)) return Effect.as(auth.invalidate(bearerToken(header.value)), response)
         return resend(request, response, header)
       })
 
@@ -103,7 +102,7 @@ export const make = <E, R>(
           Effect.matchEffect(driver.next(response), {
             onFailure: () => Effect.succeed(response),
             onSuccess: () =>
-              auth.invalidate(tokenOf(header)).pipe(
+              auth.invalidate(bearerToken(header.value)).pipe(
                 Effect.zipRight(send(request)),
                 Effect.flatMap(([next, sent]) => next.status === 401 ? loop(next, sent) : Effect.succeed(next))
               )
@@ -148,8 +147,3 @@ export const layer: Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpCli
     )
   })
 )
-
-const tokenOf = (header: AuthHeader): Redacted.Redacted<string> => {
-  const value = Redacted.value(header.value)
-  return Redacted.make(value.startsWith(bearerPrefix) ? value.slice(bearerPrefix.length) : value)
-}

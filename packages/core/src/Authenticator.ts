@@ -609,7 +609,7 @@ export const make = <R = never>(
 
 const bearerHeader = (key: string, credentials: Credentials.Credentials): AuthHeader => ({
   key,
-  value: Redacted.make(`Bearer ${Redacted.value(credentials.accessToken)}`)
+  value: Credentials.bearer(credentials.accessToken)
 })
 
 /**

@@ -15,7 +15,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { AuthenticationError } from "./AuthError.js"
 import { CommandRunner } from "./CommandRunner.js"
-import { Credentials, jwtExpiry } from "./Credentials.js"
+import { bearer, Credentials, jwtExpiry } from "./Credentials.js"
 import * as Policies from "./Policies.js"
 
 /**
@@ -116,15 +116,6 @@ export const proxyAuthorization: (
   const token = yield* runForToken(options.command, options.timeout)
   return bearer(token.accessToken)
 })
-
-/**
- * `Bearer <token>`, still redacted.
- *
- * @since 0.1.0
- * @category utils
- */
-export const bearer = (token: Redacted.Redacted<string>): Redacted.Redacted<string> =>
-  Redacted.make(`Bearer ${Redacted.value(token)}`)
 
 /**
  * Reads a token from a command's stdout (see `authenticate` for the accepted forms). `now` dates a relative

@@ -17,7 +17,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { AuthenticationError, type AuthError } from "./AuthError.js"
 import type { CommandRunner } from "./CommandRunner.js"
-import type { Credentials } from "./Credentials.js"
+import { bearer, bearerToken, type Credentials } from "./Credentials.js"
 import * as ExternalCommand from "./ExternalCommand.js"
 import * as TokenCache from "./TokenCache.js"
 
@@ -96,9 +96,7 @@ const wrap = (client: HttpClient.HttpClient, cache: TokenCache.TokenCache<AuthEr
   client.pipe(
     HttpClient.mapRequestEffect((request) =>
       cache.get.pipe(
-        Effect.map((token) =>
-          HttpClientRequest.setHeader(request, headerName, Redacted.value(ExternalCommand.bearer(token)))
-        ),
+        Effect.map((token) => HttpClientRequest.setHeader(request, headerName, Redacted.value(bearer(token)))),
         Effect.mapError((error) => {
           const description = `No proxy authorization token: ${
             error._tag === "AuthenticationError" ? error.description : error.message
@@ -118,7 +116,7 @@ const wrap = (client: HttpClient.HttpClient, cache: TokenCache.TokenCache<AuthEr
       Effect.flatMap(send, (response) => {
         if (response.status !== 407 || response.request.body._tag === "Stream") return Effect.succeed(response)
         const sent = response.request.headers[headerName]
-        return (sent === undefined ? Effect.void : cache.invalidate(Redacted.make(sent.replace(/^Bearer /, "")))).pipe(
+        return (sent === undefined ? Effect.void : cache.invalidate(bearerToken(Redacted.make(sent)))).pipe(
           Effect.zipRight(Effect.logDebug("The proxy answered 407: obtaining a new proxy token and resending once")),
           Effect.zipRight(send)
         )

@@ -31,6 +31,7 @@ import type { AuthClientLike, AuthHeader } from "@flyte-auth/core/Authenticator"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
 import type { AuthError } from "@flyte-auth/core/AuthError"
 import type * as Credentials from "@flyte-auth/core/Credentials"
+import { bearer, bearerToken } from "@flyte-auth/core/Credentials"
 import * as TokenCache from "@flyte-auth/core/TokenCache"
 import type * as grpc from "@grpc/grpc-js"
 import { credentials as grpcCredentials, Metadata, status as Status } from "@grpc/grpc-js"
@@ -317,7 +318,7 @@ const authenticatorPolicy = (auth: Authenticator.Service): RetryingCall.Policy<A
     cached,
     isRejection: isTokenRejection,
     rejected: (sent) =>
-      Effect.forEach(sent, ([, value]) => auth.invalidate(RetryingCall.bearerToken(value)), {
+      Effect.forEach(sent, ([, value]) => auth.invalidate(bearerToken(value)), {
         discard: true
       })
   }
@@ -370,12 +371,12 @@ const toHeaders = (headers: Readonly<Record<string, string>>): RetryingCall.Head
 
 const proxyPolicy = <E>(cache: TokenCache.TokenCache<E>): RetryingCall.Policy<E> => ({
   what: "proxy token",
-  headers: Effect.map(cache.get, (token) => [[proxyAuthorizationKey, RetryingCall.bearerValue(token)]]),
+  headers: Effect.map(cache.get, (token) => [[proxyAuthorizationKey, bearer(token)]]),
   isRejection: isProxyRejection,
   rejected: (sent) =>
     Effect.forEach(
       sent,
-      ([key, value]) => key === proxyAuthorizationKey ? cache.invalidate(RetryingCall.bearerToken(value)) : Effect.void,
+      ([key, value]) => key === proxyAuthorizationKey ? cache.invalidate(bearerToken(value)) : Effect.void,
       { discard: true }
     )
 })

@@ -127,7 +127,7 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
   const remember = (credentials: Credentials.Credentials, headerKey: string) => {
     current = credentials
     currentToken = Redacted.value(credentials.accessToken)
-    currentHeaders = { [headerKey]: `Bearer ${currentToken}` }
+    currentHeaders = { [headerKey]: Redacted.value(Credentials.bearer(credentials.accessToken)) }
     freshUntil = Credentials.freshUntil(credentials)
   }
   const forget = () => {
@@ -151,7 +151,8 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
   }
   const cachedHeaders = () => currentHeaders !== undefined && Date.now() < freshUntil ? currentHeaders : undefined
   const headers = async (call?: CallOptions): Promise<Record<string, string>> => {
-    if (currentHeaders !== undefined && Date.now() < freshUntil) return { ...currentHeaders }
+    const cached = cachedHeaders()
+    if (cached !== undefined) return { ...cached }
     await load(call)
     return { ...currentHeaders! }
   }
@@ -196,7 +197,7 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
       let sent = ""
       for (const [key, value] of Object.entries(auth)) {
         merged.set(key, value)
-        sent = value.slice("Bearer ".length)
+        sent = value
       }
       // Through the layer's dispatcher (proxy, CA, skip-verify), unless the caller brought one. Node's fetch takes
       // a dispatcher of the undici package; only the two type declarations (undici-types, undici) disagree.
@@ -207,7 +208,7 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
     const first = await send()
     if (first.response.status !== 401 || !isReplayable(init.body)) return first.response
     await first.response.body?.cancel()
-    await rejected(first.sent, { signal })
+    await rejected(Redacted.value(Credentials.bearerToken(Redacted.make(first.sent))), { signal })
     return (await send()).response
   }
 

@@ -61,14 +61,6 @@ export const makeInterceptor =
   <E>(policy: Policy<E>, runtime: Runtime.Runtime<never>): grpc.Interceptor => (options, nextCall) =>
     new InterceptingCall(new RetryingCall(policy, runtime, options, nextCall))
 
-/** The bearer token in a `Bearer <token>` header value. */
-export const bearerToken = (value: Redacted.Redacted<string>): Redacted.Redacted<string> =>
-  Redacted.make(Redacted.value(value).replace(/^\s*bearer\s+/i, ""))
-
-/** `Bearer <token>`. */
-export const bearerValue = (token: Redacted.Redacted<string>): Redacted.Redacted<string> =>
-  Redacted.make(`Bearer ${Redacted.value(token)}`)
-
 /** A human description of why an effect failed; it never quotes a secret (the public errors never contain one). */
 export const describeFailure = (cause: Cause.Cause<unknown>): string => {
   const failure = Cause.failureOption(cause)
