@@ -5,6 +5,7 @@
  */
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
 import { CliError } from "./errors.js"
 
 /**
@@ -45,6 +46,8 @@ export interface SandboxInfo {
 export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
   Effect.gen(function*() {
     const { Sandbox } = yield* Effect.promise(() => import("@flyte-auth/sandbox"))
+    // The sandbox reports its servers' errors through a plain callback: printed through this command's Console.
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     const sandbox = yield* Sandbox.make({
       idpPort: args.idpPort,
       adminGrpcPort: args.adminPort,
@@ -53,7 +56,7 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
       ...(args.tokenTtl !== undefined ? { tokenTtlSeconds: args.tokenTtl } : {}),
       ...(args.headerKey !== undefined ? { headerKey: args.headerKey } : {}),
       ...(args.redirectUri !== undefined ? { redirectUri: args.redirectUri } : {}),
-      onServerError: (error) => console.error(`flyte-auth sandbox: server error: ${describe(error)}`)
+      onServerError: (error) => runFork(Console.error(`flyte-auth sandbox: server error: ${describe(error)}`))
     }).pipe(
       Effect.mapError((error) =>
         new CliError({
