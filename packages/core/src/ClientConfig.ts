@@ -34,8 +34,17 @@ export class ClientConfig extends Schema.Class<ClientConfig>("@flyte-auth/core/C
   /** The request header (gRPC metadata key) that carries `Bearer <token>`. */
   headerKey: Schema.optionalWith(Schema.String, { default: () => "authorization" }),
   audience: Schema.optional(Schema.String),
-  /** The issuer, when the configuration came from discovery. */
+  /** The issuer, when the server published one: the expected `iss` of an id_token. */
   issuer: Schema.optional(Schema.String),
+  /** The issuer's JWK Set (`jwks_uri`), against which an id_token's signature is checked. */
+  jwksUri: Schema.optional(Schema.String),
+  /**
+   * How the token endpoint accepts client credentials (`token_endpoint_auth_methods_supported`), when published:
+   * `client_secret_basic`, `client_secret_post`, `none`, ...
+   */
+  tokenEndpointAuthMethods: Schema.optional(Schema.Array(Schema.String)),
+  /** The token revocation endpoint (RFC 7009), when published. */
+  revocationEndpoint: Schema.optional(Schema.String),
   /** Flyte admin's HTTP endpoint, when its client configuration names one (`service_http_endpoint`). */
   serviceHttpEndpoint: Schema.optional(Schema.String)
 }) {}
@@ -208,11 +217,11 @@ export const makeFlyteHttp = (
       Effect.gen(function*() {
         const base = yield* parseBaseUrl(baseUrl, "Flyte admin endpoint")
         const [metadata, publicClient] = yield* Effect.all([
-          getJson(client, new URL(".well-known/oauth-authorization-server", base), AuthorizationServerMetadata),
+          getJson(client, new URL(".well-known/oauth-authorization-server", base), AuthorizationServerMetadataJson),
           getJson(client, new URL("config/v1/flyte_client", base), FlyteClientConfig)
         ], { concurrency: 2 })
         const metadataUrl = describeUrl(new URL(".well-known/oauth-authorization-server", base).href)
-        return yield* fromMetadata(metadata, metadataUrl, base, overrides, {
+        return yield* fromServerMetadata(metadata, { source: `The metadata at ${metadataUrl}`, base, overrides }, {
           clientId: nonEmpty(publicClient.client_id) ?? nonEmpty(publicClient.clientId),
           redirectUri: nonEmpty(publicClient.redirect_uri) ?? nonEmpty(publicClient.redirectUri),
           scopes: nonEmptyScopes(publicClient.scopes),
@@ -266,7 +275,7 @@ export const makeOidcDiscovery = (
       Effect.gen(function*() {
         const base = yield* parseBaseUrl(issuer, "OIDC issuer")
         const url = new URL(".well-known/openid-configuration", base)
-        const metadata = yield* getJson(client, url, AuthorizationServerMetadata)
+        const metadata = yield* getJson(client, url, AuthorizationServerMetadataJson)
         const published = nonEmpty(metadata.issuer)
         if (published !== undefined && stripSlash(published) !== stripSlash(issuer)) {
           return yield* new AuthenticationError({
@@ -276,7 +285,11 @@ export const makeOidcDiscovery = (
             }, not ${describeUrl(issuer)}`
           })
         }
-        return yield* fromMetadata(metadata, describeUrl(url.href), base, overrides, {})
+        return yield* fromServerMetadata(metadata, {
+          source: `The metadata at ${describeUrl(url.href)}`,
+          base,
+          overrides
+        })
       }).pipe(Effect.withSpan("ClientConfig.fetchOidcDiscovery"))
     ))
 
@@ -292,16 +305,115 @@ export const layerOidcDiscovery = (
 ): Layer.Layer<ClientConfigStore, never, HttpClient.HttpClient> =>
   Layer.effect(ClientConfigStore, makeOidcDiscovery(issuer, overrides))
 
+/**
+ * Authorization server metadata (RFC 8414, OIDC discovery, Flyte's `OAuth2MetadataResponse`) as the stores read
+ * it: the fields a client uses, with their wire names. Empty strings and empty lists count as absent.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ServerMetadata {
+  readonly issuer?: string | null | undefined
+  readonly token_endpoint?: string | null | undefined
+  readonly authorization_endpoint?: string | null | undefined
+  readonly device_authorization_endpoint?: string | null | undefined
+  readonly jwks_uri?: string | null | undefined
+  readonly revocation_endpoint?: string | null | undefined
+  readonly token_endpoint_auth_methods_supported?: ReadonlyArray<string> | null | undefined
+}
+
+/**
+ * What a Flyte admin publishes about its public client (`PublicClientAuthConfigResponse`), already read from
+ * its wire form. Empty strings count as absent.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface PublishedClient {
+  readonly clientId?: string | null | undefined
+  readonly redirectUri?: string | null | undefined
+  readonly scopes?: ReadonlyArray<string> | null | undefined
+  readonly audience?: string | null | undefined
+  /** `authorization_metadata_key`: the header that carries the token. */
+  readonly headerKey?: string | null | undefined
+  readonly serviceHttpEndpoint?: string | null | undefined
+}
+
+/**
+ * The `ClientConfig` of a server's metadata and published client, with `overrides` applied: the one mapping of
+ * every store (Flyte HTTP, OIDC discovery, and the gRPC and Connect `AuthMetadataService` stores). Endpoints
+ * must be http(s) URLs (relative ones resolve against `base`); a missing `token_endpoint` or an invalid URL
+ * fails with reason `InvalidResponse`, naming `source` (e.g. `"The metadata at https://…"`).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const fromServerMetadata = (
+  metadata: ServerMetadata,
+  options: { readonly source: string; readonly base?: URL | undefined; readonly overrides?: Overrides | undefined },
+  published: PublishedClient = {}
+): Effect.Effect<ClientConfig, AuthenticationError> =>
+  Effect.gen(function*() {
+    const endpoint = (name: string, value: string | null | undefined) =>
+      Effect.suspend(() => {
+        const present = nonEmpty(value)?.trim()
+        if (present === undefined) return Effect.succeed(undefined)
+        const resolved = parseUrl(present, options.base)
+        return resolved !== null && (resolved.protocol === "https:" || resolved.protocol === "http:")
+          ? Effect.succeed(resolved.href)
+          : Effect.fail(
+            new AuthenticationError({
+              reason: "InvalidResponse",
+              description: `${options.source} has an invalid ${name}`
+            })
+          )
+      })
+    const tokenEndpoint = yield* endpoint("token_endpoint", metadata.token_endpoint)
+    if (tokenEndpoint === undefined) {
+      return yield* new AuthenticationError({
+        reason: "InvalidResponse",
+        description: `${options.source} has no token_endpoint`
+      })
+    }
+    return withOverrides(
+      new ClientConfig({
+        tokenEndpoint,
+        authorizationEndpoint: yield* endpoint("authorization_endpoint", metadata.authorization_endpoint),
+        deviceAuthorizationEndpoint: yield* endpoint(
+          "device_authorization_endpoint",
+          metadata.device_authorization_endpoint
+        ),
+        redirectUri: nonEmpty(published.redirectUri),
+        clientId: nonEmpty(published.clientId),
+        scopes: nonEmptyScopes(published.scopes) ?? [],
+        headerKey: normalizeHeaderKey(published.headerKey),
+        audience: nonEmpty(published.audience),
+        issuer: nonEmpty(metadata.issuer),
+        jwksUri: yield* endpoint("jwks_uri", metadata.jwks_uri),
+        tokenEndpointAuthMethods: nonEmptyScopes(metadata.token_endpoint_auth_methods_supported),
+        revocationEndpoint: yield* endpoint("revocation_endpoint", metadata.revocation_endpoint),
+        serviceHttpEndpoint: nonEmpty(published.serviceHttpEndpoint)
+      }),
+      options.overrides ?? {}
+    )
+  })
+
 // --- internals -------------------------------------------------------------------------------------------------
 
 const OptionalString = Schema.optionalWith(Schema.String, { nullable: true, exact: true })
 
-/** RFC 8414 authorization server metadata / OIDC discovery (only the fields used here). */
-const AuthorizationServerMetadata = Schema.Struct({
+/** RFC 8414 authorization server metadata / OIDC discovery as JSON (only the fields used here). */
+const AuthorizationServerMetadataJson = Schema.Struct({
   issuer: OptionalString,
   token_endpoint: OptionalString,
   authorization_endpoint: OptionalString,
-  device_authorization_endpoint: OptionalString
+  device_authorization_endpoint: OptionalString,
+  jwks_uri: OptionalString,
+  revocation_endpoint: OptionalString,
+  token_endpoint_auth_methods_supported: Schema.optionalWith(Schema.Array(Schema.String), {
+    nullable: true,
+    exact: true
+  })
 })
 
 /** Flyte's `PublicClientAuthConfigResponse` as JSON (proto names, or the camelCase of a JSON gateway). */
@@ -318,15 +430,6 @@ const FlyteClientConfig = Schema.Struct({
   audience: OptionalString
 })
 
-interface Published {
-  readonly clientId?: string | undefined
-  readonly redirectUri?: string | undefined
-  readonly scopes?: ReadonlyArray<string> | undefined
-  readonly audience?: string | undefined
-  readonly headerKey?: string | undefined
-  readonly serviceHttpEndpoint?: string | undefined
-}
-
 const getJson = <A, I>(client: HttpClient.HttpClient, url: URL, schema: Schema.Schema<A, I>) => {
   const target = describeUrl(url.href)
   return requestJson(client, HttpClientRequest.get(url).pipe(HttpClientRequest.acceptJson), target).pipe(
@@ -334,55 +437,6 @@ const getJson = <A, I>(client: HttpClient.HttpClient, url: URL, schema: Schema.S
     Effect.retry(Policies.transientRetry)
   )
 }
-
-const fromMetadata = (
-  metadata: typeof AuthorizationServerMetadata.Type,
-  metadataUrl: string,
-  base: URL,
-  overrides: Overrides,
-  published: Published
-): Effect.Effect<ClientConfig, AuthenticationError> =>
-  Effect.gen(function*() {
-    const endpoint = (name: string, value: string | undefined) =>
-      Effect.suspend(() => {
-        const present = nonEmpty(value)
-        if (present === undefined) return Effect.succeed(undefined)
-        const resolved = parseUrl(present, base)
-        return resolved !== null && (resolved.protocol === "https:" || resolved.protocol === "http:")
-          ? Effect.succeed(resolved.href)
-          : Effect.fail(
-            new AuthenticationError({
-              reason: "InvalidResponse",
-              description: `The metadata at ${metadataUrl} has an invalid ${name}`
-            })
-          )
-      })
-    const tokenEndpoint = yield* endpoint("token_endpoint", metadata.token_endpoint)
-    if (tokenEndpoint === undefined) {
-      return yield* new AuthenticationError({
-        reason: "InvalidResponse",
-        description: `The metadata at ${metadataUrl} has no token_endpoint`
-      })
-    }
-    return withOverrides(
-      new ClientConfig({
-        tokenEndpoint,
-        authorizationEndpoint: yield* endpoint("authorization_endpoint", metadata.authorization_endpoint),
-        deviceAuthorizationEndpoint: yield* endpoint(
-          "device_authorization_endpoint",
-          metadata.device_authorization_endpoint
-        ),
-        redirectUri: published.redirectUri,
-        clientId: published.clientId,
-        scopes: nonEmptyScopes(published.scopes) ?? [],
-        headerKey: normalizeHeaderKey(published.headerKey),
-        audience: published.audience,
-        issuer: nonEmpty(metadata.issuer),
-        serviceHttpEndpoint: published.serviceHttpEndpoint
-      }),
-      overrides
-    )
-  })
 
 const parseUrl = (url: string, base?: URL): URL | null => {
   try {

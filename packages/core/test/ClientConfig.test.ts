@@ -14,6 +14,8 @@ const metadata = {
   token_endpoint: "https://idp.example/oauth2/token",
   device_authorization_endpoint: "https://idp.example/oauth2/device",
   jwks_uri: "https://idp.example/jwks",
+  revocation_endpoint: "https://idp.example/oauth2/revoke",
+  token_endpoint_auth_methods_supported: ["client_secret_basic", "private_key_jwt"],
   response_types_supported: ["code"]
 }
 
@@ -90,7 +92,10 @@ describe("ClientConfig.makeFlyteHttp", () => {
           clientId: "flytectl",
           scopes: ["offline", "all"],
           headerKey: "flyte-authorization",
-          issuer: "https://idp.example"
+          issuer: "https://idp.example",
+          jwksUri: "https://idp.example/jwks",
+          revocationEndpoint: "https://idp.example/oauth2/revoke",
+          tokenEndpointAuthMethods: ["client_secret_basic", "private_key_jwt"]
         })
       )
       const requests = yield* http.requests
@@ -385,7 +390,8 @@ describe("ClientConfig.makeOidcDiscovery", () => {
           scopes: ["openid", "offline_access"],
           redirectUri: "http://localhost:8080/cb",
           headerKey: "authorization",
-          issuer
+          issuer,
+          jwksUri: discovery.jwks_uri
         })
       )
       yield* store.get

@@ -93,7 +93,7 @@ export const make = (
       unary<A>(client, method, target.endpoint, timeout).pipe(Effect.retry(Policies.transientRetry))
     return yield* ClientConfig.makeCached(
       Effect.all([
-        call<OAuth2MetadataResponse>("GetOAuth2Metadata"),
+        call<ClientConfig.ServerMetadata>("GetOAuth2Metadata"),
         call<PublicClientAuthConfigResponse>("GetPublicClientConfig")
       ], { concurrency: 2 }).pipe(
         Effect.flatMap(([metadata, publicClient]) =>
@@ -114,14 +114,6 @@ export const layer = (target: Target): Layer.Layer<ClientConfig.ClientConfigStor
   Layer.scoped(ClientConfig.ClientConfigStore, make(target))
 
 // --- internals -------------------------------------------------------------------------------------------------
-
-/** `OAuth2MetadataResponse` as proto-loader decodes it (proto field names, defaults filled in). */
-interface OAuth2MetadataResponse {
-  readonly issuer?: string | null
-  readonly authorization_endpoint?: string | null
-  readonly token_endpoint?: string | null
-  readonly device_authorization_endpoint?: string | null
-}
 
 /** `PublicClientAuthConfigResponse` as proto-loader decodes it. */
 interface PublicClientAuthConfigResponse {
@@ -198,54 +190,16 @@ const fromStatus = (error: grpc.ServiceError, method: string, endpoint: string):
 }
 
 const toClientConfig = (
-  metadata: OAuth2MetadataResponse,
+  metadata: ClientConfig.ServerMetadata,
   publicClient: PublicClientAuthConfigResponse,
   endpoint: string,
   overrides: ClientConfig.Overrides
 ): Effect.Effect<ClientConfig.ClientConfig, AuthenticationError> =>
-  Effect.gen(function*() {
-    const url = (name: string, value: string | null | undefined) => {
-      const present = ClientConfig.nonEmpty(value)?.trim()
-      if (present === undefined) return Effect.succeed(undefined)
-      return isHttpUrl(present) ? Effect.succeed(present) : Effect.fail(
-        new AuthenticationError({
-          reason: "InvalidResponse",
-          description: `${serviceName}/GetOAuth2Metadata at ${endpoint} returned an invalid ${name}`
-        })
-      )
-    }
-    const tokenEndpoint = yield* url("token_endpoint", metadata.token_endpoint)
-    if (tokenEndpoint === undefined) {
-      return yield* new AuthenticationError({
-        reason: "InvalidResponse",
-        description: `${serviceName}/GetOAuth2Metadata at ${endpoint} returned no token_endpoint`
-      })
-    }
-    return ClientConfig.withOverrides(
-      new ClientConfig.ClientConfig({
-        tokenEndpoint,
-        authorizationEndpoint: yield* url("authorization_endpoint", metadata.authorization_endpoint),
-        deviceAuthorizationEndpoint: yield* url(
-          "device_authorization_endpoint",
-          metadata.device_authorization_endpoint
-        ),
-        redirectUri: ClientConfig.nonEmpty(publicClient.redirect_uri),
-        clientId: ClientConfig.nonEmpty(publicClient.client_id),
-        scopes: ClientConfig.nonEmptyScopes(publicClient.scopes) ?? [],
-        headerKey: ClientConfig.normalizeHeaderKey(publicClient.authorization_metadata_key),
-        audience: ClientConfig.nonEmpty(publicClient.audience),
-        issuer: ClientConfig.nonEmpty(metadata.issuer),
-        serviceHttpEndpoint: ClientConfig.nonEmpty(publicClient.service_http_endpoint)
-      }),
-      overrides
-    )
+  ClientConfig.fromServerMetadata(metadata, { source: `${serviceName}/GetOAuth2Metadata at ${endpoint}`, overrides }, {
+    clientId: publicClient.client_id,
+    redirectUri: publicClient.redirect_uri,
+    scopes: publicClient.scopes,
+    headerKey: publicClient.authorization_metadata_key,
+    audience: publicClient.audience,
+    serviceHttpEndpoint: publicClient.service_http_endpoint
   })
-
-const isHttpUrl = (value: string): boolean => {
-  try {
-    const url = new URL(value)
-    return url.protocol === "https:" || url.protocol === "http:"
-  } catch {
-    return false
-  }
-}
