@@ -24,6 +24,8 @@ import * as Schema from "effect/Schema"
  * - `AccessDenied` / `ExpiredToken`: the device flow was denied or its code expired.
  * - `CommandFailed`: the external token command failed or printed no usable token.
  * - `Browser`: the browser could not be opened.
+ * - `InvalidIdToken`: an OpenID Connect id_token failed its checks (signature, issuer, audience, expiry, nonce);
+ *   nothing of its login is stored.
  *
  * @since 0.1.0
  * @category models
@@ -40,7 +42,8 @@ export const AuthenticationErrorReason = Schema.Literal(
   "AccessDenied",
   "ExpiredToken",
   "CommandFailed",
-  "Browser"
+  "Browser",
+  "InvalidIdToken"
 )
 
 /**

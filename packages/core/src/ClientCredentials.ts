@@ -14,8 +14,8 @@ import * as Policies from "./Policies.js"
 import * as TokenClient from "./TokenClient.js"
 
 /**
- * How the client secret reaches the token endpoint: `basic` (HTTP Basic, RFC 6749 §2.3.1, the default) or
- * `post` (in the form body).
+ * How the client secret reaches the token endpoint when the caller pins it: `basic` (HTTP Basic, RFC 6749 §2.3.1)
+ * or `post` (in the form body). Unpinned, the way the server accepts is found (`TokenClient.clientAuthentication`).
  *
  * @since 0.1.0
  * @category models
@@ -71,11 +71,12 @@ export const authenticate: (
   return yield* TokenClient.clientCredentials({
     tokenEndpoint: options.config.tokenEndpoint,
     endpoint: options.endpoint,
-    client: {
-      method: options.authMethod === "post" ? "client_secret_post" : "client_secret_basic",
+    client: TokenClient.clientAuthentication({
       clientId: options.clientId,
-      clientSecret: options.clientSecret
-    },
+      clientSecret: options.clientSecret,
+      authMethod: options.authMethod,
+      supported: options.config.tokenEndpointAuthMethods
+    }),
     scopes: options.scopes ?? options.config.scopes,
     audience: nonEmpty(options.audience ?? options.config.audience)
   }).pipe(Effect.retry(Policies.transientRetry))

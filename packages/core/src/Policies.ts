@@ -37,6 +37,14 @@ export const interactiveTimeout: Duration.Duration = Duration.minutes(5)
 export const commandTimeout: Duration.Duration = Duration.seconds(60)
 
 /**
+ * How far an id_token's `exp` and `iat` may be off this machine's clock (clock skew between the IdP and here).
+ *
+ * @since 0.2.0
+ * @category timeouts
+ */
+export const idTokenClockTolerance: Duration.Duration = Duration.seconds(60)
+
+/**
  * How long the loopback callback server waits, when a login attempt ends, for its last answers to reach the
  * browser before it drops the remaining connections. The port itself is released at once.
  *

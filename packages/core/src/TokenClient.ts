@@ -13,6 +13,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Encoding from "effect/Encoding"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -25,7 +26,8 @@ import * as Policies from "./Policies.js"
 
 /**
  * How the client authenticates to the token endpoint: a public client sends only its id; a confidential
- * client sends its secret by HTTP Basic (RFC 6749 §2.3.1) or in the form body.
+ * client sends its secret by HTTP Basic (RFC 6749 §2.3.1), in the form body, or `auto`: the way the server
+ * accepts (see `clientAuthentication`).
  *
  * @since 0.1.0
  * @category models
@@ -33,10 +35,46 @@ import * as Policies from "./Policies.js"
 export type ClientAuthentication =
   | { readonly method: "none"; readonly clientId: string }
   | {
-    readonly method: "client_secret_basic" | "client_secret_post"
+    readonly method: "client_secret_basic" | "client_secret_post" | "auto"
     readonly clientId: string
     readonly clientSecret: Redacted.Redacted<string>
+    /**
+     * `auto`: the server's `token_endpoint_auth_methods_supported`, when it published them
+     * (`ClientConfig.tokenEndpointAuthMethods`).
+     */
+    readonly supported?: ReadonlyArray<string> | undefined
   }
+
+/**
+ * The client authentication for a client of `config`: `none` without a secret; with one, `basic` or `post` when
+ * the caller pinned it, else `auto`, which honours the server's `token_endpoint_auth_methods_supported` and
+ * otherwise does what golang.org/x/oauth2's `AuthStyleAutoDetect` does: HTTP Basic with RFC 6749 §2.3.1
+ * form-url-encoded credentials first; when the server refuses that as an invalid client (`invalid_client`, 401 or
+ * 403), the same request once more with the raw credentials (only when encoding changes them: some servers do not
+ * decode Basic credentials), then with `client_secret_post`. What worked is remembered per token endpoint and
+ * client id for the life of the process, so later requests go the right way at once.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const clientAuthentication = (options: {
+  readonly clientId: string
+  readonly clientSecret?: Redacted.Redacted<string> | undefined
+  readonly authMethod?: "basic" | "post" | undefined
+  readonly supported?: ReadonlyArray<string> | undefined
+}): ClientAuthentication =>
+  options.clientSecret === undefined
+    ? { method: "none", clientId: options.clientId }
+    : {
+      method: options.authMethod === "basic"
+        ? "client_secret_basic"
+        : options.authMethod === "post"
+        ? "client_secret_post"
+        : "auto",
+      clientId: options.clientId,
+      clientSecret: options.clientSecret,
+      supported: options.supported
+    }
 
 /**
  * The `Authorization: Basic` value of RFC 6749 §2.3.1: client id and secret are each
@@ -182,7 +220,13 @@ export const authorizationCode = Effect.fn("TokenClient.authorizationCode")(func
 })
 
 /**
- * Uses a refresh token. When the response carries no new refresh token, the previous one is kept.
+ * Uses a refresh token. When the response carries no new refresh token, the previous one is kept; when it names
+ * no scope, the granted scope stays what it was (RFC 6749 §5.1).
+ *
+ * `scopes` is sent only when given, and should then be the scope that was GRANTED (`Credentials.scopes`), never
+ * the one requested at login: RFC 6749 §6 forbids a refresh to ask for more than was granted, and omitting it
+ * means "as granted". Identity providers that granted fewer scopes than requested answer `invalid_scope` to a
+ * refresh that names the requested ones.
  *
  * @since 0.1.0
  * @category requests
@@ -191,6 +235,8 @@ export const refresh = Effect.fn("TokenClient.refresh")(function*(
   options: RequestOptions & {
     readonly refreshToken: Redacted.Redacted<string>
     readonly scopes?: ReadonlyArray<string> | undefined
+    /** The scopes granted so far, kept when the response does not name any. */
+    readonly grantedScopes?: ReadonlyArray<string> | undefined
   }
 ) {
   const credentials = yield* requestCredentials(options, {
@@ -198,9 +244,13 @@ export const refresh = Effect.fn("TokenClient.refresh")(function*(
     refresh_token: options.refreshToken,
     scope: joinScopes(options.scopes)
   })
-  return credentials.refreshToken !== undefined
+  return credentials.refreshToken !== undefined && credentials.scopes !== undefined
     ? credentials
-    : new Credentials({ ...credentials, refreshToken: options.refreshToken })
+    : new Credentials({
+      ...credentials,
+      refreshToken: credentials.refreshToken ?? options.refreshToken,
+      scopes: credentials.scopes ?? options.grantedScopes
+    })
 })
 
 /**
@@ -234,11 +284,14 @@ export const deviceAuthorization = Effect.fn("TokenClient.deviceAuthorization")(
   readonly client: ClientAuthentication
   readonly scopes?: ReadonlyArray<string> | undefined
   readonly audience?: string | undefined
+  /** OpenID Connect: the login's nonce, sent when given. */
+  readonly nonce?: Redacted.Redacted<string> | undefined
   readonly defaultInterval?: Duration.DurationInput | undefined
 }) {
   const { body } = yield* send(options.deviceAuthorizationEndpoint, options.client, {
     scope: joinScopes(options.scopes),
-    audience: options.audience
+    audience: options.audience,
+    nonce: options.nonce
   })
   const response = yield* decodeBody(DeviceAuthorizationResponse, body, "device authorization")
   const verificationUri = response.verification_uri ?? response.verification_url
@@ -358,7 +411,8 @@ const requestCredentials = Effect.fnUntraced(function*(
 
 /**
  * Posts a form to an OAuth endpoint and answers the parsed JSON body of a 2xx response, with the secret values
- * the request carried (to keep them out of any error built from the answer).
+ * the request carried (to keep them out of any error built from the answer). A confidential client's credentials
+ * go the way the server accepts (see `clientAuthentication`).
  */
 const send = Effect.fnUntraced(function*(
   url: string,
@@ -373,21 +427,97 @@ const send = Effect.fnUntraced(function*(
     if (Redacted.isRedacted(value)) secrets.push(Redacted.value(value))
     form.push([key, Redacted.isRedacted(value) ? Redacted.value(value) : value])
   }
-  if (client.method !== "client_secret_basic") form.push(["client_id", client.clientId])
-  if (client.method !== "none") secrets.push(Redacted.value(client.clientSecret))
-  if (client.method === "client_secret_post") form.push(["client_secret", Redacted.value(client.clientSecret)])
-
-  let request = HttpClientRequest.post(url).pipe(
-    HttpClientRequest.acceptJson,
-    HttpClientRequest.bodyUrlParams(form)
-  )
-  if (client.method === "client_secret_basic") {
-    const header = Redacted.value(basicAuthorization(client.clientId, client.clientSecret))
-    secrets.push(header.slice("Basic ".length))
-    request = HttpClientRequest.setHeader(request, "authorization", header)
+  if (client.method !== "none") {
+    const secret = Redacted.value(client.clientSecret)
+    secrets.push(secret, Encoding.encodeBase64(`${client.clientId}:${secret}`))
+    secrets.push(Redacted.value(basicAuthorization(client.clientId, client.clientSecret)).slice("Basic ".length))
   }
   // A server that echoes its input may send a secret back as it went out: form-encoded too.
   const variants = secrets.flatMap((secret) => [secret, formEncode(secret), encodeURIComponent(secret)])
-  const body = yield* requestJson(httpClient, request, describeUrl(url), variants)
-  return { body, secrets: variants }
+  const target = describeUrl(url)
+  const styles = stylesFor(url, client)
+
+  const attempt = (style: Style) => {
+    let request = HttpClientRequest.post(url).pipe(
+      HttpClientRequest.acceptJson,
+      HttpClientRequest.bodyUrlParams(
+        client.method === "none" ? [...form, ["client_id", client.clientId]] : [
+          ...form,
+          ...(style === "post"
+            ? [["client_id", client.clientId], ["client_secret", Redacted.value(client.clientSecret)]] as const
+            : [])
+        ]
+      )
+    )
+    if (client.method !== "none" && style !== "post") {
+      request = HttpClientRequest.setHeader(
+        request,
+        "authorization",
+        style === "basic"
+          ? Redacted.value(basicAuthorization(client.clientId, client.clientSecret))
+          : `Basic ${Encoding.encodeBase64(`${client.clientId}:${Redacted.value(client.clientSecret)}`)}`
+      )
+    }
+    return requestJson(httpClient, request, target, variants)
+  }
+
+  let index = 0
+  while (true) {
+    const style = styles[index]!
+    const result = yield* Effect.either(attempt(style))
+    // An answer that is not a refusal of the client (a token, or an OAuth error about the grant such as
+    // `authorization_pending`) shows that the server read the credentials this way.
+    const accepted = Either.isRight(result) || (result.left.reason === "OAuthError" && !isClientRefusal(result.left))
+    if (accepted && client.method === "auto") rememberStyle(url, client.clientId, style)
+    if (Either.isRight(result)) return { body: result.right, secrets: variants }
+    const error = result.left
+    if (index === styles.length - 1 || !isClientRefusal(error)) return yield* error
+    index++
+    yield* Effect.logDebug(
+      `${target} refused ${describeStyle(style)} as an invalid client; trying ${describeStyle(styles[index]!)}`
+    )
+  }
 })
+
+/** The ways to send a confidential client's credentials: encoded Basic, raw Basic, or in the form body. */
+type Style = "basic" | "basic-raw" | "post" | "none"
+
+const describeStyle = (style: Style): string =>
+  style === "basic"
+    ? "HTTP Basic with form-encoded credentials"
+    : style === "basic-raw"
+    ? "HTTP Basic with raw credentials"
+    : style === "post"
+    ? "client_secret_post"
+    : "a public client"
+
+/**
+ * What worked per token endpoint and client id (golang.org/x/oauth2 keeps the same per-process memory): a
+ * server's way of reading client credentials does not change while a process runs.
+ */
+const workingStyles = new Map<string, Style>()
+const styleKey = (url: string, clientId: string) => `${url}\n${clientId}`
+const rememberStyle = (url: string, clientId: string, style: Style) => {
+  workingStyles.set(styleKey(url, clientId), style)
+}
+
+/** The styles to try, in order: what worked before first, then what the server says it supports. */
+const stylesFor = (url: string, client: ClientAuthentication): ReadonlyArray<Style> => {
+  if (client.method === "none") return ["none"]
+  const secret = Redacted.value(client.clientSecret)
+  const encodingChanges = formEncode(client.clientId) !== client.clientId || formEncode(secret) !== secret
+  const basic: Array<Style> = encodingChanges ? ["basic", "basic-raw"] : ["basic"]
+  if (client.method === "client_secret_basic") return basic
+  if (client.method === "client_secret_post") return ["post"]
+  const supported = client.supported
+  const basicOk = supported === undefined || supported.includes("client_secret_basic")
+  const postOk = supported === undefined || supported.includes("client_secret_post")
+  const styles: Array<Style> = basicOk || !postOk ? [...basic, "post"] : ["post"]
+  const worked = workingStyles.get(styleKey(url, client.clientId))
+  return worked !== undefined && styles.includes(worked) ? [worked, ...styles.filter((s) => s !== worked)] : styles
+}
+
+/** A server's "who are you?": the client credentials were not accepted (RFC 6749 §5.2 `invalid_client`). */
+const isClientRefusal = (error: AuthenticationError): boolean =>
+  error.error === "invalid_client" ||
+  (error.error === undefined && (error.status === 401 || error.status === 403))

@@ -124,16 +124,25 @@ describe("ClientCredentials.authenticate", () => {
       expect(requests).toHaveLength(4)
     }))
 
-  it.effect("does not retry a refusal, and never puts the secret in the error", () =>
+  it.effect("does not retry a refusal beyond the other way to send the secret, and never puts it in the error", () =>
     Effect.gen(function*() {
-      const { requests, result } = yield* run(() => oauthError("invalid_client", 401))
-      expect(requests).toHaveLength(1)
-      expect(result._tag).toBe("Left")
-      if (result._tag === "Right") return
-      expect(result.left.reason).toBe("OAuthError")
-      expect(result.left.error).toBe("invalid_client")
-      expect(result.left.message).not.toContain("s3cr3t-value")
-      expect(JSON.stringify(result.left)).not.toContain("s3cr3t-value")
-      expect(String(result.left)).not.toContain("s3cr3t-value")
+      // Pinned to HTTP Basic (and a secret that encoding does not change): one request.
+      const pinned = yield* run(() => oauthError("invalid_client", 401), { authMethod: "basic" })
+      expect(pinned.requests).toHaveLength(1)
+      // Unpinned: HTTP Basic, then client_secret_post once (golang.org/x/oauth2's auto-detect); then it surfaces.
+      const auto = yield* run(() => oauthError("invalid_client", 401))
+      expect(auto.requests.map((r) => r.headers["authorization"] === undefined ? "post" : "basic")).toEqual([
+        "basic",
+        "post"
+      ])
+      for (const { result } of [pinned, auto]) {
+        expect(result._tag).toBe("Left")
+        if (result._tag === "Right") return
+        expect(result.left.reason).toBe("OAuthError")
+        expect(result.left.error).toBe("invalid_client")
+        expect(result.left.message).not.toContain("s3cr3t-value")
+        expect(JSON.stringify(result.left)).not.toContain("s3cr3t-value")
+        expect(String(result.left)).not.toContain("s3cr3t-value")
+      }
     }))
 })
