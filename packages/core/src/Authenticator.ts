@@ -30,6 +30,7 @@ import * as Credentials from "./Credentials.js"
 import * as DeviceCode from "./DeviceCode.js"
 import type { DevicePrompt } from "./DevicePrompt.js"
 import * as ExternalCommand from "./ExternalCommand.js"
+import * as IdToken from "./IdToken.js"
 import * as Keyring from "./Keyring.js"
 import type { LoopbackServer } from "./LoopbackServer.js"
 import * as Pkce from "./Pkce.js"
@@ -148,8 +149,12 @@ export interface Options<R = never> {
   readonly clientSecret?: Redacted.Redacted<string> | undefined
   /** The client id for the refresh-token grant, when it is not the configuration's `clientId`. */
   readonly clientId?: string | undefined
-  /** The scopes for the refresh-token grant, when they are not the configuration's `scopes`. */
-  readonly scopes?: ReadonlyArray<string> | undefined
+  /**
+   * What the refresh-token grant sends as `scope`: nothing (the default; RFC 6749 §6: the scope "as granted"), or
+   * `"granted"`: the scope the server granted (`Credentials.scopes`), for identity providers that want one. Never
+   * the scopes requested at login, which a server that granted fewer answers with `invalid_scope`.
+   */
+  readonly refreshScope?: "omit" | "granted" | undefined
   /** How long before expiry a token is refreshed (default `Credentials.defaultRefreshSkew`, 60 s). */
   readonly skew?: Duration.DurationInput | undefined
   /**
@@ -323,13 +328,17 @@ export const make = <R = never>(
         }
         return yield* TokenClient.refresh({
           tokenEndpoint: config.tokenEndpoint,
-          client: options.clientSecret === undefined
-            ? { method: "none", clientId }
-            : { method: "client_secret_basic", clientId, clientSecret: options.clientSecret },
+          client: TokenClient.clientAuthentication({
+            clientId,
+            clientSecret: options.clientSecret,
+            supported: config.tokenEndpointAuthMethods
+          }),
           endpoint: credentials.endpoint,
           refreshToken,
-          scopes: options.scopes ?? config.scopes
-        })
+          // RFC 6749 §6: never more than was granted; by default nothing, which means "as granted".
+          scopes: options.refreshScope === "granted" ? credentials.scopes : undefined,
+          grantedScopes: credentials.scopes
+        }).pipe(Effect.flatMap((refreshed) => IdToken.verifyCredentials(refreshed, { config, clientId })))
       })
 
     const refreshOrLogin = (credentials: Credentials.Credentials) => {
@@ -625,7 +634,7 @@ export const layer = <R = never>(
 
 /**
  * The settings of `layerFromMode`: what the flows need beyond the `ClientConfigStore` configuration. `clientId`,
- * `scopes` and `audience` override the configuration's values (for the flow and for the refresh).
+ * `scopes` and `audience` override the configuration's values for the flow; a refresh asks for what was granted.
  *
  * @since 0.1.0
  * @category models
@@ -638,6 +647,8 @@ export interface FlowOptions {
   readonly clientSecret?: Redacted.Redacted<string> | undefined
   readonly scopes?: ReadonlyArray<string> | undefined
   readonly audience?: string | undefined
+  /** What a refresh sends as `scope` (see `Options.refreshScope`; by default nothing). */
+  readonly refreshScope?: "omit" | "granted" | undefined
   /** `ExternalCommand`: the program and its arguments (argv, no shell). */
   readonly command?: ReadonlyArray<string> | undefined
   /** `ExternalCommand`: how long the program may run. */
@@ -698,7 +709,7 @@ export const layerFromMode = <M extends AuthMode>(
       const common = {
         endpoint,
         clientId: options.clientId,
-        scopes: options.scopes,
+        refreshScope: options.refreshScope,
         clientSecret: options.clientSecret,
         allowInteractive: options.allowInteractive,
         skew: options.skew

@@ -14,6 +14,7 @@ import type { AuthenticationPending } from "./AuthError.js"
 import { type ClientConfig, nonEmpty } from "./ClientConfig.js"
 import type { Credentials } from "./Credentials.js"
 import { DevicePrompt } from "./DevicePrompt.js"
+import * as IdToken from "./IdToken.js"
 import * as Policies from "./Policies.js"
 import * as TokenClient from "./TokenClient.js"
 
@@ -94,15 +95,22 @@ export const authenticate: (
       description: `No client id is configured for the device flow of ${endpoint}`
     })
   }
-  const client: TokenClient.ClientAuthentication = options.clientSecret === undefined
-    ? { method: "none", clientId }
-    : { method: "client_secret_basic", clientId, clientSecret: options.clientSecret }
+  const client = TokenClient.clientAuthentication({
+    clientId,
+    clientSecret: options.clientSecret,
+    supported: config.tokenEndpointAuthMethods
+  })
 
+  const scopes = options.scopes ?? config.scopes
+  // RFC 8628 defines no nonce, but OpenID providers that offer the device flow take one (oidc-provider, Glewlwyd):
+  // sent with `openid`, and checked when the id_token carries it.
+  const nonce = IdToken.isOpenIdRequest(scopes) ? yield* IdToken.generateNonce : undefined
   // Asking for a device code is idempotent (nobody has seen the code yet): transient failures are retried.
   const authorization = yield* TokenClient.deviceAuthorization({
     deviceAuthorizationEndpoint,
     client,
-    scopes: options.scopes ?? config.scopes,
+    scopes,
+    nonce,
     audience: nonEmpty(options.audience ?? config.audience),
     defaultInterval: options.pollInterval
   }).pipe(Effect.retry(Policies.transientRetry))
@@ -141,6 +149,9 @@ export const authenticate: (
         ? Effect.logWarning(`Device flow: a poll of the token endpoint failed (${error.message}); polling on`)
         : Effect.void),
     Effect.retry(Policies.devicePolling(authorization.interval, deadline)),
-    Effect.catchTag("AuthenticationPending", () => Effect.fail(gaveUp))
+    Effect.catchTag("AuthenticationPending", () => Effect.fail(gaveUp)),
+    Effect.flatMap((credentials) =>
+      IdToken.verifyCredentials(credentials, { config, clientId, nonce, requireNonce: false })
+    )
   )
 })

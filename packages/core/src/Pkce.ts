@@ -14,6 +14,7 @@ import { AuthenticationError } from "./AuthError.js"
 import { Browser } from "./Browser.js"
 import type { ClientConfig } from "./ClientConfig.js"
 import type { Credentials } from "./Credentials.js"
+import * as IdToken from "./IdToken.js"
 import type { CallbackRequest } from "./LoopbackServer.js"
 import { LoopbackServer } from "./LoopbackServer.js"
 import * as Policies from "./Policies.js"
@@ -92,6 +93,7 @@ export const authenticate: (
     const redirectUri = listener.redirectUri
     const state = yield* generateState
     const codeVerifier = yield* generateCodeVerifier
+    const nonce = IdToken.isOpenIdRequest(config.scopes) ? yield* IdToken.generateNonce : undefined
     const url = yield* authorizeUrl({
       authorizationEndpoint,
       clientId,
@@ -99,6 +101,7 @@ export const authenticate: (
       scopes: config.scopes,
       audience: config.audience,
       state,
+      nonce,
       codeChallenge: yield* codeChallenge(codeVerifier),
       extraParams
     })
@@ -130,10 +133,13 @@ export const authenticate: (
       redirectUri,
       tokenEndpoint: config.tokenEndpoint,
       endpoint: options.endpoint,
-      client: options.clientSecret !== undefined
-        ? { method: "client_secret_basic", clientId, clientSecret: options.clientSecret }
-        : { method: "none", clientId }
+      client: TokenClient.clientAuthentication({
+        clientId,
+        clientSecret: options.clientSecret,
+        supported: config.tokenEndpointAuthMethods
+      })
     }).pipe(
+      Effect.flatMap((credentials) => IdToken.verifyCredentials(credentials, { config, nonce })),
       Effect.tapError((error) =>
         callback.respond({
           status: error.reason === "StateMismatch" || error.reason === "CallbackError" ? 400 : 502,
@@ -186,7 +192,8 @@ export const codeChallenge = (codeVerifier: Redacted.Redacted<string>): Effect.E
 
 /**
  * The authorization request URL (RFC 6749 §4.1.1 with RFC 7636 §4.3). Query parameters already in the
- * authorization endpoint are kept.
+ * authorization endpoint are kept. With `offline_access` among the scopes it asks for consent (`prompt=consent`,
+ * OpenID Connect Core §11); `extraParams` may set another `prompt`.
  *
  * @since 0.1.0
  * @category utils
@@ -199,6 +206,8 @@ export const authorizeUrl = (params: {
   readonly audience?: string | undefined
   readonly state: string
   readonly codeChallenge: string
+  /** OpenID Connect: the login's nonce (sent with the `openid` scope). */
+  readonly nonce?: Redacted.Redacted<string> | undefined
   readonly extraParams?: Readonly<Record<string, string>> | undefined
 }): Effect.Effect<string, AuthenticationError> =>
   Effect.try({
@@ -218,6 +227,10 @@ export const authorizeUrl = (params: {
     query.set("code_challenge", params.codeChallenge)
     query.set("code_challenge_method", "S256")
     if (params.audience !== undefined && params.audience !== "") query.set("audience", params.audience)
+    if (params.nonce !== undefined) query.set("nonce", Redacted.value(params.nonce))
+    // OpenID Connect Core §11: a request for offline access (a refresh token) MUST ask for consent; identity
+    // providers that follow it (oidc-provider) drop `offline_access` otherwise and issue no refresh token.
+    if (params.scopes.includes("offline_access")) query.set("prompt", "consent")
     for (const [key, value] of Object.entries(params.extraParams ?? {})) query.set(key, value)
     return url.toString()
   }))
@@ -271,7 +284,8 @@ const reservedParams = new Set([
   "state",
   "code_challenge",
   "code_challenge_method",
-  "audience"
+  "audience",
+  "nonce"
 ])
 
 const checkExtraParams = (params: Readonly<Record<string, string>> | undefined) => {

@@ -51,6 +51,11 @@ export * as DevicePrompt from "./DevicePrompt.js"
  */
 export * as ExternalCommand from "./ExternalCommand.js"
 /**
+ * @since 0.2.0
+ */
+export * as IdToken from "./IdToken.js"
+
+/**
  * @since 0.1.0
  */
 export * as Keyring from "./Keyring.js"

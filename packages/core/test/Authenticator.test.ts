@@ -187,7 +187,8 @@ describe("Authenticator single flight", () => {
       expect(request.form.get("grant_type")).toBe("refresh_token")
       expect(request.form.get("refresh_token")).toBe("refresh-1")
       expect(request.form.get("client_id")).toBe("flytectl")
-      expect(request.form.get("scope")).toBe("offline all")
+      // RFC 6749 §6: no scope means "as granted"; the configured (requested) scopes are never sent.
+      expect(request.form.has("scope")).toBe(false)
       expect(yield* runs).toBe(0)
 
       // The refreshed credentials are stored, keeping the refresh token the response did not repeat.

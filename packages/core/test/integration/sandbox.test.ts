@@ -163,7 +163,10 @@ describe("ClientConfig stores against the sandbox", () => {
           scopes: ["openid", "offline_access"],
           redirectUri: "http://localhost:53593/callback",
           headerKey: "authorization",
-          issuer: sandbox.issuer
+          issuer: sandbox.issuer,
+          jwksUri: sandbox.endpoints.jwks,
+          revocationEndpoint: sandbox.endpoints.revocation,
+          tokenEndpointAuthMethods: ["client_secret_basic", "client_secret_jwt", "client_secret_post", "private_key_jwt", "none"]
         })
       )
     }))
@@ -187,6 +190,9 @@ describe("ClientConfig stores against the sandbox", () => {
           headerKey: sandbox.headerKey,
           audience: sandbox.audience,
           issuer: sandbox.issuer,
+          jwksUri: sandbox.endpoints.jwks,
+          revocationEndpoint: sandbox.endpoints.revocation,
+          tokenEndpointAuthMethods: ["client_secret_basic", "client_secret_jwt", "client_secret_post", "private_key_jwt", "none"],
           serviceHttpEndpoint: sandbox.adminHttp
         })
       )
