@@ -93,17 +93,24 @@ export const startLoopback = async (host = "127.0.0.1", path = "/callback"): Pro
 
 export const authorizeUrl = (
   sandbox: Sandbox.Service,
-  params: { redirectUri: string; challenge: string; state?: string; scope?: string }
+  params: { redirectUri: string; challenge: string; state?: string; scope?: string; prompt?: string | null }
 ): string => {
   const url = new URL(sandbox.endpoints.authorization)
+  const scope = params.scope ?? sandbox.scopes.join(" ")
+  // A client asking for offline access asks for consent (OpenID Connect Core §11), as flyte-auth does; `null` sends
+  // no prompt at all.
+  const prompt = params.prompt === undefined
+    ? (scope.split(" ").includes("offline_access") ? "consent" : undefined)
+    : params.prompt ?? undefined
   url.search = form({
     response_type: "code",
     client_id: sandbox.clients.public.clientId,
     redirect_uri: params.redirectUri,
-    scope: params.scope ?? sandbox.scopes.join(" "),
+    scope,
     state: params.state ?? crypto.randomBytes(16).toString("base64url"),
     code_challenge: params.challenge,
-    code_challenge_method: "S256"
+    code_challenge_method: "S256",
+    ...(prompt === undefined ? {} : { prompt })
   })
   return url.href
 }

@@ -436,22 +436,6 @@ export const startIdp = async (config: IdpConfig): Promise<Idp> => {
       }
     }
 
-    /**
-     * oidc-provider follows OpenID Connect Core §11 to the letter: at the authorization endpoint it drops
-     * `offline_access` (so issues no refresh token) unless `prompt` includes `consent`. Flyte clients never send
-     * `prompt`, and Okta, Auth0 & co. issue refresh tokens for `offline_access` anyway. So a request for
-     * `offline_access` is treated as asking for consent, which the IdP obtains every time from this native client
-     * regardless (RFC 8252 §8.6, oidc-provider's `native_client_prompt`), so nothing else changes.
-     */
-    const requestConsentForOfflineAccess = (ctx: KoaContext) => {
-      const params = new URLSearchParams(ctx.querystring)
-      const scope = params.get("scope")?.split(" ") ?? []
-      const prompt = params.get("prompt")?.split(" ").filter((p) => p.length > 0) ?? []
-      if (!scope.includes("offline_access") || prompt.includes("consent") || prompt.includes("none")) return
-      params.set("prompt", [...prompt, "consent"].join(" "))
-      ctx.querystring = params.toString()
-    }
-
     const cookieless = config.autoApprove ? new CookielessJar() : undefined
 
     provider.use(async (ctx, next) => {
@@ -476,7 +460,6 @@ export const startIdp = async (config: IdpConfig): Promise<Idp> => {
       if (path === "/token" && method === "POST") return tokenEndpoint(ctx, next)
       if (path === "/auth" && (method === "GET" || method === "POST")) {
         counters.authorizationRequests++
-        if (method === "GET") requestConsentForOfflineAccess(ctx)
       }
       if (path === "/device/auth" && method === "POST") {
         counters.deviceAuthorizationRequests++
