@@ -19,7 +19,8 @@ export default defineConfig({
       "packages/*/test/**/*.test.ts",
       "test/e2e/**/*.test.ts",
       "examples/**/*.test.ts",
-      "test/reliability/**/*.test.ts"
+      "test/reliability/**/*.test.ts",
+      "test/interop/**/*.test.ts"
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -54,7 +54,9 @@ function systemParts() {
   const chromium = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
   return {
     secretService: has("dbus-run-session") && has("gnome-keyring-daemon"),
-    chromium: existsSync(chromium) ? chromium : undefined
+    chromium: existsSync(chromium) ? chromium : undefined,
+    // A second, independent IdP for the interop suite (test/interop/glewlwyd.ts).
+    glewlwyd: existsSync("/usr/bin/glewlwyd") && has("sqlite3")
   }
 }
 
@@ -69,6 +71,7 @@ function test() {
   const missing = []
   if (!parts.secretService) missing.push("Secret Service (apt-get install gnome-keyring dbus dbus-x11)")
   if (!parts.chromium) missing.push("Chromium (apt-get install chromium, or set CHROMIUM_PATH)")
+  if (!parts.glewlwyd) missing.push("Glewlwyd (apt-get install glewlwyd sqlite3)")
   for (const m of missing) console.error(`\n!!! NOT RUN: the suites that need ${m} are skipped !!!`)
   if (missing.length > 0 && process.env.REQUIRE_ALL === "1") {
     console.error("REQUIRE_ALL=1: every suite must run; failing.")
@@ -80,7 +83,8 @@ function test() {
   const env = {
     ...process.env,
     FLYTE_AUTH_TEST_SECRET_SERVICE: parts.secretService ? "1" : "",
-    FLYTE_AUTH_TEST_CHROMIUM: parts.chromium ?? ""
+    FLYTE_AUTH_TEST_CHROMIUM: parts.chromium ?? "",
+    FLYTE_AUTH_TEST_GLEWLWYD: parts.glewlwyd ? "1" : ""
   }
   const vitest = [join(root, "node_modules", ".bin", "vitest"), "run", "--reporter=default", "--reporter=json",
     `--outputFile.json=${report}`, ...extra]
