@@ -15,7 +15,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { AuthenticationError } from "./AuthError.js"
 import { CommandRunner } from "./CommandRunner.js"
-import { bearer, Credentials, jwtExpiry } from "./Credentials.js"
+import { Credentials, jwtExpiry } from "./Credentials.js"
 import * as Policies from "./Policies.js"
 
 /**
@@ -34,7 +34,7 @@ export interface Options {
 }
 
 /**
- * What `proxyAuthorization` needs: the `proxyCommand` argv and its timeout (`Policies.commandTimeout` by default).
+ * What a proxy command needs (`ProxyAuthorization.commandCache`): the `proxyCommand` argv and its timeout (`Policies.commandTimeout` by default).
  *
  * @since 0.1.0
  * @category models
@@ -100,22 +100,6 @@ export const authenticate: (
     })
   }
 )
-
-/**
- * Runs `proxyCommand` and answers the value of the `proxy-authorization` header: `Bearer <token>`. The output is
- * read exactly as by `authenticate`.
- *
- * @since 0.1.0
- * @category proxy
- */
-export const proxyAuthorization: (
-  options: ProxyOptions
-) => Effect.Effect<Redacted.Redacted<string>, AuthenticationError, CommandRunner> = Effect.fn(
-  "ExternalCommand.proxyAuthorization"
-)(function*(options: ProxyOptions) {
-  const token = yield* runForToken(options.command, options.timeout)
-  return bearer(token.accessToken)
-})
 
 /**
  * Reads a token from a command's stdout (see `authenticate` for the accepted forms). `now` dates a relative

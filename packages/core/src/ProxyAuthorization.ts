@@ -79,6 +79,37 @@ export const layer = <R>(
   )
 
 /**
+ * Replaces the `HttpClient` in context with one that adds the token of `cache`: the way to share one proxy token
+ * (one run of the proxy command, one renewal on rejection) with other transports, e.g. the gRPC
+ * `GrpcAuth.proxyInterceptor` given the same cache.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerCache = (
+  cache: TokenCache.TokenCache<AuthError>
+): Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient> =>
+  Layer.effect(HttpClient.HttpClient, Effect.map(HttpClient.HttpClient, (client) => wrap(client, cache)))
+
+/**
+ * The proxy token printed by `proxyCommand`, read as by `ExternalCommand.authenticate` (a JSON output with an
+ * expiry is renewed before it expires), as a cache to share between transports (`layerCache`,
+ * `GrpcAuth.proxyInterceptor`).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const commandCache = (
+  options: ExternalCommand.ProxyOptions
+): Effect.Effect<TokenCache.TokenCache<AuthError>, never, CommandRunner> =>
+  Effect.map(Effect.context<CommandRunner>(), (context) =>
+    TokenCache.make(
+      ExternalCommand.authenticate({ endpoint: headerName, command: options.command, timeout: options.timeout }).pipe(
+        Effect.provide(context)
+      )
+    ))
+
+/**
  * Replaces the `HttpClient` in context with one that adds the token printed by `proxyCommand` (read as by
  * `ExternalCommand.authenticate`, so a JSON output with an expiry is renewed before it expires).
  *
@@ -88,7 +119,7 @@ export const layer = <R>(
 export const layerCommand = (
   options: ExternalCommand.ProxyOptions
 ): Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | CommandRunner> =>
-  layer(ExternalCommand.authenticate({ endpoint: headerName, command: options.command, timeout: options.timeout }))
+  Layer.unwrapEffect(Effect.map(commandCache(options), layerCache))
 
 // --- internals -------------------------------------------------------------------------------------------------
 

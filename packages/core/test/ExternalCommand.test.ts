@@ -199,25 +199,6 @@ describe("ExternalCommand.authenticate", () => {
     }))
 })
 
-describe("ExternalCommand.proxyAuthorization", () => {
-  it.effect("answers the proxy-authorization value Bearer <token>, parsed like the flow's output", () =>
-    Effect.gen(function*() {
-      const fake = runner(Effect.succeed(result(`${JSON.stringify({ access_token: "proxy-tok" })}\n`)))
-      const header = yield* ExternalCommand.proxyAuthorization({ command: ["proxy-token"] }).pipe(
-        Effect.provide(fake.layer)
-      )
-      expect(Redacted.isRedacted(header)).toBe(true)
-      expect(Redacted.value(header)).toBe("Bearer proxy-tok")
-      expect(fake.calls[0].argv).toEqual(["proxy-token"])
-
-      const refused = yield* ExternalCommand.proxyAuthorization({ command: ["proxy-token"] }).pipe(
-        Effect.provide(runner(Effect.succeed(result("a\r\nb"))).layer),
-        Effect.flip
-      )
-      expect(refused.reason).toBe("CommandFailed")
-    }))
-})
-
 describe("ExternalCommand.parseOutput", () => {
   it("reads a token without running anything", () => {
     const now = DateTime.unsafeMake(0)

@@ -146,16 +146,16 @@ export const authCallCredentials = (auth: AuthClientLike): grpc.CallCredentials 
 
 /**
  * Where a proxy token comes from: an effect yielding the token (e.g. running `proxyCommand`), or credentials whose
- * `expiresAt` also renews it before it expires. The same shape as core's `ProxyAuthorization.TokenSource`.
+ * `expiresAt` also renews it before it expires (the same shape as core's `ProxyAuthorization.TokenSource`); or a
+ * `TokenCache` shared with other transports (`ProxyAuthorization.commandCache`), so that one token serves them
+ * all and a rejection seen by any of them renews it for all.
  *
  * @since 0.1.0
  * @category models
  */
-export type ProxyTokenSource<R = never> = Effect.Effect<
-  Redacted.Redacted<string> | Credentials.Credentials,
-  AuthError,
-  R
->
+export type ProxyTokenSource<R = never> =
+  | Effect.Effect<Redacted.Redacted<string> | Credentials.Credentials, AuthError, R>
+  | TokenCache.TokenCache<AuthError>
 
 /**
  * An interceptor adding `proxy-authorization: Bearer <token>` to every call, for identity-aware proxies in front
@@ -174,7 +174,8 @@ export const proxyInterceptor = <R = never>(token: ProxyTokenSource<R>): Effect.
   Effect.gen(function*() {
     const context = yield* Effect.context<R>()
     const runtime = yield* Effect.runtime<never>()
-    return RetryingCall.makeInterceptor(proxyPolicy(TokenCache.make(Effect.provide(token, context))), runtime)
+    const cache = Effect.isEffect(token) ? TokenCache.make(Effect.provide(token, context)) : token
+    return RetryingCall.makeInterceptor(proxyPolicy(cache), runtime)
   })
 
 /**

@@ -25,7 +25,6 @@ import * as AuthMode from "@flyte-auth/core/AuthMode"
 import type * as Browser from "@flyte-auth/core/Browser"
 import * as ClientConfig from "@flyte-auth/core/ClientConfig"
 import * as DevicePrompt from "@flyte-auth/core/DevicePrompt"
-import * as ExternalCommand from "@flyte-auth/core/ExternalCommand"
 import * as Keyring from "@flyte-auth/core/Keyring"
 import * as Policies from "@flyte-auth/core/Policies"
 import * as ProxyAuthorization from "@flyte-auth/core/ProxyAuthorization"
@@ -238,15 +237,15 @@ export const layer = (
       insecureSkipVerify: resolved.insecureSkipVerify
     })
     const transport = Layer.succeed(HttpClient.HttpClient, NodeTransport.fromDispatcher(dispatcher))
-    const proxyToken = resolved.proxyCommand === undefined ? undefined : yield* Effect.cached(
-      ExternalCommand.proxyAuthorization({ command: resolved.proxyCommand }).pipe(Effect.provide(commandRunner))
-    )
+    // One proxy token for the whole layer: the OAuth and metadata HTTP calls, the metadata gRPC calls and the
+    // gRPC channels of `Settings.proxyToken` share it, and a rejection seen by any of them renews it for all.
+    const proxyToken = resolved.proxyCommand === undefined
+      ? undefined
+      : yield* ProxyAuthorization.commandCache({ command: resolved.proxyCommand }).pipe(Effect.provide(commandRunner))
     // Every OAuth and metadata call goes through this client; with a proxy command it carries the proxy token.
-    const httpClient = resolved.proxyCommand === undefined
+    const httpClient = proxyToken === undefined
       ? transport
-      : ProxyAuthorization.layerCommand({ command: resolved.proxyCommand }).pipe(
-        Layer.provide(Layer.merge(transport, commandRunner))
-      )
+      : ProxyAuthorization.layerCache(proxyToken).pipe(Layer.provide(transport))
 
     const keyring = options.keyring === undefined || typeof options.keyring === "string"
       ? NodeKeyring.layerFromName(options.keyring ?? "auto")
