@@ -145,6 +145,14 @@ const sandbox = Command.make(
       Options.withPseudoName("KEY"),
       Options.optional
     ),
+    requireProxyToken: Options.text("require-proxy-token").pipe(
+      Options.withDescription(
+        "Put the admin behind an identity-aware proxy: every admin call (gRPC and HTTP) must carry " +
+          "proxy-authorization: Bearer TOKEN, else HTTP 407 / gRPC UNAUTHENTICATED from the proxy."
+      ),
+      Options.withPseudoName("TOKEN"),
+      Options.optional
+    ),
     redirectUri: Options.text("redirect-uri").pipe(
       Options.withDescription(
         "Redirect URI the admin publishes for PKCE (default http://localhost:53593/callback, as Flyte; port 0 lets " +
@@ -169,6 +177,7 @@ const sandbox = Command.make(
       tokenTtl: Option.getOrUndefined(args.tokenTtl),
       autoApprove: args.autoApprove,
       headerKey: Option.getOrUndefined(args.headerKey),
+      proxyToken: Option.getOrUndefined(args.requireProxyToken),
       redirectUri: Option.getOrUndefined(args.redirectUri)
     })
   }

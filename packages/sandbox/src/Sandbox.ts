@@ -76,6 +76,13 @@ export interface Options {
   readonly devicePollIntervalSeconds?: number
   /** Answer polls faster than the interval with `slow_down` (interval +5 s), per RFC 8628 §3.5. Default false. */
   readonly enforceDevicePollInterval?: boolean
+  /**
+   * Put the admin behind an identity-aware proxy (as GCP IAP or Cloudflare Access would): every admin call, gRPC
+   * (`AuthMetadataService` included) and HTTP, is refused unless it carries `proxy-authorization: Bearer <token>`
+   * with exactly this token: HTTP 407 with `proxy-authenticate`, gRPC `UNAUTHENTICATED` whose details say the
+   * proxy refused it. Default: no proxy.
+   */
+  readonly proxyToken?: string
   /** Called with unexpected server-side errors (the sandbox never logs by itself). */
   readonly onServerError?: (error: unknown) => void
 }
@@ -114,6 +121,8 @@ export interface AdminStats {
   readonly authFailures: number
   /** Why the last protected call was rejected. */
   readonly lastAuthFailure: string | undefined
+  /** Admin calls the proxy (`Options.proxyToken`) refused: no or a wrong `proxy-authorization`. */
+  readonly proxyRejections: number
 }
 
 /**
@@ -319,7 +328,8 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
       redirectUri,
       scopes,
       jwks: idp.publicJwks,
-      counters
+      counters,
+      proxyToken: options.proxyToken
     })
   } catch (error) {
     await idp.close()
@@ -334,7 +344,8 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
     oauth2MetadataCalls: counters.oauth2MetadataCalls,
     publicClientConfigCalls: counters.publicClientConfigCalls,
     authFailures: counters.authFailures,
-    lastAuthFailure: counters.lastAuthFailure
+    lastAuthFailure: counters.lastAuthFailure,
+    proxyRejections: counters.proxyRejections
   })
 
   return {

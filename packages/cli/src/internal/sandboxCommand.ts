@@ -23,6 +23,7 @@ export interface SandboxArgs {
   readonly tokenTtl: number | undefined
   readonly autoApprove: boolean
   readonly headerKey: string | undefined
+  readonly proxyToken: string | undefined
   readonly redirectUri: string | undefined
 }
 
@@ -55,6 +56,7 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
       autoApprove: args.autoApprove,
       ...(args.tokenTtl !== undefined ? { tokenTtlSeconds: args.tokenTtl } : {}),
       ...(args.headerKey !== undefined ? { headerKey: args.headerKey } : {}),
+      ...(args.proxyToken !== undefined ? { proxyToken: args.proxyToken } : {}),
       ...(args.redirectUri !== undefined ? { redirectUri: args.redirectUri } : {}),
       onServerError: (error) => runFork(Console.error(`flyte-auth sandbox: server error: ${describe(error)}`))
     }).pipe(

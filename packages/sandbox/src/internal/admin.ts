@@ -25,6 +25,8 @@ export interface AdminConfig {
   readonly scopes: ReadonlyArray<string>
   readonly jwks: { readonly keys: ReadonlyArray<crypto.JsonWebKey> }
   readonly counters: Counters
+  /** The token an identity-aware proxy in front of the admin requires (`Sandbox.Options.proxyToken`). */
+  readonly proxyToken: string | undefined
 }
 
 /** @internal */
@@ -91,6 +93,28 @@ export const startAdmin = async (config: AdminConfig): Promise<Admin> => {
 
   const jwks = jose.createLocalJWKSet({ keys: config.jwks.keys.map((key) => ({ ...key })) as Array<jose.JWK> })
   let rejectBefore: number | undefined = undefined
+
+  /** The proxy's verdict on a `proxy-authorization` value: why it refuses it, or `undefined` to let it through. */
+  const proxyRefusal = (value: string | undefined): string | undefined => {
+    if (config.proxyToken === undefined) return undefined
+    const refusal = value === undefined || value === ""
+      ? "no proxy-authorization"
+      : /^bearer /i.test(value) && value.slice(7) === config.proxyToken
+      ? undefined
+      : "proxy-authorization is not \"Bearer <the proxy token>\""
+    if (refusal !== undefined) counters.proxyRejections++
+    return refusal
+  }
+  /** A gRPC handler behind the proxy: refused with UNAUTHENTICATED (as the proxy's 407) before it runs. */
+  const behindProxy = <Req, Res>(
+    handler: (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void
+  ) =>
+  (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>): void => {
+    const value = call.metadata.get("proxy-authorization")[0]
+    const refusal = proxyRefusal(typeof value === "string" ? value : value?.toString("utf8"))
+    if (refusal === undefined) return handler(call, callback)
+    callback({ code: grpc.status.UNAUTHENTICATED, details: `proxy authentication required (407): ${refusal}` }, null)
+  }
 
   const authenticate = async (headerValues: ReadonlyArray<string | undefined>): Promise<Authentication> => {
     const header = headerValues.find((value) => value !== undefined && value.length > 0)
@@ -175,17 +199,17 @@ export const startAdmin = async (config: AdminConfig): Promise<Admin> => {
   }
 
   grpcServer.addService(services.AuthMetadataService, {
-    GetOAuth2Metadata: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    GetOAuth2Metadata: behindProxy((_call: grpc.ServerUnaryCall<unknown, unknown>, callback) => {
       counters.oauth2MetadataCalls++
       callback(null, oauth2Metadata)
-    },
-    GetPublicClientConfig: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    }),
+    GetPublicClientConfig: behindProxy((_call: grpc.ServerUnaryCall<unknown, unknown>, callback) => {
       counters.publicClientConfigCalls++
       callback(null, publicClientConfig)
-    }
+    })
   })
   grpcServer.addService(services.IdentityService, {
-    UserInfo: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    UserInfo: behindProxy((call: grpc.ServerUnaryCall<unknown, unknown>, callback) => {
       counters.userInfoCalls++
       const values = [headerKey, "authorization"].map((key) => {
         const value = call.metadata.get(key)[0]
@@ -196,7 +220,7 @@ export const startAdmin = async (config: AdminConfig): Promise<Admin> => {
         rejected(authentication)
         callback({ code: grpc.status.UNAUTHENTICATED, details: authentication.description }, null)
       }, (error: unknown) => callback({ code: grpc.status.INTERNAL, details: String(error) }, null))
-    }
+    })
   })
 
   // -----------------------------------------------------------------------------------------------------------------
@@ -239,6 +263,13 @@ export const startAdmin = async (config: AdminConfig): Promise<Admin> => {
 
   httpServer.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = new URL(req.url ?? "/", httpUrl)
+    const proxyHeader = req.headers["proxy-authorization"]
+    const refusal = proxyRefusal(Array.isArray(proxyHeader) ? proxyHeader[0] : proxyHeader)
+    if (refusal !== undefined) {
+      return send(res, 407, { error: "proxy_authentication_required", error_description: refusal }, {
+        "proxy-authenticate": `Bearer realm="flyte-sandbox-proxy"`
+      })
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       return send(res, 405, { error: "method_not_allowed" }, { allow: "GET, HEAD" })
     }

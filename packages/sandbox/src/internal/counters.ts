@@ -50,6 +50,7 @@ export class Counters {
   publicClientConfigCalls = 0
   authFailures = 0
   lastAuthFailure: string | undefined = undefined
+  proxyRejections = 0
 
   reset(): void {
     this.tokenRequests = byGrantType()
@@ -68,5 +69,6 @@ export class Counters {
     this.publicClientConfigCalls = 0
     this.authFailures = 0
     this.lastAuthFailure = undefined
+    this.proxyRejections = 0
   }
 }
