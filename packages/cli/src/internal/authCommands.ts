@@ -204,8 +204,9 @@ export const login = (args: GlobalArgs) =>
       const keyring = yield* Keyring.Keyring
       const credentials = yield* withProgress(auth.login)
       const now = yield* DateTime.now
+      const subject = subjectOf(credentials, yield* serviceClientId(settings))
       yield* Console.error(
-        `Logged in to ${settings.endpoint} as ${subjectOf(credentials) ?? "an unknown subject (opaque token)"}` +
+        `Logged in to ${settings.endpoint} as ${subject ?? "an unknown subject (opaque token)"}` +
           `; ${describeExpiry(credentials, now)}${notStored(keyring.backend)}`
       )
     })
@@ -285,7 +286,10 @@ export const status = (args: GlobalArgs, json: boolean) =>
         keyringBackend: keyring.backend,
         insecure: settings.insecure,
         loggedIn: renewable,
-        subject: credentials === undefined ? null : subjectOf(credentials) ?? null,
+        subject: credentials === undefined ?
+          null :
+          subjectOf(credentials, settings.authMode === "ClientSecret" ? settings.clientId : undefined) ??
+            null,
         scopes: credentials === undefined ? null : scopesOf(credentials) ?? null,
         expiresAt: expiresAt === undefined ? null : DateTime.formatIso(expiresAt),
         expiresInSeconds: expiresAt === undefined
@@ -379,18 +383,28 @@ export const whoami = (args: GlobalArgs) =>
 // --- helpers -----------------------------------------------------------------------------------------------------
 
 /**
- * Who the credentials belong to: `sub` of the ID token, else of the access token (when they are JWTs).
+ * Who the credentials belong to: `sub` of the ID token, else of the access token (when they are JWTs), else the
+ * access token's `client_id`, else `clientId`: a client-credentials token is the client's own (RFC 9068 §2.2),
+ * so callers pass the client id for that mode.
  *
  * @internal
  */
-export const subjectOf = (credentials: Credentials.Credentials): string | undefined => {
+export const subjectOf = (credentials: Credentials.Credentials, clientId?: string): string | undefined => {
   for (const token of [credentials.idToken, credentials.accessToken]) {
     if (token === undefined) continue
     const sub = Jwt.claims(Redacted.value(token))?.sub
     if (typeof sub === "string" && sub !== "") return sub
   }
-  return undefined
+  const claimed = Jwt.claims(Redacted.value(credentials.accessToken))?.client_id
+  if (typeof claimed === "string" && claimed !== "") return claimed
+  return clientId === "" ? undefined : clientId
 }
+
+/** The client id a client-credentials token stands for (the mode's own client), else `undefined`. */
+const serviceClientId = (settings: AuthLayer.ResolvedSettings) =>
+  settings.authMode === "ClientSecret"
+    ? Effect.map(Effect.option(settings.clientConfig), (config) => Option.getOrUndefined(config)?.clientId)
+    : Effect.succeed(undefined)
 
 const scopesOf = (credentials: Credentials.Credentials): ReadonlyArray<string> | undefined => {
   if (credentials.scopes !== undefined) return credentials.scopes
