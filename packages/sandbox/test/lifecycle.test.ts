@@ -112,7 +112,8 @@ describe("lifecycle", () => {
           oauth2MetadataCalls: 0,
           publicClientConfigCalls: 0,
           authFailures: 1,
-          lastAuthFailure: expect.stringMatching(/missing bearer token/)
+          lastAuthFailure: expect.stringMatching(/missing bearer token/),
+          proxyRejections: 0
         }
       })
       expect(sandbox.adminStats()).toEqual(sandbox.stats().admin)
