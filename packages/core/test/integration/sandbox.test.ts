@@ -166,7 +166,13 @@ describe("ClientConfig stores against the sandbox", () => {
           issuer: sandbox.issuer,
           jwksUri: sandbox.endpoints.jwks,
           revocationEndpoint: sandbox.endpoints.revocation,
-          tokenEndpointAuthMethods: ["client_secret_basic", "client_secret_jwt", "client_secret_post", "private_key_jwt", "none"]
+          tokenEndpointAuthMethods: [
+            "client_secret_basic",
+            "client_secret_jwt",
+            "client_secret_post",
+            "private_key_jwt",
+            "none"
+          ]
         })
       )
     }))
@@ -192,7 +198,13 @@ describe("ClientConfig stores against the sandbox", () => {
           issuer: sandbox.issuer,
           jwksUri: sandbox.endpoints.jwks,
           revocationEndpoint: sandbox.endpoints.revocation,
-          tokenEndpointAuthMethods: ["client_secret_basic", "client_secret_jwt", "client_secret_post", "private_key_jwt", "none"],
+          tokenEndpointAuthMethods: [
+            "client_secret_basic",
+            "client_secret_jwt",
+            "client_secret_post",
+            "private_key_jwt",
+            "none"
+          ],
           serviceHttpEndpoint: sandbox.adminHttp
         })
       )
