@@ -173,9 +173,17 @@ const verify = Effect.fnUntraced(function*(
   if (result._tag === "Left" && cached !== undefined && errorCode(result.left) === "ERR_JWKS_NO_MATCHING_KEY") {
     result = yield* Effect.either(attempt(yield* fetchKeys))
   }
-  if (result._tag === "Left") return yield* invalid(describeJoseError(result.left), result.left)
+  // jose's errors carry the token's claims (`payload`): only the code and the failed claim go into the cause.
+  if (result._tag === "Left") return yield* invalid(describeJoseError(result.left), joseErrorSummary(result.left))
 
   const claims = result.right.payload
+  // jose checks `iat` only against a maximum age: an id_token "issued" in the future is refused here.
+  if (
+    typeof claims.iat === "number" &&
+    claims.iat * 1000 > DateTime.toEpochMillis(now) + Duration.toMillis(Policies.idTokenClockTolerance)
+  ) {
+    return yield* invalid("it was issued in the future (iat), beyond the clock tolerance")
+  }
   // With several audiences, `azp` names the client the token was issued to (OpenID Connect Core §3.1.3.7).
   if (Array.isArray(claims.aud) && claims.aud.length > 1 && claims.azp !== expected.clientId) {
     return yield* invalid("it names several audiences but not this client as its authorized party (azp)")
@@ -192,6 +200,12 @@ const verify = Effect.fnUntraced(function*(
 
 /** Algorithms whose keys a JWK Set publishes; `none` and shared-secret (HS*) tokens are refused. */
 const asymmetricAlgorithms = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+
+/** What of a jose error may be kept: its code and the claim that failed, never its payload. */
+const joseErrorSummary = (error: unknown): { readonly code?: string; readonly claim?: string } => ({
+  ...(errorCode(error) === undefined ? {} : { code: errorCode(error)! }),
+  ...(Predicate.hasProperty(error, "claim") && typeof error.claim === "string" ? { claim: error.claim } : {})
+})
 
 const errorCode = (error: unknown): string | undefined =>
   Predicate.hasProperty(error, "code") && typeof error.code === "string" ? error.code : undefined
