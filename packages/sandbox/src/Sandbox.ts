@@ -83,6 +83,32 @@ export interface Options {
    * proxy refused it. Default: no proxy.
    */
   readonly proxyToken?: string
+  /**
+   * Put the IdP behind the same proxy (`proxyToken` required): its back-channel endpoints (metadata, JWKS, token,
+   * device authorization, revocation, introspection, userinfo) answer 407 without `proxy-authorization: Bearer
+   * <proxyToken>`. Browser pages (sign-in, consent, device verification) pass, as a proxy lets a signed-in browser
+   * through by its cookie. Default false.
+   */
+  readonly proxyGuardsIdp?: boolean
+  /**
+   * Scopes the IdP does not know, so never grants: asked for, they are left out of the grant and of the token
+   * response's `scope` (a down-scoped grant, RFC 6749 §3.3), and a refresh that asks for them again is
+   * `invalid_scope`. Works for the admin's scopes (`all`) and OIDC ones (`offline_access`, `profile`, `email`).
+   * Default: none.
+   */
+  readonly withholdScopes?: ReadonlyArray<string>
+  /**
+   * Refuse an authorize request (GET) that asks for `openid` without a `nonce`, as Glewlwyd does: the client's
+   * redirect URI receives `error=invalid_request&error_description=nonce required`. Default false (oidc-provider's
+   * own rule: a nonce is optional with `response_type=code`).
+   */
+  readonly requireNonce?: boolean
+  /**
+   * How the token endpoint reads HTTP Basic client credentials. `"encoded"` (default, oidc-provider's own rule):
+   * form-url-decoded first, per RFC 6749 §2.3.1. `"raw"`: compared as sent, as Glewlwyd and several other IdPs
+   * do. They differ only for a secret (or client id) that form-encoding changes, e.g. one with `+`, `/` or `=`.
+   */
+  readonly basicCredentials?: "encoded" | "raw"
   /** Called with unexpected server-side errors (the sandbox never logs by itself). */
   readonly onServerError?: (error: unknown) => void
 }
@@ -138,6 +164,8 @@ export interface Stats {
   readonly tokenErrors: GrantTypeCounts
   /** Token-endpoint requests answered by `failNextTokenRequests`. */
   readonly injectedTokenFailures: number
+  /** IdP calls the proxy refused (`Options.proxyGuardsIdp`). Admin ones are in `admin.proxyRejections`. */
+  readonly proxyRejections: number
   /** Requests to the authorization endpoint. */
   readonly authorizationRequests: number
   /** Requests to the device authorization endpoint. */
@@ -294,6 +322,9 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
   const redirectUri = options.redirectUri ?? "http://localhost:53593/callback"
   const scopes = [...(options.scopes ?? ["all", "offline_access"])]
   const onServerError = options.onServerError ?? (() => {})
+  if (options.proxyGuardsIdp === true && options.proxyToken === undefined) {
+    throw new Error("flyte-auth sandbox: proxyGuardsIdp needs a proxyToken")
+  }
 
   const idp: Idp = await startIdp({
     host,
@@ -311,6 +342,10 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
     deviceFlow: options.deviceFlow ?? true,
     devicePollIntervalSeconds: options.devicePollIntervalSeconds ?? 5,
     enforceDevicePollInterval: options.enforceDevicePollInterval ?? false,
+    withholdScopes: options.withholdScopes ?? [],
+    requireNonce: options.requireNonce ?? false,
+    basicCredentials: options.basicCredentials ?? "encoded",
+    proxyToken: options.proxyGuardsIdp === true ? options.proxyToken : undefined,
     counters,
     store,
     onServerError
@@ -374,6 +409,7 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
       tokenRequests: { ...counters.tokenRequests },
       tokenErrors: { ...counters.tokenErrors },
       injectedTokenFailures: counters.injectedTokenFailures,
+      proxyRejections: counters.idpProxyRejections,
       authorizationRequests: counters.authorizationRequests,
       deviceAuthorizationRequests: counters.deviceAuthorizationRequests,
       logins: counters.logins,

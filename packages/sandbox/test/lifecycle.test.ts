@@ -99,6 +99,7 @@ describe("lifecycle", () => {
         tokenRequests: { authorization_code: 1, refresh_token: 2, client_credentials: 1, device_code: 0, other: 0 },
         tokenErrors: { authorization_code: 0, refresh_token: 1, client_credentials: 0, device_code: 0, other: 0 },
         injectedTokenFailures: 0,
+        proxyRejections: 0,
         authorizationRequests: 1,
         deviceAuthorizationRequests: 0,
         logins: 1,

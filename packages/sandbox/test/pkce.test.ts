@@ -90,7 +90,7 @@ describe("authorization code + PKCE", () => {
     expect((await userInfo(sandbox, tokens.access_token)).value?.subject).toBe(sandbox.user.subject)
   })
 
-  it("refresh tokens rotate; reusing a rotated one is invalid_grant", async () => {
+  it("refresh tokens rotate; reusing a rotated one is invalid_grant and revokes the grant", async () => {
     const first = await login()
     const second = await refresh(sandbox, first.refresh_token)
     expect(second.status).toBe(200)
@@ -105,6 +105,11 @@ describe("authorization code + PKCE", () => {
     const reused = await refresh(sandbox, first.refresh_token)
     expect(reused.status).toBe(400)
     expect(reused.json.error).toBe("invalid_grant")
+    // A reused refresh token means it leaked (OAuth 2.0 Security BCP §4.14.2): the whole grant goes, so the newest
+    // refresh token of the chain is refused too.
+    const newest = await refresh(sandbox, third.json.refresh_token)
+    expect(newest.status).toBe(400)
+    expect(newest.json.error).toBe("invalid_grant")
   })
 
   it("without offline_access there is no refresh token", async () => {

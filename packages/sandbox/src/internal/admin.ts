@@ -9,6 +9,7 @@ import type * as crypto from "node:crypto"
 import * as http from "node:http"
 import type { Counters } from "./counters.js"
 import { issuedAtMsClaim } from "./idp.js"
+import * as Net from "./net.js"
 import { close, listen, urlHost } from "./net.js"
 import { loadFlyteServices } from "./protos.js"
 
@@ -57,9 +58,9 @@ const str = (u: unknown): string | undefined => typeof u === "string" && u.lengt
 const strings = (u: unknown): Array<string> => Array.isArray(u) ? u.filter((s) => typeof s === "string") : []
 
 /** GET a JSON document on a fresh connection (no pooled keep-alive socket that could outlive its server). */
-const getJson = (url: string): Promise<Record<string, unknown>> =>
+const getJson = (url: string, headers: Record<string, string> = {}): Promise<Record<string, unknown>> =>
   new Promise((resolve, reject) => {
-    const request = http.get(url, { agent: false, headers: { accept: "application/json" } }, (response) => {
+    const request = http.get(url, { agent: false, headers: { accept: "application/json", ...headers } }, (response) => {
       const chunks: Array<Buffer> = []
       response.on("data", (chunk: Buffer) => chunks.push(chunk))
       response.on("error", reject)
@@ -89,19 +90,19 @@ const bindGrpc = (server: grpc.Server, address: string): Promise<number> =>
 export const startAdmin = async (config: AdminConfig): Promise<Admin> => {
   const { counters, headerKey } = config
 
-  const metadata = await getJson(`${config.issuer}/.well-known/oauth-authorization-server`)
+  // The admin reaches the IdP from inside the proxy's perimeter, with the proxy token should the IdP require it.
+  const metadata = await getJson(
+    `${config.issuer}/.well-known/oauth-authorization-server`,
+    config.proxyToken === undefined ? {} : { "proxy-authorization": `Bearer ${config.proxyToken}` }
+  )
 
   const jwks = jose.createLocalJWKSet({ keys: config.jwks.keys.map((key) => ({ ...key })) as Array<jose.JWK> })
   let rejectBefore: number | undefined = undefined
 
-  /** The proxy's verdict on a `proxy-authorization` value: why it refuses it, or `undefined` to let it through. */
+  /** Why the proxy refuses a `proxy-authorization` value (counted), or `undefined` to let it through. */
   const proxyRefusal = (value: string | undefined): string | undefined => {
     if (config.proxyToken === undefined) return undefined
-    const refusal = value === undefined || value === ""
-      ? "no proxy-authorization"
-      : /^bearer /i.test(value) && value.slice(7) === config.proxyToken
-      ? undefined
-      : "proxy-authorization is not \"Bearer <the proxy token>\""
+    const refusal = Net.proxyRefusal(config.proxyToken, value)
     if (refusal !== undefined) counters.proxyRejections++
     return refusal
   }
@@ -266,9 +267,12 @@ export const startAdmin = async (config: AdminConfig): Promise<Admin> => {
     const proxyHeader = req.headers["proxy-authorization"]
     const refusal = proxyRefusal(Array.isArray(proxyHeader) ? proxyHeader[0] : proxyHeader)
     if (refusal !== undefined) {
-      return send(res, 407, { error: "proxy_authentication_required", error_description: refusal }, {
-        "proxy-authenticate": `Bearer realm="flyte-sandbox-proxy"`
-      })
+      return send(
+        res,
+        407,
+        { error: "proxy_authentication_required", error_description: refusal },
+        Net.proxyAuthenticate
+      )
     }
     if (req.method !== "GET" && req.method !== "HEAD") {
       return send(res, 405, { error: "method_not_allowed" }, { allow: "GET, HEAD" })

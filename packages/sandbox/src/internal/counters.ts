@@ -51,6 +51,7 @@ export class Counters {
   authFailures = 0
   lastAuthFailure: string | undefined = undefined
   proxyRejections = 0
+  idpProxyRejections = 0
 
   reset(): void {
     this.tokenRequests = byGrantType()
@@ -70,5 +71,6 @@ export class Counters {
     this.authFailures = 0
     this.lastAuthFailure = undefined
     this.proxyRejections = 0
+    this.idpProxyRejections = 0
   }
 }

@@ -10,7 +10,7 @@ import type { InteractionDetails, KoaContext } from "oidc-provider/lib/provider.
 import { Provider } from "oidc-provider/lib/provider.js"
 import type { Counters } from "./counters.js"
 import { grantTypeKey } from "./counters.js"
-import { close, listen, readBody, urlHost } from "./net.js"
+import { close, listen, proxyAuthenticate, proxyRefusal, readBody, urlHost } from "./net.js"
 import * as Pages from "./pages.js"
 import type { Store } from "./store.js"
 
@@ -43,6 +43,14 @@ export interface IdpConfig {
   readonly deviceFlow: boolean
   readonly devicePollIntervalSeconds: number
   readonly enforceDevicePollInterval: boolean
+  /** Scopes the IdP does not know, so never grants (`Sandbox.Options.withholdScopes`). */
+  readonly withholdScopes: ReadonlyArray<string>
+  /** Refuse an `openid` authorize request without a `nonce` (`Sandbox.Options.requireNonce`). */
+  readonly requireNonce: boolean
+  /** How the token endpoint reads Basic client credentials (`Sandbox.Options.basicCredentials`). */
+  readonly basicCredentials: "encoded" | "raw"
+  /** The back-channel endpoints require `proxy-authorization: Bearer <token>` (`Sandbox.Options.proxyGuardsIdp`). */
+  readonly proxyToken: string | undefined
   readonly counters: Counters
   readonly store: Store
   readonly onServerError: (error: unknown) => void
@@ -192,12 +200,17 @@ export const startIdp = async (config: IdpConfig): Promise<Idp> => {
         token_endpoint_auth_method: "client_secret_basic"
       },
       responseTypes: ["code"],
-      scopes: ["openid", "offline_access", "profile", "email"],
-      claims: {
-        openid: ["sub"],
-        profile: ["name", "preferred_username"],
-        email: ["email", "email_verified"]
-      },
+      // A withheld scope is one this IdP does not know: asked for, it is left out of the grant (RFC 6749 §3.3).
+      scopes: ["openid", "offline_access", "profile", "email"].filter((scope) =>
+        !config.withholdScopes.includes(scope)
+      ),
+      claims: Object.fromEntries(
+        Object.entries({
+          openid: ["sub"],
+          profile: ["name", "preferred_username"],
+          email: ["email", "email_verified"]
+        }).filter(([scope]) => !config.withholdScopes.includes(scope))
+      ),
       findAccount,
       extraTokenClaims: async (_ctx: unknown, token: { accountId?: string }) => ({
         [issuedAtMsClaim]: Date.now(),
@@ -240,7 +253,7 @@ export const startIdp = async (config: IdpConfig): Promise<Idp> => {
             if (resource !== audience) throw new InvalidTarget(`unknown resource; this server only knows ${audience}`)
             return {
               audience,
-              scope: config.resourceScopes.join(" "),
+              scope: config.resourceScopes.filter((scope) => !config.withholdScopes.includes(scope)).join(" "),
               accessTokenFormat: "jwt",
               accessTokenTTL: config.tokenTtlSeconds
             }
@@ -402,19 +415,56 @@ export const startIdp = async (config: IdpConfig): Promise<Idp> => {
     const pendingFailures: Array<TokenFailure> = []
     const devicePolls = new Map<string, { last: number; interval: number }>()
 
+    /** Answers a token request without letting oidc-provider see it (its body is read here, and counted). */
+    const answerToken = async (
+      ctx: KoaContext,
+      status: number,
+      body: unknown,
+      headers: Record<string, string> = {}
+    ) => {
+      const form = new URLSearchParams(await readBody(ctx.req).catch(() => ""))
+      const key = grantTypeKey(form.get("grant_type"))
+      counters.tokenRequests[key]++
+      counters.tokenErrors[key]++
+      ctx.status = status
+      ctx.set("cache-control", "no-store")
+      for (const [name, value] of Object.entries(headers)) ctx.set(name, value)
+      ctx.body = body
+    }
+
+    /**
+     * `basicCredentials: "raw"`: Basic credentials are compared as sent, without the form-url-decoding of RFC 6749
+     * §2.3.1 (as Glewlwyd does). A raw match of the confidential client goes on to oidc-provider in the RFC form it
+     * decodes; anything else for that client is `invalid_client`. Answers whether the request was refused.
+     */
+    const refuseUndecodedBasic = async (ctx: KoaContext): Promise<boolean> => {
+      const header = ctx.req.headers.authorization
+      if (config.basicCredentials !== "raw" || header === undefined || !/^basic /i.test(header)) return false
+      const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8")
+      const colon = decoded.indexOf(":")
+      if (colon < 0 || decoded.slice(0, colon) !== config.confidentialClientId) return false
+      if (sameSecret(decoded.slice(colon + 1), config.confidentialClientSecret)) {
+        const encode = (value: string) => new URLSearchParams([["", value]]).toString().slice(1)
+        ctx.req.headers.authorization = `Basic ${
+          Buffer.from(`${encode(config.confidentialClientId)}:${encode(config.confidentialClientSecret)}`)
+            .toString("base64")
+        }`
+        return false
+      }
+      await answerToken(ctx, 401, {
+        error: "invalid_client",
+        error_description: "client authentication failed"
+      }, { "www-authenticate": `Basic realm="${issuer}"` })
+      return true
+    }
+
     const tokenEndpoint = async (ctx: KoaContext, next: () => Promise<void>) => {
       const failure = pendingFailures.shift()
       if (failure !== undefined) {
-        const form = new URLSearchParams(await readBody(ctx.req).catch(() => ""))
-        const key = grantTypeKey(form.get("grant_type"))
-        counters.tokenRequests[key]++
-        counters.tokenErrors[key]++
         counters.injectedTokenFailures++
-        ctx.status = failure.status
-        ctx.set("cache-control", "no-store")
-        ctx.body = failure.body
-        return
+        return answerToken(ctx, failure.status, failure.body)
       }
+      if (await refuseUndecodedBasic(ctx)) return
       await next()
       const params = oidcParams(ctx)
       const key = grantTypeKey(params?.grant_type)
@@ -436,7 +486,34 @@ export const startIdp = async (config: IdpConfig): Promise<Idp> => {
       }
     }
 
+    /**
+     * `requireNonce`: an `openid` authorize request without a `nonce` is refused with `invalid_request` (as Glewlwyd
+     * does), sent back to the client's loopback redirect URI as an authorization error response (RFC 6749
+     * §4.1.2.1). A request whose redirect URI is not a loopback one of the public client is left to oidc-provider.
+     */
+    const refuseWithoutNonce = (ctx: KoaContext): boolean => {
+      const query = new URLSearchParams(ctx.querystring)
+      const scopes = (query.get("scope") ?? "").split(" ")
+      if (!scopes.includes("openid") || (query.get("nonce") ?? "") !== "") return false
+      const redirectUri = query.get("redirect_uri") ?? ""
+      const loopback = /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\/callback$/.test(redirectUri)
+      if (query.get("client_id") !== config.publicClientId || !loopback) return false
+      const target = new URL(redirectUri)
+      target.searchParams.set("error", "invalid_request")
+      target.searchParams.set("error_description", "nonce required")
+      const state = query.get("state")
+      if (state !== null) target.searchParams.set("state", state)
+      target.searchParams.set("iss", issuer)
+      ctx.status = 303
+      ctx.redirect(target.href)
+      return true
+    }
+
     const cookieless = config.autoApprove ? new CookielessJar() : undefined
+
+    /** Browser pages (sign-in, consent, device verification) pass a proxy by its session cookie, not a header. */
+    const isBrowserPage = (path: string): boolean =>
+      /^\/(auth|interaction)(\/|$)/.test(path) || (/^\/device(\/|$)/.test(path) && path !== "/device/auth")
 
     provider.use(async (ctx, next) => {
       const { method, path } = ctx
@@ -452,7 +529,12 @@ export const startIdp = async (config: IdpConfig): Promise<Idp> => {
         if (ctx.status === 200 && isRecord(ctx.body) && Array.isArray(ctx.body.scopes_supported)) {
           ctx.body = {
             ...ctx.body,
-            scopes_supported: [...new Set([...ctx.body.scopes_supported, ...config.resourceScopes])]
+            scopes_supported: [
+              ...new Set([
+                ...ctx.body.scopes_supported,
+                ...config.resourceScopes.filter((scope) => !config.withholdScopes.includes(scope))
+              ])
+            ]
           }
         }
         return
@@ -460,6 +542,7 @@ export const startIdp = async (config: IdpConfig): Promise<Idp> => {
       if (path === "/token" && method === "POST") return tokenEndpoint(ctx, next)
       if (path === "/auth" && (method === "GET" || method === "POST")) {
         counters.authorizationRequests++
+        if (config.requireNonce && method === "GET" && refuseWithoutNonce(ctx)) return
       }
       if (path === "/device/auth" && method === "POST") {
         counters.deviceAuthorizationRequests++
@@ -474,6 +557,16 @@ export const startIdp = async (config: IdpConfig): Promise<Idp> => {
 
     const callback = provider.callback()
     server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (config.proxyToken !== undefined && !isBrowserPage((req.url ?? "/").split("?")[0]!)) {
+        const header = req.headers["proxy-authorization"]
+        const refusal = proxyRefusal(config.proxyToken, header)
+        if (refusal !== undefined) {
+          counters.idpProxyRejections++
+          res.writeHead(407, { "content-type": "application/json", "cache-control": "no-store", ...proxyAuthenticate })
+          res.end(JSON.stringify({ error: "proxy_authentication_required", error_description: refusal }))
+          return
+        }
+      }
       if (cookieless !== undefined && req.headers.cookie === undefined) {
         const path = (req.url ?? "/").split("?")[0]!
         const cookie = cookieless.header(path)

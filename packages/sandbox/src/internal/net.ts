@@ -53,3 +53,17 @@ export const readBody = async (req: http.IncomingMessage, limit = 64 * 1024): Pr
   }
   return Buffer.concat(chunks).toString("utf8")
 }
+
+/**
+ * An identity-aware proxy's verdict on a `proxy-authorization` value: why it refuses it, or `undefined` to let it
+ * through. Only `Bearer <expected>` passes.
+ */
+export const proxyRefusal = (expected: string, value: string | undefined): string | undefined =>
+  value === undefined || value === ""
+    ? "no proxy-authorization"
+    : /^bearer /i.test(value) && value.slice(7) === expected
+    ? undefined
+    : "proxy-authorization is not \"Bearer <the proxy token>\""
+
+/** The headers of a proxy's 407 answer (RFC 9110 §11.7.1). */
+export const proxyAuthenticate = { "proxy-authenticate": `Bearer realm="flyte-sandbox-proxy"` } as const
