@@ -203,4 +203,96 @@ describe.skipIf(!enabled)("Glewlwyd 2.7", () => {
       }
     })
   })
+
+  describe("short-lived access tokens (a second Glewlwyd, 4 s tokens)", () => {
+    let shortLived: Glewlwyd
+    let shortTap: Tap
+    beforeAll(async () => {
+      shortLived = await startGlewlwyd({ accessTokenLifetimeSeconds: 4 })
+      shortTap = await startTap(shortLived.baseUrl)
+    }, 60_000)
+    afterAll(async () => {
+      await shortTap?.close()
+      await shortLived?.close()
+    })
+
+    const pkceClient = async (visited: Array<string>) => {
+      const found = await Effect.runPromise(
+        Effect.flatMap(ClientConfig.makeOidcDiscovery(shortLived.issuer), (store) => store.get).pipe(
+          Effect.provide(FetchHttpClient.layer)
+        )
+      )
+      return createAuthClient({
+        endpoint: `${shortLived.issuer}#short`,
+        authMode: "Pkce",
+        clientId: shortLived.clients.public.clientId,
+        redirectUri: shortLived.clients.public.redirectUri,
+        scopes: ["openid", "offline_access", "flyte"],
+        clientConfig: new ClientConfig.ClientConfig({
+          ...found,
+          tokenEndpoint: shortLived.endpoints.token.replace(shortLived.baseUrl, shortTap.baseUrl)
+        }),
+        keyring: "memory",
+        browser: NodeBrowser.layerCallback((url) => {
+          visited.push(url)
+          void shortLived.browse(url)
+        })
+      })
+    }
+    const requests = (grantType: string) => shortTap.requests.filter((request) => request.grantType === grantType)
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+    it("refreshes an expired access token with the rotated refresh token, without a login", async () => {
+      const visited: Array<string> = []
+      const client = await pkceClient(visited)
+      try {
+        const first = await client.accessToken()
+        await sleep(4_500)
+        const second = await client.accessToken()
+        expect(second).not.toBe(first)
+        const jwks = createRemoteJWKSet(new URL(shortLived.endpoints.jwks))
+        await jwtVerify(second, jwks, { issuer: shortLived.issuer })
+        expect(requests("refresh_token").map((request) => request.status)).toEqual([200])
+        expect(visited).toHaveLength(1)
+      } finally {
+        await client.close()
+      }
+    }, 30_000)
+
+    it("a refused refresh (Glewlwyd's bare 400 for a spent token) ends in exactly one login", async () => {
+      const visited: Array<string> = []
+      const client = await pkceClient(visited)
+      try {
+        const credentials = await client.credentials()
+        // Someone else (a copy of the keyring, say) spends the refresh token first: Glewlwyd rotates it and, the
+        // next time the spent one is shown, answers 400 with no body.
+        const spent = await fetch(shortLived.endpoints.token, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+          body: new URLSearchParams({
+            grant_type: "refresh_token",
+            client_id: shortLived.clients.public.clientId,
+            refresh_token: Redacted.value(credentials.refreshToken!)
+          })
+        })
+        expect(spent.status).toBe(200)
+        await spent.body?.cancel()
+        const before = requests("refresh_token").length
+        const codesBefore = requests("authorization_code").length
+        await sleep(4_500)
+        const token = await client.accessToken()
+        await jwtVerify(token, createRemoteJWKSet(new URL(shortLived.endpoints.jwks)), { issuer: shortLived.issuer })
+        const refused = requests("refresh_token").slice(before)
+        expect(refused.map((request) => [request.status, request.contentLength])).toEqual([[400, 0]])
+        expect(requests("authorization_code").length - codesBefore).toBe(1)
+        expect(visited).toHaveLength(2)
+        // The new login's refresh token works.
+        await client.refresh()
+        expect(requests("refresh_token").slice(before).map((request) => request.status)).toEqual([400, 200])
+        expect(visited).toHaveLength(2)
+      } finally {
+        await client.close()
+      }
+    }, 30_000)
+  })
 })
