@@ -15,6 +15,7 @@ import { createAuthClient, NodeBrowser } from "@flyte-auth/node"
 import { Effect, Redacted } from "effect"
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from "jose"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type Home, makeHome, requireBuild, runCli } from "../e2e/helpers.js"
 import { type Glewlwyd, startGlewlwyd, startTap, type Tap } from "./glewlwyd.js"
 
 const enabled = process.env.FLYTE_AUTH_TEST_GLEWLWYD === "1"
@@ -294,5 +295,80 @@ describe.skipIf(!enabled)("Glewlwyd 2.7", () => {
         await client.close()
       }
     }, 30_000)
+  })
+
+  describe("the flyte-auth CLI, with --authorization-server-url (no Flyte admin in front of Glewlwyd)", () => {
+    let home: Home
+    beforeAll(() => {
+      requireBuild()
+      home = makeHome()
+    })
+    afterAll(() => home?.cleanup())
+
+    const cli = (args: ReadonlyArray<string>, options: Parameters<typeof runCli>[2] = {}) =>
+      runCli(home, [
+        ...args,
+        "--endpoint",
+        `${glewlwyd.baseUrl}/api`,
+        "--authorization-server-url",
+        glewlwyd.issuer,
+        "--keyring",
+        "file"
+      ], options)
+
+    it("ClientSecret: login, token and status --json name the client; the secret never shows", async () => {
+      const { clientId, clientSecret } = glewlwyd.clients.confidential
+      const service = [
+        "--auth-mode",
+        "ClientSecret",
+        "--client-id",
+        clientId,
+        "--client-secret-env-var",
+        "GLEWLWYD_SECRET",
+        "--scopes",
+        "flyte"
+      ]
+      const env = { GLEWLWYD_SECRET: clientSecret }
+      const login = await cli(["login", ...service], { env })
+      expect(login.code, login.stderr).toBe(0)
+      expect(login.stderr).toContain(`as ${clientId}`)
+      const token = await cli(["token", ...service], { env })
+      expect(token.code, token.stderr).toBe(0)
+      expect((await verifyAccessToken(token.stdout.trim())).scope).toBe("flyte")
+      const status = await cli(["status", "--json", ...service], { env })
+      expect(JSON.parse(status.stdout)).toMatchObject({ loggedIn: true, subject: clientId })
+      for (const output of [login, token, status]) {
+        expect(output.stdout + output.stderr).not.toContain(clientSecret)
+        expect(output.stdout + output.stderr).not.toContain(encodeURIComponent(clientSecret))
+      }
+      await cli(["logout", ...service])
+    })
+
+    it("DeviceFlow: the user approves the code the CLI prints on Glewlwyd's device page", async () => {
+      const device = [
+        "--auth-mode",
+        "DeviceFlow",
+        "--client-id",
+        glewlwyd.clients.public.clientId,
+        "--scopes",
+        "openid,offline_access,flyte"
+      ]
+      const approvals: Array<Promise<void>> = []
+      const login = await cli(["login", ...device], {
+        onStderrLine: (line) => {
+          const code = /\bcode ([\w-]+)/.exec(line)?.[1]
+          if (code !== undefined) approvals.push(glewlwyd.approveDevice(code))
+        }
+      })
+      await Promise.all(approvals)
+      expect(login.code, login.stderr).toBe(0)
+      expect(approvals).toHaveLength(1)
+      expect(login.stderr).toMatch(/Logged in to .* as /)
+      const token = await cli(["token", ...device])
+      expect(token.code, token.stderr).toBe(0)
+      const claims = await verifyAccessToken(token.stdout.trim())
+      const status = await cli(["status", "--json", ...device])
+      expect(JSON.parse(status.stdout)).toMatchObject({ loggedIn: true, refreshToken: true, subject: claims.sub })
+    })
   })
 })

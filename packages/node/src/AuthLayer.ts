@@ -85,6 +85,13 @@ export interface Options {
   readonly onUrl?: ((url: string) => void) | undefined
   /** Called with the device-flow instructions instead of printing them to stderr. */
   readonly onDeviceCode?: ((prompt: DevicePrompt.DeviceCodePrompt) => void) | undefined
+  /**
+   * The IdP's issuer URL: the OAuth endpoints come from its discovery document (`/.well-known/openid-configuration`)
+   * instead of the admin's `AuthMetadataService`, for an admin that does not publish them or for any other
+   * OAuth-protected API. Client id, scopes, audience and redirect URI then come from these options or the config,
+   * not from the admin. Default: `admin.authorizationServerUrl` of the Flyte config.
+   */
+  readonly authorizationServerUrl?: string | undefined
   /** A fixed client configuration instead of fetching it from the admin. */
   readonly clientConfig?:
     | ClientConfig.ClientConfig
@@ -208,6 +215,7 @@ export const resolve = Effect.fn("AuthLayer.resolve")(function*(options: Options
     proxyCommand: (yield* parseArgv(options.proxyCommand, "proxyCommand")) ?? flyte.proxyCommand,
     browserCommand: yield* parseArgv(options.browserCommand, "browserCommand"),
     authorizationHeader: options.authorizationHeader ?? flyte.authorizationHeader,
+    authorizationServerUrl: options.authorizationServerUrl ?? flyte.authorizationServerUrl,
     pkceTimeout: timeout ?? flyte.pkceTimeout ?? Policies.interactiveTimeout,
     deviceFlowTimeout: timeout ?? flyte.deviceFlowTimeout ?? Policies.interactiveTimeout,
     devicePollInterval: flyte.devicePollInterval
@@ -271,6 +279,8 @@ export const layer = (
           : new ClientConfig.ClientConfig(options.clientConfig),
         overrides
       ))
+      : resolved.authorizationServerUrl !== undefined
+      ? ClientConfig.layerOidcDiscovery(resolved.authorizationServerUrl, overrides).pipe(Layer.provide(httpClient))
       : /^https?:\/\//i.test(endpoint)
       ? ClientConfig.layerFlyteHttp(endpoint, overrides).pipe(Layer.provide(httpClient))
       : Layer.unwrapEffect(Effect.gen(function*() {

@@ -20,6 +20,7 @@
  * | command | `command` | `FLYTE_CREDENTIALS_COMMAND` |
  * | proxyCommand | `proxyCommand` | `FLYTE_CREDENTIALS_PROXY_COMMAND` |
  * | authorizationHeader | `authorizationHeader` | – |
+ * | authorizationServerUrl | `authorizationServerUrl` | – |
  * | pkceTimeout | `pkceConfig.timeout` | – |
  * | deviceFlowTimeout, devicePollInterval | `deviceFlowConfig.timeout`, `deviceFlowConfig.pollInterval` | – |
  *
@@ -78,6 +79,8 @@ export interface FlyteOptions {
   readonly proxyCommand?: ReadonlyArray<string> | undefined
   /** The gRPC metadata key for the token, when the config overrides the server's. */
   readonly authorizationHeader?: string | undefined
+  /** The IdP's issuer URL, whose discovery document replaces the admin's OAuth metadata (flytectl's key). */
+  readonly authorizationServerUrl?: string | undefined
   /** `admin.pkceConfig.timeout`: how long to wait for the browser login. */
   readonly pkceTimeout?: Duration.Duration | undefined
   /** `admin.deviceFlowConfig.timeout`: how long to wait for the device approval. */
@@ -343,6 +346,7 @@ const resolve = Effect.fnUntraced(function*(
   const command = yield* list({ file: "command", env: "FLYTE_CREDENTIALS_COMMAND" }, parseCommand)
   const proxyCommand = yield* list({ file: "proxyCommand", env: "FLYTE_CREDENTIALS_PROXY_COMMAND" }, parseCommand)
   const authorizationHeader = yield* string({ file: "authorizationHeader" })
+  const authorizationServerUrl = yield* string({ file: "authorizationServerUrl" })
   const pkceTimeout = yield* duration({ file: "pkceConfig.timeout" })
   const deviceFlowTimeout = yield* duration({ file: "deviceFlowConfig.timeout" })
   const devicePollInterval = yield* duration({ file: "deviceFlowConfig.pollInterval" })
@@ -402,6 +406,7 @@ const resolve = Effect.fnUntraced(function*(
     command,
     proxyCommand,
     authorizationHeader,
+    authorizationServerUrl,
     pkceTimeout,
     deviceFlowTimeout,
     devicePollInterval,

@@ -23,6 +23,7 @@ admin:
     - iap-token
     - --audience=flyte
   authorizationHeader: flyte-authorization
+  authorizationServerUrl: https://idp.example.com/oauth2/default
   pkceConfig:
     timeout: 2m30s
   deviceFlowConfig:
@@ -63,6 +64,7 @@ describe("FlyteConfig: the config file", () => {
           command: ["gcloud", "auth", "print-identity-token"],
           proxyCommand: ["iap-token", "--audience=flyte"],
           authorizationHeader: "flyte-authorization",
+          authorizationServerUrl: "https://idp.example.com/oauth2/default",
           pkceTimeout: undefined,
           deviceFlowTimeout: undefined,
           devicePollInterval: undefined,
@@ -163,7 +165,8 @@ describe("FlyteConfig: the environment beats the file", () => {
         command: ["/bin/token tool", "--json"],
         proxyCommand: ["proxy-token", "--quiet"],
         // keys without an environment variable still come from the file
-        authorizationHeader: "flyte-authorization"
+        authorizationHeader: "flyte-authorization",
+        authorizationServerUrl: "https://idp.example.com/oauth2/default"
       })
     }))
 

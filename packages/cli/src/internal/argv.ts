@@ -26,6 +26,7 @@ export const valueOptions: ReadonlyArray<string> = [
   "client-secret-location",
   "scopes",
   "audience",
+  "authorization-server-url",
   "command",
   "proxy-command",
   "keyring",

@@ -85,6 +85,7 @@ export const authOptions = (
       clientSecretLocation: pick(args.clientSecretLocation),
       scopes: pick(scopes),
       audience: pick(args.audience),
+      authorizationServerUrl: pick(args.authorizationServerUrl),
       command: pick(args.command),
       proxyCommand: pick(args.proxyCommand),
       browserCommand: pick(args.browserCommand),

@@ -78,6 +78,12 @@ export const globalOptions = {
     "Audience to request the token for. Config: admin.audience, FLYTE_CREDENTIALS_AUDIENCE.",
     "AUDIENCE"
   ),
+  authorizationServerUrl: text(
+    "authorization-server-url",
+    "The IdP's issuer URL: take the OAuth endpoints from its OpenID discovery document instead of the admin " +
+      "(then give --client-id and --scopes). Config: admin.authorizationServerUrl.",
+    "URL"
+  ),
   command: text(
     "command",
     "ExternalCommand mode: the command printing a token, as a JSON array or whitespace-separated words " +
@@ -149,6 +155,7 @@ export interface GlobalArgs {
   readonly clientSecretLocation: Option.Option<string>
   readonly scopes: Option.Option<string>
   readonly audience: Option.Option<string>
+  readonly authorizationServerUrl: Option.Option<string>
   readonly command: Option.Option<string>
   readonly proxyCommand: Option.Option<string>
   readonly keyring: Option.Option<NodeKeyring.BackendName>
