@@ -30,7 +30,8 @@ beforeAll(async () => {
   tap = await startTap(glewlwyd.baseUrl, [glewlwyd.clients.confidential])
   discovered = await Effect.runPromise(
     Effect.flatMap(ClientConfig.makeOidcDiscovery(glewlwyd.issuer), (store) => store.get).pipe(
-      Effect.provide(FetchHttpClient.layer)
+      Effect.provide(FetchHttpClient.layer),
+      Effect.scoped
     )
   )
 }, 60_000)
@@ -220,7 +221,8 @@ describe.skipIf(!enabled)("Glewlwyd 2.7", () => {
     const pkceClient = async (visited: Array<string>) => {
       const found = await Effect.runPromise(
         Effect.flatMap(ClientConfig.makeOidcDiscovery(shortLived.issuer), (store) => store.get).pipe(
-          Effect.provide(FetchHttpClient.layer)
+          Effect.provide(FetchHttpClient.layer),
+          Effect.scoped
         )
       )
       return createAuthClient({

@@ -6,15 +6,13 @@
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
-import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import { AuthenticationError } from "./AuthError.js"
 import { decodeBody, describeUrl, requestJson } from "./internal/oauthHttp.js"
+import * as SingleFlight from "./internal/singleFlight.js"
 import * as Policies from "./Policies.js"
 
 /**
@@ -151,7 +149,8 @@ export const normalizeHeaderKey = (key: string | null | undefined): string =>
  * Builds a store around an effect that fetches the configuration. The first `get` runs `fetch`; callers that
  * arrive while it runs wait for the same result, so N concurrent first callers cause one fetch. A success is kept
  * for the life of the store; a failure is handed to the callers that waited for it and then forgotten, so the
- * next `get` fetches again. Interrupting a caller does not interrupt a fetch others may be waiting for.
+ * next `get` fetches again. Interrupting a caller does not interrupt a fetch others may be waiting for; closing
+ * the scope that made the store does.
  *
  * This is the building block of the remote stores here and in `@flyte-auth/grpc`: give it the fetch with its
  * retry policy already applied.
@@ -161,39 +160,11 @@ export const normalizeHeaderKey = (key: string | null | undefined): string =>
  */
 export const makeCached = <R>(
   fetch: Effect.Effect<ClientConfig, AuthenticationError, R>
-): Effect.Effect<ClientConfigStore.Service, never, R> =>
+): Effect.Effect<ClientConfigStore.Service, never, R | Scope.Scope> =>
   Effect.gen(function*() {
     const context = yield* Effect.context<R>()
-    const fetchOnce = Effect.provide(fetch, context)
-    type State = Option.Option<Deferred.Deferred<ClientConfig, AuthenticationError>>
-    const current = yield* Ref.make<State>(Option.none())
-    // Deciding who fetches and starting that fetch happen without interruption, so a state never names a fetch
-    // that did not start; only the waiting is interruptible.
-    const start = Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(Deferred.make<ClientConfig, AuthenticationError>(), (candidate) =>
-        Ref.modify(current, (state): [Effect.Effect<ClientConfig, AuthenticationError>, State] => {
-          if (Option.isSome(state)) {
-            return [restore(Deferred.await(state.value)), state]
-          }
-          const leader = Effect.interruptible(fetchOnce).pipe(
-            // Forget a failure before anyone hears of it, so a caller that retries right away fetches again.
-            Effect.onExit((exit) =>
-              Exit.isFailure(exit) ? Ref.set(current, Option.none()) : Effect.void
-            ),
-            Effect.intoDeferred(candidate),
-            Effect.forkDaemon,
-            Effect.zipRight(restore(Deferred.await(candidate)))
-          )
-          return [leader, Option.some(candidate)]
-        }).pipe(Effect.flatten))
-    )
-    // The common case, a fetch already under way or done, is awaited without a deferred of its own (one per call
-    // otherwise); the first caller, or the first after a failure, goes through `start`, which decides atomically.
-    const get = Effect.flatMap(
-      Ref.get(current),
-      (state) => Option.isSome(state) ? Deferred.await(state.value) : start
-    )
-    return { get } satisfies ClientConfigStore.Service
+    const flight = yield* SingleFlight.make(Effect.provide(fetch, context))
+    return { get: flight.get } satisfies ClientConfigStore.Service
   })
 
 /**
@@ -211,7 +182,7 @@ export const makeCached = <R>(
 export const makeFlyteHttp = (
   baseUrl: string,
   overrides: Overrides = {}
-): Effect.Effect<ClientConfigStore.Service, never, HttpClient.HttpClient> =>
+): Effect.Effect<ClientConfigStore.Service, never, HttpClient.HttpClient | Scope.Scope> =>
   Effect.flatMap(HttpClient.HttpClient, (client) =>
     makeCached(
       Effect.gen(function*() {
@@ -255,7 +226,7 @@ export const layerFlyteHttp = (
   baseUrl: string,
   overrides?: Overrides
 ): Layer.Layer<ClientConfigStore, never, HttpClient.HttpClient> =>
-  Layer.effect(ClientConfigStore, makeFlyteHttp(baseUrl, overrides))
+  Layer.scoped(ClientConfigStore, makeFlyteHttp(baseUrl, overrides))
 
 /**
  * A store backed by OpenID Connect discovery: `GET {issuer}/.well-known/openid-configuration`. The issuer in the
@@ -269,7 +240,7 @@ export const layerFlyteHttp = (
 export const makeOidcDiscovery = (
   issuer: string,
   overrides: Overrides = {}
-): Effect.Effect<ClientConfigStore.Service, never, HttpClient.HttpClient> =>
+): Effect.Effect<ClientConfigStore.Service, never, HttpClient.HttpClient | Scope.Scope> =>
   Effect.flatMap(HttpClient.HttpClient, (client) =>
     makeCached(
       Effect.gen(function*() {
@@ -303,7 +274,7 @@ export const layerOidcDiscovery = (
   issuer: string,
   overrides?: Overrides
 ): Layer.Layer<ClientConfigStore, never, HttpClient.HttpClient> =>
-  Layer.effect(ClientConfigStore, makeOidcDiscovery(issuer, overrides))
+  Layer.scoped(ClientConfigStore, makeOidcDiscovery(issuer, overrides))
 
 /**
  * Authorization server metadata (RFC 8414, OIDC discovery, Flyte's `OAuth2MetadataResponse`) as the stores read

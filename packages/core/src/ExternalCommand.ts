@@ -34,7 +34,7 @@ export interface Options {
 }
 
 /**
- * What a proxy command needs (`ProxyAuthorization.commandCache`): the `proxyCommand` argv and its timeout (`Policies.commandTimeout` by default).
+ * What a proxy command needs (`ProxyAuthorization.commandSource`): the `proxyCommand` argv and its timeout (`Policies.commandTimeout` by default).
  *
  * @since 0.1.0
  * @category models

@@ -3,7 +3,7 @@
  * identity provider or Flyte admin (the token usually comes from `proxyCommand`).
  *
  * Every flow and the `TokenClient` send their requests through the `HttpClient` in context, so wrapping that
- * client (`layer`, `layerCommand`) reaches every call: device authorization, device polls, refresh, code exchange,
+ * client (`layer`, `layerCommand`) with a `TokenSource` reaches every call: device authorization, device polls, refresh, code exchange,
  * client credentials and the configuration fetch.
  *
  * @since 0.1.0
@@ -15,11 +15,12 @@ import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import { AuthenticationError, type AuthError } from "./AuthError.js"
+import type * as Scope from "effect/Scope"
+import { AuthenticationError } from "./AuthError.js"
 import type { CommandRunner } from "./CommandRunner.js"
-import { bearer, bearerToken, type Credentials } from "./Credentials.js"
+import { bearer } from "./Credentials.js"
 import * as ExternalCommand from "./ExternalCommand.js"
-import * as TokenCache from "./TokenCache.js"
+import * as TokenSource from "./TokenSource.js"
 
 /**
  * The header this module sets.
@@ -30,103 +31,28 @@ import * as TokenCache from "./TokenCache.js"
 export const headerName = "proxy-authorization"
 
 /**
- * Where the proxy token comes from: a bare token (used until the proxy rejects it) or credentials (also renewed
- * when they near their `expiresAt`).
+ * Wraps a client so that every request carries `proxy-authorization: Bearer <token>`, the access token of
+ * `source` (see `TokenSource.reuse`: one run for concurrent requests, renewed near its expiry).
  *
- * @since 0.1.0
- * @category models
- */
-export type TokenSource<R = never> = Effect.Effect<Redacted.Redacted<string> | Credentials, AuthError, R>
-
-/**
- * Wraps a client so that every request carries `proxy-authorization: Bearer <token>`.
+ * When the proxy answers 407, the token that was sent is invalidated (unless another request already replaced
+ * it) and the request is sent once more with a new token; a second 407 is returned to the caller. A request whose
+ * body is a stream cannot be replayed and is not resent. When the token cannot be obtained, the request fails with
+ * a `RequestError` of reason `Transport` whose `cause` is an `AuthenticationError` saying why (the `TokenClient`
+ * and the flows fail with that error itself, e.g. reason `CommandFailed` or `Timeout` for a proxy command).
  *
- * The token is obtained on the first request and cached (one run of `token` for concurrent requests). When the
- * proxy answers 407, the cached token is dropped (unless another request already replaced it) and the request is
- * sent once more with a new token; a second 407 is returned to the caller. A request whose body is a stream cannot
- * be replayed and is not resent. When the token cannot be obtained, the request fails with a `RequestError` of
- * reason `Transport` whose `cause` is an `AuthenticationError` saying why (the `TokenClient` and the flows fail
- * with that error itself, e.g. reason `CommandFailed` or `Timeout` for a proxy command).
+ * Give the same source to the other transports (`GrpcAuth.proxyInterceptor`) so that one token serves them all
+ * and a rejection seen by any of them renews it for all.
  *
  * @since 0.1.0
  * @category combinators
  */
 export const withProxyAuthorization: {
-  (token: TokenSource): (client: HttpClient.HttpClient) => Effect.Effect<HttpClient.HttpClient>
-  (client: HttpClient.HttpClient, token: TokenSource): Effect.Effect<HttpClient.HttpClient>
-} = dual(
-  2,
-  (client: HttpClient.HttpClient, token: TokenSource): Effect.Effect<HttpClient.HttpClient> =>
-    Effect.sync(() => wrap(client, TokenCache.make(token)))
-)
-
-/**
- * Replaces the `HttpClient` in context with one that adds `proxy-authorization` (see `withProxyAuthorization`).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layer = <R>(
-  token: TokenSource<R>
-): Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | R> =>
-  Layer.effect(
-    HttpClient.HttpClient,
-    Effect.gen(function*() {
-      const context = yield* Effect.context<R>()
-      const client = yield* HttpClient.HttpClient
-      return yield* withProxyAuthorization(client, Effect.provide(token, context))
-    })
-  )
-
-/**
- * Replaces the `HttpClient` in context with one that adds the token of `cache`: the way to share one proxy token
- * (one run of the proxy command, one renewal on rejection) with other transports, e.g. the gRPC
- * `GrpcAuth.proxyInterceptor` given the same cache.
- *
- * @since 0.2.0
- * @category layers
- */
-export const layerCache = (
-  cache: TokenCache.TokenCache<AuthError>
-): Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient> =>
-  Layer.effect(HttpClient.HttpClient, Effect.map(HttpClient.HttpClient, (client) => wrap(client, cache)))
-
-/**
- * The proxy token printed by `proxyCommand`, read as by `ExternalCommand.authenticate` (a JSON output with an
- * expiry is renewed before it expires), as a cache to share between transports (`layerCache`,
- * `GrpcAuth.proxyInterceptor`).
- *
- * @since 0.2.0
- * @category constructors
- */
-export const commandCache = (
-  options: ExternalCommand.ProxyOptions
-): Effect.Effect<TokenCache.TokenCache<AuthError>, never, CommandRunner> =>
-  Effect.map(Effect.context<CommandRunner>(), (context) =>
-    TokenCache.make(
-      ExternalCommand.authenticate({ endpoint: headerName, command: options.command, timeout: options.timeout }).pipe(
-        Effect.provide(context)
-      )
-    ))
-
-/**
- * Replaces the `HttpClient` in context with one that adds the token printed by `proxyCommand` (read as by
- * `ExternalCommand.authenticate`, so a JSON output with an expiry is renewed before it expires).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerCommand = (
-  options: ExternalCommand.ProxyOptions
-): Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | CommandRunner> =>
-  Layer.unwrapEffect(Effect.map(commandCache(options), layerCache))
-
-// --- internals -------------------------------------------------------------------------------------------------
-
-const wrap = (client: HttpClient.HttpClient, cache: TokenCache.TokenCache<AuthError>): HttpClient.HttpClient =>
+  (source: TokenSource.TokenSource): (client: HttpClient.HttpClient) => HttpClient.HttpClient
+  (client: HttpClient.HttpClient, source: TokenSource.TokenSource): HttpClient.HttpClient
+} = dual(2, (client: HttpClient.HttpClient, source: TokenSource.TokenSource): HttpClient.HttpClient =>
   client.pipe(
     HttpClient.mapRequestEffect((request) =>
-      cache.get.pipe(
+      TokenSource.accessToken(source).pipe(
         Effect.map((token) => HttpClientRequest.setHeader(request, headerName, Redacted.value(bearer(token)))),
         Effect.mapError((error) => {
           const description = `No proxy authorization token: ${
@@ -147,10 +73,48 @@ const wrap = (client: HttpClient.HttpClient, cache: TokenCache.TokenCache<AuthEr
       Effect.flatMap(send, (response) => {
         if (response.status !== 407 || response.request.body._tag === "Stream") return Effect.succeed(response)
         const sent = response.request.headers[headerName]
-        return (sent === undefined ? Effect.void : cache.invalidate(bearerToken(Redacted.make(sent)))).pipe(
+        return (sent === undefined ? Effect.void : source.invalidate(Redacted.make(sent))).pipe(
           Effect.zipRight(Effect.logDebug("The proxy answered 407: obtaining a new proxy token and resending once")),
           Effect.zipRight(send)
         )
       })
     )
+  ))
+
+/**
+ * Replaces the `HttpClient` in context with one that adds the token of `source` (see `withProxyAuthorization`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  source: TokenSource.TokenSource
+): Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient> =>
+  Layer.effect(HttpClient.HttpClient, Effect.map(HttpClient.HttpClient, withProxyAuthorization(source)))
+
+/**
+ * The proxy token printed by `proxyCommand`, read as by `ExternalCommand.authenticate` (a JSON output with an
+ * expiry is renewed before it expires), as a token source to share between transports (`layer`,
+ * `GrpcAuth.proxyInterceptor`). A run of the command belongs to the current scope.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const commandSource = (
+  options: ExternalCommand.ProxyOptions
+): Effect.Effect<TokenSource.TokenSource, never, CommandRunner | Scope.Scope> =>
+  TokenSource.reuse(
+    ExternalCommand.authenticate({ endpoint: headerName, command: options.command, timeout: options.timeout })
   )
+
+/**
+ * Replaces the `HttpClient` in context with one that adds the token printed by `proxyCommand` (see
+ * `commandSource`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerCommand = (
+  options: ExternalCommand.ProxyOptions
+): Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | CommandRunner> =>
+  Layer.unwrapScoped(Effect.map(commandSource(options), layer))

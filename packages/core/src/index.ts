@@ -78,8 +78,8 @@ export * as ProxyAuthorization from "./ProxyAuthorization.js"
 /**
  * @since 0.1.0
  */
-export * as TokenCache from "./TokenCache.js"
-/**
- * @since 0.1.0
- */
 export * as TokenClient from "./TokenClient.js"
+/**
+ * @since 0.2.0
+ */
+export * as TokenSource from "./TokenSource.js"

@@ -223,7 +223,7 @@ describe("errors never carry a secret", () => {
       assertNoSecret("timeout", yield* Fiber.join(fiber))
     }))
 
-  it.effect("in a discovery failure", () =>
+  it.scoped("in a discovery failure", () =>
     Effect.gen(function*() {
       const http = yield* makeMockHttp(() => json({ token_endpoint: 5, access_token: secrets.accessToken }))
       const store = yield* ClientConfig.makeOidcDiscovery(`https://idp.example/?k=${secrets.clientSecret}`, {}).pipe(

@@ -1,7 +1,7 @@
 import { HttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { AuthError, ClientConfig } from "@flyte-auth/core"
-import { Deferred, Duration, Effect, Fiber, Option, Ref, TestClock } from "effect"
+import { Deferred, Duration, Effect, Fiber, Option, Ref, type Scope, TestClock } from "effect"
 import { type Handler, json, makeMockHttp, refused, text } from "./helpers/mockHttp.js"
 
 const base = "https://flyte.example"
@@ -42,7 +42,7 @@ const flyteAdmin = (overrides: { metadata?: unknown; client?: unknown } = {}): H
 
 const storeWith = (
   handler: Handler,
-  make: Effect.Effect<ClientConfig.ClientConfigStore.Service, never, HttpClient.HttpClient> = ClientConfig
+  make: Effect.Effect<ClientConfig.ClientConfigStore.Service, never, HttpClient.HttpClient | Scope.Scope> = ClientConfig
     .makeFlyteHttp(base)
 ) =>
   Effect.gen(function*() {
@@ -58,7 +58,7 @@ const expectAuthError = (error: unknown, reason: AuthError.AuthenticationErrorRe
 }
 
 describe("ClientConfig.layerStatic", () => {
-  it.effect("answers the given configuration with defaults filled in", () =>
+  it.scoped("answers the given configuration with defaults filled in", () =>
     Effect.gen(function*() {
       const config = yield* Effect.flatMap(ClientConfig.ClientConfigStore, (store) => store.get).pipe(
         Effect.provide(ClientConfig.layerStatic(new ClientConfig.ClientConfig({ tokenEndpoint: "https://t" })))
@@ -79,7 +79,7 @@ describe("ClientConfig.nonEmpty", () => {
 })
 
 describe("ClientConfig.makeFlyteHttp", () => {
-  it.effect("combines the authorization server metadata and the public client config", () =>
+  it.scoped("combines the authorization server metadata and the public client config", () =>
     Effect.gen(function*() {
       const { http, store } = yield* storeWith(flyteAdmin())
       const config = yield* store.get
@@ -106,7 +106,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expect(requests.every((r) => r.headers["authorization"] === undefined)).toBe(true)
     }))
 
-  it.effect("normalises empty strings (as proto JSON sends them) to absent", () =>
+  it.scoped("normalises empty strings (as proto JSON sends them) to absent", () =>
     Effect.gen(function*() {
       const { store } = yield* storeWith(
         flyteAdmin({
@@ -133,7 +133,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expect(config.headerKey).toBe("authorization")
     }))
 
-  it.effect("accepts camelCase client config, relative endpoints and a base URL with a path", () =>
+  it.scoped("accepts camelCase client config, relative endpoints and a base URL with a path", () =>
     Effect.gen(function*() {
       const { http, store } = yield* storeWith(
         (request) =>
@@ -152,7 +152,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expect(paths).toEqual(["/api/.well-known/oauth-authorization-server", "/api/config/v1/flyte_client"])
     }))
 
-  it.effect("user overrides win over published values", () =>
+  it.scoped("user overrides win over published values", () =>
     Effect.gen(function*() {
       const { store } = yield* storeWith(
         flyteAdmin({ client: { ...flyteClient, audience: "published-aud" } }),
@@ -172,7 +172,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expect(config.headerKey).toBe("authorization")
     }))
 
-  it.effect("empty overrides do not hide published values", () =>
+  it.scoped("empty overrides do not hide published values", () =>
     Effect.gen(function*() {
       const { store } = yield* storeWith(
         flyteAdmin(),
@@ -184,7 +184,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expect(config.headerKey).toBe("flyte-authorization")
     }))
 
-  it.effect("fetches once and caches the result", () =>
+  it.scoped("fetches once and caches the result", () =>
     Effect.gen(function*() {
       const { http, store } = yield* storeWith(flyteAdmin())
       expect(yield* http.count()).toBe(0)
@@ -195,7 +195,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expect(yield* http.count(clientPath)).toBe(1)
     }))
 
-  it.effect("concurrent first callers share one fetch", () =>
+  it.scoped("concurrent first callers share one fetch", () =>
     Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
       const admin = flyteAdmin()
@@ -211,7 +211,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expect(yield* http.count(clientPath)).toBe(1)
     }))
 
-  it.effect("concurrent callers share a failure, and the failure is not cached", () =>
+  it.scoped("concurrent callers share a failure, and the failure is not cached", () =>
     Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
       const healthy = yield* Ref.make(false)
@@ -241,7 +241,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expect(yield* http.count(clientPath)).toBe(2)
     }))
 
-  it.effect("an interrupted first caller does not break the fetch for the others", () =>
+  it.scoped("an interrupted first caller does not break the fetch for the others", () =>
     Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
       const admin = flyteAdmin()
@@ -259,7 +259,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expect(yield* http.count(clientPath)).toBe(1)
     }))
 
-  it.effect("retries transient failures (5xx, connection refused) with Policies.transientRetry", () =>
+  it.scoped("retries transient failures (5xx, connection refused) with Policies.transientRetry", () =>
     Effect.gen(function*() {
       const admin = flyteAdmin()
       let metadataCalls = 0
@@ -277,7 +277,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expect(yield* http.count(clientPath)).toBe(2)
     }))
 
-  it.effect("gives up after 3 retries with the last transient error", () =>
+  it.scoped("gives up after 3 retries with the last transient error", () =>
     Effect.gen(function*() {
       const { http, store } = yield* storeWith((request) =>
         request.url.pathname === metadataPath ? text("unavailable", 503, "text/plain") : json(flyteClient)
@@ -292,7 +292,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expect(yield* http.count(metadataPath)).toBe(4)
     }))
 
-  it.effect("does not retry a non-transient failure", () =>
+  it.scoped("does not retry a non-transient failure", () =>
     Effect.gen(function*() {
       const { http, store } = yield* storeWith((request) =>
         request.url.pathname === metadataPath ? json({ issuer: "x" }) : json(flyteClient)
@@ -304,7 +304,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expect(yield* http.count(metadataPath)).toBe(1)
     }))
 
-  it.effect("a malformed metadata body names the URL and the field", () =>
+  it.scoped("a malformed metadata body names the URL and the field", () =>
     Effect.gen(function*() {
       const { store } = yield* storeWith(flyteAdmin({ metadata: { token_endpoint: 42 } }))
       const error = expectAuthError(yield* Effect.flip(store.get), "InvalidResponse")
@@ -313,7 +313,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       )
     }))
 
-  it.effect("refuses an endpoint that is not an http(s) URL", () =>
+  it.scoped("refuses an endpoint that is not an http(s) URL", () =>
     Effect.gen(function*() {
       const { store } = yield* storeWith(
         flyteAdmin({ metadata: { ...metadata, token_endpoint: "javascript:alert(1)" } })
@@ -321,7 +321,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expectAuthError(yield* Effect.flip(store.get), "InvalidResponse")
     }))
 
-  it.effect("an invalid base URL is a Config error, without any request", () =>
+  it.scoped("an invalid base URL is a Config error, without any request", () =>
     Effect.gen(function*() {
       for (const url of ["flyte.example:443", "dns:///flyte.example", "https://flyte.example/?x=1", ""]) {
         const { http, store } = yield* storeWith(flyteAdmin(), ClientConfig.makeFlyteHttp(url))
@@ -330,7 +330,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       }
     }))
 
-  it.effect("a request that hangs times out and is retried", () =>
+  it.scoped("a request that hangs times out and is retried", () =>
     Effect.gen(function*() {
       const admin = flyteAdmin()
       let hung = false
@@ -349,7 +349,7 @@ describe("ClientConfig.makeFlyteHttp", () => {
       expect(yield* http.count(metadataPath)).toBe(2)
     }))
 
-  it.effect("layerFlyteHttp provides the store", () =>
+  it.scoped("layerFlyteHttp provides the store", () =>
     Effect.gen(function*() {
       const http = yield* makeMockHttp(flyteAdmin())
       const config = yield* Effect.flatMap(ClientConfig.ClientConfigStore, (store) => store.get).pipe(
@@ -371,7 +371,7 @@ describe("ClientConfig.makeOidcDiscovery", () => {
   }
   const overrides = { clientId: "cli", scopes: ["openid", "offline_access"], redirectUri: "http://localhost:8080/cb" }
 
-  it.effect("reads the issuer's discovery document, with client values from overrides", () =>
+  it.scoped("reads the issuer's discovery document, with client values from overrides", () =>
     Effect.gen(function*() {
       const { http, store } = yield* storeWith(
         (request) =>
@@ -398,7 +398,7 @@ describe("ClientConfig.makeOidcDiscovery", () => {
       expect(yield* http.count()).toBe(1)
     }))
 
-  it.effect("refuses a document for another issuer", () =>
+  it.scoped("refuses a document for another issuer", () =>
     Effect.gen(function*() {
       const { store } = yield* storeWith(
         () => json({ ...discovery, issuer: "https://evil.example" }),
@@ -408,7 +408,7 @@ describe("ClientConfig.makeOidcDiscovery", () => {
       expect(error.message).toContain("names issuer https://evil.example/")
     }))
 
-  it.effect("a failed discovery is not cached", () =>
+  it.scoped("a failed discovery is not cached", () =>
     Effect.gen(function*() {
       let calls = 0
       const { http, store } = yield* storeWith(
@@ -420,7 +420,7 @@ describe("ClientConfig.makeOidcDiscovery", () => {
       expect(yield* http.count()).toBe(2)
     }))
 
-  it.effect("layerOidcDiscovery provides the store", () =>
+  it.scoped("layerOidcDiscovery provides the store", () =>
     Effect.gen(function*() {
       const http = yield* makeMockHttp(() => json(discovery))
       const config = yield* Effect.flatMap(ClientConfig.ClientConfigStore, (store) => store.get).pipe(
@@ -432,7 +432,7 @@ describe("ClientConfig.makeOidcDiscovery", () => {
 })
 
 describe("ClientConfig.makeCached", () => {
-  it.effect("runs the fetch once per success and again after a failure", () =>
+  it.scoped("runs the fetch once per success and again after a failure", () =>
     Effect.gen(function*() {
       const calls = yield* Ref.make(0)
       const store = yield* ClientConfig.makeCached(

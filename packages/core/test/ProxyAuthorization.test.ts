@@ -4,12 +4,14 @@ import {
   AuthError,
   ClientConfig,
   CommandRunner,
+  Credentials,
   DeviceCode,
   DevicePrompt,
   ProxyAuthorization,
-  TokenClient
+  TokenClient,
+  TokenSource
 } from "@flyte-auth/core"
-import { Chunk, Duration, Effect, Fiber, Layer, Redacted, Stream, TestClock } from "effect"
+import { Chunk, Context, Duration, Effect, Fiber, Layer, Redacted, Stream, TestClock } from "effect"
 import { json, makeMockHttp, type RecordedRequest, tokenJson } from "./helpers/mockHttp.js"
 
 const config = new ClientConfig.ClientConfig({
@@ -38,7 +40,8 @@ const setup = (
     const layer = ProxyAuthorization.layerCommand({ command: ["proxy-token"] }).pipe(
       Layer.provide([Layer.succeed(HttpClient.HttpClient, server.client), command.layer])
     )
-    const client = yield* HttpClient.HttpClient.pipe(Effect.provide(layer))
+    // Built in the test's scope: the command's runs belong to it.
+    const client = Context.get(yield* Layer.build(layer), HttpClient.HttpClient)
     return { server, command, layer, client }
   })
 
@@ -52,7 +55,7 @@ const refresh = TokenClient.refresh({
 const proxyHeaders = (requests: ReadonlyArray<RecordedRequest>) => requests.map((r) => r.headers["proxy-authorization"])
 
 describe("ProxyAuthorization", () => {
-  it.effect("adds proxy-authorization to every request of a device flow, running the command once", () =>
+  it.scoped("adds proxy-authorization to every request of a device flow, running the command once", () =>
     Effect.gen(function*() {
       let polls = 0
       const { command, layer, server } = yield* setup(["proxy-1\n"], (request) => {
@@ -85,7 +88,7 @@ describe("ProxyAuthorization", () => {
       expect(command.runs()).toBe(1)
     }))
 
-  it.effect("adds proxy-authorization to a refresh and keeps the bearer authorization apart", () =>
+  it.scoped("adds proxy-authorization to a refresh and keeps the bearer authorization apart", () =>
     Effect.gen(function*() {
       const { command, layer, server } = yield* setup(["{\"access_token\":\"proxy-1\"}"], () => tokenJson("at-2"))
       const credentials = yield* refresh.pipe(Effect.provide(layer))
@@ -96,7 +99,7 @@ describe("ProxyAuthorization", () => {
       expect(command.runs()).toBe(1)
     }))
 
-  it.effect("re-runs the command once when the proxy answers 407, then keeps the new token", () =>
+  it.scoped("re-runs the command once when the proxy answers 407, then keeps the new token", () =>
     Effect.gen(function*() {
       const { client, command, server } = yield* setup(
         ["proxy-1", "proxy-2"],
@@ -116,7 +119,7 @@ describe("ProxyAuthorization", () => {
       expect(command.runs()).toBe(2)
     }))
 
-  it.effect("returns a second 407 to the caller instead of looping", () =>
+  it.scoped("returns a second 407 to the caller instead of looping", () =>
     Effect.gen(function*() {
       const { command, layer, server } = yield* setup(
         ["proxy-1", "proxy-2", "proxy-3"],
@@ -129,7 +132,7 @@ describe("ProxyAuthorization", () => {
       expect(command.runs()).toBe(2)
     }))
 
-  it.effect("does not resend a streamed body after a 407", () =>
+  it.scoped("does not resend a streamed body after a 407", () =>
     Effect.gen(function*() {
       const { client, command, server } = yield* setup(["proxy-1"], () => new Response("no", { status: 407 }))
       const response = yield* client.execute(
@@ -142,7 +145,7 @@ describe("ProxyAuthorization", () => {
       expect(command.runs()).toBe(1)
     }))
 
-  it.effect("runs the command once for concurrent requests", () =>
+  it.scoped("runs the command once for concurrent requests", () =>
     Effect.gen(function*() {
       const { command, layer, server } = yield* setup(["proxy-1"], () => tokenJson())
       yield* Effect.all(Array.from({ length: 5 }, () => refresh), { concurrency: "unbounded" }).pipe(
@@ -152,7 +155,7 @@ describe("ProxyAuthorization", () => {
       expect(command.runs()).toBe(1)
     }))
 
-  it.effect("obtains a new token when the command's token nears its expiry", () =>
+  it.scoped("obtains a new token when the command's token nears its expiry", () =>
     Effect.gen(function*() {
       const { client, command, server } = yield* setup(
         ["{\"access_token\":\"proxy-1\",\"expires_in\":300}", "{\"access_token\":\"proxy-2\",\"expires_in\":300}"],
@@ -168,7 +171,7 @@ describe("ProxyAuthorization", () => {
       expect(command.runs()).toBe(2)
     }))
 
-  it.effect("fails with the command's error, sending nothing, when the command fails", () =>
+  it.scoped("fails with the command's error, sending nothing, when the command fails", () =>
     Effect.gen(function*() {
       const server = yield* makeMockHttp(() => tokenJson())
       const layer = ProxyAuthorization.layerCommand({ command: ["proxy-token"] }).pipe(
@@ -187,19 +190,21 @@ describe("ProxyAuthorization", () => {
       expect(yield* server.requests).toHaveLength(0)
     }))
 
-  it.effect("withProxyAuthorization takes any token effect", () =>
+  it.scoped("withProxyAuthorization takes any token source", () =>
     Effect.gen(function*() {
       const server = yield* makeMockHttp(() => tokenJson())
-      const client = yield* ProxyAuthorization.withProxyAuthorization(
-        server.client,
-        Effect.succeed(Redacted.make("static-token"))
+      const source = yield* TokenSource.reuse(
+        Effect.succeed(new Credentials.Credentials({ accessToken: Redacted.make("static-token"), endpoint: "proxy" }))
       )
+      const client = ProxyAuthorization.withProxyAuthorization(server.client, source)
       yield* refresh.pipe(Effect.provideService(HttpClient.HttpClient, client))
       expect(proxyHeaders(yield* server.requests)).toEqual(["Bearer static-token"])
 
-      const failing = yield* server.client.pipe(
+      const failing = server.client.pipe(
         ProxyAuthorization.withProxyAuthorization(
-          Effect.fail(new AuthError.AuthenticationError({ reason: "Config", description: "no proxy token" }))
+          yield* TokenSource.reuse(
+            Effect.fail(new AuthError.AuthenticationError({ reason: "Config", description: "no proxy token" }))
+          )
         )
       )
       const error = yield* failing.get("https://idp.example/x").pipe(Effect.flip)

@@ -30,16 +30,16 @@ import { Authenticator } from "@flyte-auth/core/Authenticator"
 import type { AuthClientLike, AuthHeader } from "@flyte-auth/core/Authenticator"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
 import type { AuthError } from "@flyte-auth/core/AuthError"
-import type * as Credentials from "@flyte-auth/core/Credentials"
+import * as Credentials from "@flyte-auth/core/Credentials"
 import { bearer, bearerToken } from "@flyte-auth/core/Credentials"
-import * as TokenCache from "@flyte-auth/core/TokenCache"
+import * as TokenSource from "@flyte-auth/core/TokenSource"
 import type * as grpc from "@grpc/grpc-js"
 import { credentials as grpcCredentials, Metadata, status as Status } from "@grpc/grpc-js"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import { readFile } from "node:fs/promises"
 import * as RetryingCall from "./internal/retryingCall.js"
 
@@ -145,19 +145,6 @@ export const authCallCredentials = (auth: AuthClientLike): grpc.CallCredentials 
   metadataGenerator(clientPolicy(auth).headers, Runtime.defaultRuntime)
 
 /**
- * Where a proxy token comes from: an effect yielding the token (e.g. running `proxyCommand`), or credentials whose
- * `expiresAt` also renews it before it expires (the same shape as core's `ProxyAuthorization.TokenSource`); or a
- * `TokenCache` shared with other transports (`ProxyAuthorization.commandCache`), so that one token serves them
- * all and a rejection seen by any of them renews it for all.
- *
- * @since 0.1.0
- * @category models
- */
-export type ProxyTokenSource<R = never> =
-  | Effect.Effect<Redacted.Redacted<string> | Credentials.Credentials, AuthError, R>
-  | TokenCache.TokenCache<AuthError>
-
-/**
  * An interceptor adding `proxy-authorization: Bearer <token>` to every call, for identity-aware proxies in front
  * of Flyte admin. The token is obtained on the first call and cached (one run of `token` for concurrent calls).
  * When a call is rejected by the proxy (`isProxyRejection`) before it received a message, the token is dropped
@@ -170,13 +157,8 @@ export type ProxyTokenSource<R = never> =
  * @since 0.1.0
  * @category interceptors
  */
-export const proxyInterceptor = <R = never>(token: ProxyTokenSource<R>): Effect.Effect<grpc.Interceptor, never, R> =>
-  Effect.gen(function*() {
-    const context = yield* Effect.context<R>()
-    const runtime = yield* Effect.runtime<never>()
-    const cache = Effect.isEffect(token) ? TokenCache.make(Effect.provide(token, context)) : token
-    return RetryingCall.makeInterceptor(proxyPolicy(cache), runtime)
-  })
+export const proxyInterceptor = (source: TokenSource.TokenSource): Effect.Effect<grpc.Interceptor> =>
+  Effect.map(Effect.runtime<never>(), (runtime) => RetryingCall.makeInterceptor(proxyPolicy(source), runtime))
 
 /**
  * `proxyInterceptor` for Promise users: `token` resolves to the proxy token (surrounding whitespace is trimmed).
@@ -186,15 +168,24 @@ export const proxyInterceptor = <R = never>(token: ProxyTokenSource<R>): Effect.
  * @since 0.1.0
  * @category interceptors
  */
-export const proxyAuthorizationInterceptor = (token: () => Promise<string>): grpc.Interceptor =>
-  RetryingCall.makeInterceptor(
-    proxyPolicy(TokenCache.make(
+export const proxyAuthorizationInterceptor = (token: () => Promise<string>): grpc.Interceptor => {
+  const source = Effect.runSync(
+    TokenSource.reuse(
       Effect.tryPromise({ try: () => token(), catch: (error) => error }).pipe(
-        Effect.map((value) => Redacted.make(String(value).trim()))
+        Effect.map((value) =>
+          new Credentials.Credentials({
+            accessToken: Redacted.make(String(value).trim()),
+            endpoint: proxyAuthorizationKey
+          })
+        )
       )
-    )),
-    Runtime.defaultRuntime
+    ).pipe(Scope.extend(promiseScope))
   )
+  return RetryingCall.makeInterceptor(proxyPolicy(source), Runtime.defaultRuntime)
+}
+
+/** The scope of the Promise API's token runs: it has no owner to close it, so a run is never cut short. */
+const promiseScope = Effect.runSync(Scope.make())
 
 /**
  * How to reach a Flyte admin, as in Flyte's configuration (`admin.endpoint`, `admin.insecure`,
@@ -203,7 +194,7 @@ export const proxyAuthorizationInterceptor = (token: () => Promise<string>): grp
  * @since 0.1.0
  * @category models
  */
-export interface FlyteChannelOptions<R = never> {
+export interface FlyteChannelOptions {
   /** `host:port` (also `dns:///host:port`). */
   readonly endpoint: string
   /** Plaintext instead of TLS. */
@@ -213,7 +204,7 @@ export interface FlyteChannelOptions<R = never> {
   /** Accept any server certificate (logged as a warning). Only for development. */
   readonly insecureSkipVerify?: boolean | undefined
   /** Adds `proxy-authorization` to every call (see `proxyInterceptor`). */
-  readonly proxyToken?: ProxyTokenSource<R> | undefined
+  readonly proxyToken?: TokenSource.TokenSource | undefined
 }
 
 /**
@@ -275,9 +266,9 @@ export const channelCredentials = (
  * @since 0.1.0
  * @category channel
  */
-export const channelOptions = <R = never>(
-  options: FlyteChannelOptions<R>
-): Effect.Effect<AuthenticatedChannel, AuthenticationError, Authenticator | R> =>
+export const channelOptions = (
+  options: FlyteChannelOptions
+): Effect.Effect<AuthenticatedChannel, AuthenticationError, Authenticator> =>
   Effect.gen(function*() {
     const credentials = yield* channelCredentials(options)
     const auth = yield* interceptor
@@ -292,10 +283,10 @@ export const channelOptions = <R = never>(
  * @since 0.1.0
  * @category channel
  */
-export const makeClient = <C extends grpc.Client, R = never>(
+export const makeClient = <C extends grpc.Client>(
   Client: new(address: string, credentials: grpc.ChannelCredentials, options?: Partial<grpc.ClientOptions>) => C,
-  options: FlyteChannelOptions<R>
-): Effect.Effect<C, AuthenticationError, Authenticator | R | Scope.Scope> =>
+  options: FlyteChannelOptions
+): Effect.Effect<C, AuthenticationError, Authenticator | Scope.Scope> =>
   Effect.flatMap(channelOptions(options), (channel) =>
     Effect.acquireRelease(
       Effect.sync(() => new Client(channel.address, channel.credentials, { interceptors: channel.interceptors })),
@@ -370,16 +361,14 @@ const clientPolicy = (auth: AuthClientLike): RetryingCall.Policy<unknown> => {
 const toHeaders = (headers: Readonly<Record<string, string>>): RetryingCall.Headers =>
   Object.entries(headers).map(([key, value]) => [key.toLowerCase(), Redacted.make(value)] as const)
 
-const proxyPolicy = <E>(cache: TokenCache.TokenCache<E>): RetryingCall.Policy<E> => ({
+const proxyPolicy = <E>(source: TokenSource.TokenSource<E>): RetryingCall.Policy<E> => ({
   what: "proxy token",
-  headers: Effect.map(cache.get, (token) => [[proxyAuthorizationKey, bearer(token)]]),
+  headers: Effect.map(TokenSource.accessToken(source), (token) => [[proxyAuthorizationKey, bearer(token)]]),
   isRejection: isProxyRejection,
   rejected: (sent) =>
-    Effect.forEach(
-      sent,
-      ([key, value]) => key === proxyAuthorizationKey ? cache.invalidate(bearerToken(value)) : Effect.void,
-      { discard: true }
-    )
+    Effect.forEach(sent, ([key, value]) => key === proxyAuthorizationKey ? source.invalidate(value) : Effect.void, {
+      discard: true
+    })
 })
 
 const metadataGenerator = <E>(

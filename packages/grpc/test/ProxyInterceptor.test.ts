@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
 import { Credentials } from "@flyte-auth/core/Credentials"
+import * as TokenSource from "@flyte-auth/core/TokenSource"
 import { GrpcAuth } from "@flyte-auth/grpc"
 import * as grpc from "@grpc/grpc-js"
 import { DateTime, Effect, Redacted, Ref } from "effect"
@@ -146,7 +147,7 @@ describe("GrpcAuth.proxyInterceptor (Effect)", () => {
         })
       })
       const server = yield* startEchoServer({ gate: proxyGate(() => ["proxy-1", "proxy-2"]) })
-      const interceptor = yield* GrpcAuth.proxyInterceptor(source)
+      const interceptor = yield* GrpcAuth.proxyInterceptor(yield* TokenSource.reuse(source))
       const client = yield* echoClient(server.address, { interceptors: [interceptor] })
       yield* unary(client, "Unary", { text: "x" })
       yield* unary(client, "Unary", { text: "x" })
@@ -164,7 +165,9 @@ describe("GrpcAuth.proxyInterceptor (Effect)", () => {
     Effect.gen(function*() {
       const server = yield* startEchoServer()
       const interceptor = yield* GrpcAuth.proxyInterceptor(
-        new AuthenticationError({ reason: "CommandFailed", description: "proxyCommand exited with 3" })
+        yield* TokenSource.reuse(
+          new AuthenticationError({ reason: "CommandFailed", description: "proxyCommand exited with 3" })
+        )
       )
       const client = yield* echoClient(server.address, { interceptors: [interceptor] })
       const error = yield* Effect.flip(unary(client, "Unary", { text: "x" }))
@@ -190,7 +193,12 @@ describe("GrpcAuth.proxyInterceptor (Effect)", () => {
       const channel = yield* GrpcAuth.channelOptions({
         endpoint: server.address,
         insecure: true,
-        proxyToken: Effect.map(Ref.updateAndGet(proxyRuns, (n) => n + 1), (n) => Redacted.make(`proxy-${n}`))
+        proxyToken: yield* TokenSource.reuse(
+          Effect.map(
+            Ref.updateAndGet(proxyRuns, (n) => n + 1),
+            (n) => new Credentials({ accessToken: Redacted.make(`proxy-${n}`), endpoint: "proxy" })
+          )
+        )
       }).pipe(Effect.provide(auth.layer))
       expect(channel.interceptors).toHaveLength(2)
       const client = yield* echoClient(channel.address, { interceptors: channel.interceptors }, channel.credentials)

@@ -28,6 +28,7 @@ import * as DevicePrompt from "@flyte-auth/core/DevicePrompt"
 import * as Keyring from "@flyte-auth/core/Keyring"
 import * as Policies from "@flyte-auth/core/Policies"
 import * as ProxyAuthorization from "@flyte-auth/core/ProxyAuthorization"
+import type * as TokenSource from "@flyte-auth/core/TokenSource"
 import * as GrpcAuth from "@flyte-auth/grpc/GrpcAuth"
 import * as RemoteClientConfigStore from "@flyte-auth/grpc/RemoteClientConfigStore"
 import * as Console from "effect/Console"
@@ -134,7 +135,7 @@ export interface ResolvedSettings {
   readonly caCertFilePath: string | undefined
   readonly insecureSkipVerify: boolean
   /** The proxy token source of `proxyCommand`, for gRPC channels (`GrpcAuth.channelOptions`). */
-  readonly proxyToken: GrpcAuth.ProxyTokenSource | undefined
+  readonly proxyToken: TokenSource.TokenSource | undefined
   /**
    * The undici dispatcher under the layer's `HttpClient` (proxy, CA, `insecureSkipVerify`), for plain `fetch`
    * calls that must go the same way: `fetch(url, { dispatcher })`. It is closed with the layer.
@@ -249,11 +250,11 @@ export const layer = (
     // gRPC channels of `Settings.proxyToken` share it, and a rejection seen by any of them renews it for all.
     const proxyToken = resolved.proxyCommand === undefined
       ? undefined
-      : yield* ProxyAuthorization.commandCache({ command: resolved.proxyCommand }).pipe(Effect.provide(commandRunner))
+      : yield* ProxyAuthorization.commandSource({ command: resolved.proxyCommand }).pipe(Effect.provide(commandRunner))
     // Every OAuth and metadata call goes through this client; with a proxy command it carries the proxy token.
     const httpClient = proxyToken === undefined
       ? transport
-      : ProxyAuthorization.layerCache(proxyToken).pipe(Layer.provide(transport))
+      : ProxyAuthorization.layer(proxyToken).pipe(Layer.provide(transport))
 
     const keyring = options.keyring === undefined || typeof options.keyring === "string"
       ? NodeKeyring.layerFromName(options.keyring ?? "auto")

@@ -146,7 +146,7 @@ describe("TokenClient device authorization against oidc-provider", () => {
 })
 
 describe("ClientConfig stores against the sandbox", () => {
-  it.live("OIDC discovery of the real issuer", () =>
+  it.scopedLive("OIDC discovery of the real issuer", () =>
     Effect.gen(function*() {
       const store = yield* ClientConfig.makeOidcDiscovery(sandbox.issuer, {
         clientId: sandbox.clients.public.clientId,
@@ -177,7 +177,7 @@ describe("ClientConfig stores against the sandbox", () => {
       )
     }))
 
-  it.live("Flyte admin's HTTP metadata, fetched once for any number of callers", () =>
+  it.scopedLive("Flyte admin's HTTP metadata, fetched once for any number of callers", () =>
     Effect.gen(function*() {
       sandbox.resetStats()
       const store = yield* ClientConfig.makeFlyteHttp(sandbox.adminHttp).pipe(Effect.provide(FetchHttpClient.layer))

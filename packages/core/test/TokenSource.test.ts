@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { AuthError, Credentials, TokenCache } from "@flyte-auth/core"
-import { DateTime, Deferred, Duration, Effect, Exit, Fiber, Redacted, Ref, TestClock } from "effect"
+import { AuthError, Credentials, TokenSource } from "@flyte-auth/core"
+import { DateTime, Deferred, Duration, Effect, Exit, Fiber, Redacted, Ref, Scope, TestClock } from "effect"
 
 /** A source that counts its runs, takes `delay` of Clock time, and yields `token-<run>` (or fails on `failRuns`). */
 const countingSource = (
@@ -14,18 +14,22 @@ const countingSource = (
       if (options.failRuns?.has(run)) {
         return yield* new AuthError.AuthenticationError({ reason: "CommandFailed", description: `run ${run} failed` })
       }
-      return Redacted.make(`token-${run}`)
+      return bare(`token-${run}`)
     })
     return { source, runs: Ref.get(runs) }
   })
 
-const value = <E>(effect: Effect.Effect<Redacted.Redacted<string>, E>) => Effect.map(effect, Redacted.value)
+/** Credentials holding only `token` (no expiry: kept until invalidated). */
+const bare = (token: string) => new Credentials.Credentials({ accessToken: Redacted.make(token), endpoint: "proxy" })
 
-describe("TokenCache", () => {
-  it.effect("concurrent callers share one run of the source; later callers get the cached token", () =>
+const value = <E>(effect: Effect.Effect<Credentials.Credentials, E>) =>
+  Effect.map(effect, (credentials) => Redacted.value(credentials.accessToken))
+
+describe("TokenSource.reuse", () => {
+  it.scoped("concurrent callers share one run of the source; later callers get the cached token", () =>
     Effect.gen(function*() {
       const { runs, source } = yield* countingSource({})
-      const cache = TokenCache.make(source)
+      const cache = yield* TokenSource.reuse(source)
       const fibers = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.fork(value(cache.get)))
       yield* TestClock.adjust(Duration.seconds(1))
       const tokens = yield* Effect.forEach(fibers, Fiber.join)
@@ -34,10 +38,10 @@ describe("TokenCache", () => {
       expect(yield* runs).toBe(1)
     }))
 
-  it.effect("a failure reaches the callers that waited for it and is then forgotten", () =>
+  it.scoped("a failure reaches the callers that waited for it and is then forgotten", () =>
     Effect.gen(function*() {
       const { runs, source } = yield* countingSource({ failRuns: new Set([0]) })
-      const cache = TokenCache.make(source)
+      const cache = yield* TokenSource.reuse(source)
       const waiting = yield* Effect.forEach(Array.from({ length: 3 }), () => Effect.fork(Effect.exit(cache.get)))
       yield* TestClock.adjust(Duration.seconds(1))
       for (const fiber of waiting) {
@@ -50,10 +54,10 @@ describe("TokenCache", () => {
       expect(yield* runs).toBe(2)
     }))
 
-  it.effect("invalidate drops the token only while it is still the cached one", () =>
+  it.scoped("invalidate drops the token only while it is still the cached one", () =>
     Effect.gen(function*() {
       const { runs, source } = yield* countingSource({ delay: Duration.zero })
-      const cache = TokenCache.make(source)
+      const cache = yield* TokenSource.reuse(source)
       expect(yield* value(cache.get)).toBe("token-0")
       yield* cache.invalidate(Redacted.make("some-other-token"))
       expect(yield* value(cache.get)).toBe("token-0")
@@ -65,7 +69,7 @@ describe("TokenCache", () => {
       expect(yield* runs).toBe(2)
     }))
 
-  it.effect("credentials with an expiry are renewed when they near it, by the Clock", () =>
+  it.scoped("credentials with an expiry are renewed when they near it, by the Clock", () =>
     Effect.gen(function*() {
       const runs = yield* Ref.make(0)
       const source = Effect.gen(function*() {
@@ -78,7 +82,7 @@ describe("TokenCache", () => {
           expiresAt: DateTime.addDuration(now, Duration.minutes(10))
         })
       })
-      const cache = TokenCache.make(source)
+      const cache = yield* TokenSource.reuse(source)
       expect(yield* value(cache.get)).toBe("token-0")
       // Fresh until one minute (the default skew) before the expiry.
       yield* TestClock.adjust(Duration.minutes(8).pipe(Duration.sum(Duration.seconds(59))))
@@ -87,16 +91,16 @@ describe("TokenCache", () => {
       expect(yield* value(cache.get)).toBe("token-1")
     }))
 
-  it.effect("an interrupted caller does not interrupt the run others wait for", () =>
+  it.scoped("an interrupted caller does not interrupt the run others wait for", () =>
     Effect.gen(function*() {
       const started = yield* Deferred.make<void>()
       const runs = yield* Ref.make(0)
       const source = Ref.update(runs, (n) => n + 1).pipe(
         Effect.zipRight(Deferred.succeed(started, undefined)),
         Effect.zipRight(Effect.sleep(Duration.seconds(1))),
-        Effect.as(Redacted.make("the-token"))
+        Effect.as(bare("the-token"))
       )
-      const cache = TokenCache.make(source)
+      const cache = yield* TokenSource.reuse(source)
       const first = yield* Effect.fork(cache.get)
       yield* Deferred.await(started)
       const second = yield* Effect.fork(value(cache.get))
@@ -104,5 +108,34 @@ describe("TokenCache", () => {
       yield* TestClock.adjust(Duration.seconds(1))
       expect(yield* Fiber.join(second)).toBe("the-token")
       expect(yield* Ref.get(runs)).toBe(1)
+    }))
+
+  it.effect("closing the scope that made the source interrupts a run under way", () =>
+    Effect.gen(function*() {
+      const interrupted = yield* Deferred.make<void>()
+      const started = yield* Deferred.make<void>()
+      const source = Deferred.succeed(started, undefined).pipe(
+        Effect.zipRight(Effect.never),
+        Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined)),
+        Effect.as(bare("never"))
+      )
+      const scope = yield* Scope.make()
+      const cache = yield* TokenSource.reuse(source).pipe(Scope.extend(scope))
+      const waiting = yield* Effect.fork(Effect.exit(cache.get))
+      yield* Deferred.await(started)
+      yield* Scope.close(scope, Exit.void)
+      yield* Deferred.await(interrupted)
+      const exit = yield* Fiber.join(waiting)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+    }))
+
+  it.scoped("invalidate accepts the header value that was sent (Bearer <token>)", () =>
+    Effect.gen(function*() {
+      const { runs, source } = yield* countingSource({ delay: Duration.zero })
+      const cache = yield* TokenSource.reuse(source)
+      expect(yield* value(cache.get)).toBe("token-0")
+      yield* cache.invalidate(Redacted.make("Bearer token-0"))
+      expect(yield* value(cache.get)).toBe("token-1")
+      expect(yield* runs).toBe(2)
     }))
 })
