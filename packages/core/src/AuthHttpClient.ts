@@ -7,19 +7,14 @@
  *
  * @since 0.1.0
  */
-import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
-import * as Schedule from "effect/Schedule"
-import { Authenticator, type AuthHeader } from "./Authenticator.js"
+import { Authenticator } from "./Authenticator.js"
 import type { AuthError } from "./AuthError.js"
-import { bearerToken } from "./Credentials.js"
-import * as Policies from "./Policies.js"
+import * as Resend from "./internal/resend.js"
 
 /**
  * Whether a request can be sent a second time: a stream body (or a raw body that is not plain bytes or text)
@@ -28,20 +23,7 @@ import * as Policies from "./Policies.js"
  * @since 0.1.0
  * @category predicates
  */
-export const isReplayable = (request: HttpClientRequest.HttpClientRequest): boolean => {
-  const body = request.body
-  switch (body._tag) {
-    case "Empty":
-    case "Uint8Array":
-    case "FormData":
-      return true
-    case "Stream":
-      return false
-    case "Raw":
-      return typeof body.body === "string" || body.body instanceof Uint8Array || body.body instanceof ArrayBuffer ||
-        body.body instanceof URLSearchParams || (typeof Blob !== "undefined" && body.body instanceof Blob)
-  }
-}
+export const isReplayable: (request: HttpClientRequest.HttpClientRequest) => boolean = Resend.isReplayable
 
 /**
  * Wraps a client so that every request carries the authenticator's header. A failure to obtain a token
@@ -65,56 +47,13 @@ export const isReplayable = (request: HttpClientRequest.HttpClientRequest): bool
 export const make = <E, R>(
   client: HttpClient.HttpClient.With<E, R>
 ): Effect.Effect<HttpClient.HttpClient.With<E | AuthError, R>, never, Authenticator> =>
-  Effect.map(Authenticator, (auth) => {
-    // One attempt: the current header, with the header name redacted in spans and logs whatever it is called
-    // (`flyte-authorization`, ...). Answers the response and the header that was sent.
-    const send = (request: HttpClientRequest.HttpClientRequest) =>
-      Effect.flatMap(auth.header, (header) => {
-        const key = header.key.toLowerCase()
-        return client.execute(HttpClientRequest.setHeader(request, key, Redacted.value(header.value))).pipe(
-          Effect.locallyWith(Headers.currentRedactedNames, (names) => names.includes(key) ? names : [...names, key]),
-          Effect.map((response) => [response, header] as const)
-        )
-      })
-
-    // The first attempt is sent as it is; only a 401 of a replayable request builds the retry.
-    const execute = (request: HttpClientRequest.HttpClientRequest) =>
-      Effect.flatMap(send(request), ([response, header]) => {
-        if (response.status !== 401) return Effect.succeed(response)
-        // Not resent (its body is gone), but the next request must not use the rejected token either.
-        if (!isReplayable(request)) return Effect.as(auth.invalidate(bearerToken(header.value)), response)
-        return resend(request, response, header)
-      })
-
-    // Resends as long as `Policies.retryOnceOnUnauthenticated` allows, each time after invalidating the token the
-    // server rejected. The token of the last rejection is not invalidated, so a server that keeps answering 401
-    // costs one refresh per request, not two; its response is returned.
-    const resend = (
-      request: HttpClientRequest.HttpClientRequest,
-      rejection: HttpClientResponse.HttpClientResponse,
-      rejected: AuthHeader
-    ) =>
-      Effect.flatMap(Schedule.driver(Policies.retryOnceOnUnauthenticated), (driver) => {
-        const loop = (
-          response: HttpClientResponse.HttpClientResponse,
-          header: AuthHeader
-        ): Effect.Effect<HttpClientResponse.HttpClientResponse, E | AuthError, R> =>
-          Effect.matchEffect(driver.next(response), {
-            onFailure: () => Effect.succeed(response),
-            onSuccess: () =>
-              auth.invalidate(bearerToken(header.value)).pipe(
-                Effect.zipRight(send(request)),
-                Effect.flatMap(([next, sent]) => next.status === 401 ? loop(next, sent) : Effect.succeed(next))
-              )
-          })
-        return loop(rejection, rejected)
-      })
-
-    return HttpClient.makeWith(
-      (request: Effect.Effect<HttpClientRequest.HttpClientRequest>) => Effect.flatMap(request, execute),
-      Effect.succeed
-    )
-  })
+  Effect.map(Authenticator, (auth) =>
+    Resend.withHeader(client, {
+      header: () => auth.header,
+      invalidate: auth.invalidate,
+      rejection: 401,
+      what: "access token"
+    }))
 
 /**
  * Replaces the `HttpClient` in context with its authenticated version. A failure to obtain a token becomes a

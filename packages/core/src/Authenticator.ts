@@ -20,6 +20,7 @@ import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import { AccessTokenNotFound, type AccessTokenNotFoundReason, AuthenticationError } from "./AuthError.js"
 import type { AuthError } from "./AuthError.js"
+import * as AuthHeader from "./AuthHeader.js"
 import type { AuthMode } from "./AuthMode.js"
 import type { Browser } from "./Browser.js"
 import { ClientConfig, ClientConfigStore } from "./ClientConfig.js"
@@ -36,18 +37,7 @@ import type { LoopbackServer } from "./LoopbackServer.js"
 import * as Pkce from "./Pkce.js"
 import * as Policies from "./Policies.js"
 import * as TokenClient from "./TokenClient.js"
-
-/**
- * A request header carrying the access token: `key` comes from `ClientConfig.headerKey`, `value` is
- * `Bearer <token>`.
- *
- * @since 0.1.0
- * @category models
- */
-export interface AuthHeader {
-  readonly key: string
-  readonly value: Redacted.Redacted<string>
-}
+import type { TokenSource } from "./TokenSource.js"
 
 /**
  * @since 0.1.0
@@ -63,32 +53,35 @@ export class Authenticator extends Context.Tag("@flyte-auth/core/Authenticator")
  */
 export declare namespace Authenticator {
   /**
+   * A `TokenSource` of credentials (`get`, `invalidate`) with the rest of what the integrations need.
+   *
    * @since 0.1.0
    * @category models
    */
-  export interface Service {
+  export interface Service extends TokenSource<AuthError> {
     /** The endpoint the credentials are for (the keyring key). */
     readonly endpoint: string
     /** A valid access token: cached, refreshed, or obtained by running the flow. */
     readonly accessToken: Effect.Effect<Redacted.Redacted<string>, AuthError>
-    /** The whole credentials behind `accessToken`. */
+    /** The whole credentials behind `accessToken` (the same effect as `get`). */
     readonly credentials: Effect.Effect<Credentials.Credentials, AuthError>
     /** The header to send: `<headerKey>: Bearer <token>`. */
-    readonly header: Effect.Effect<AuthHeader, AuthError>
+    readonly header: Effect.Effect<AuthHeader.AuthHeader, AuthError>
     /**
      * The header of the cached credentials while they are fresh, read synchronously: what `header` would answer
      * without any request, or `undefined` when `header` has work to do (nothing loaded or cached yet, a rejected or
      * expiring token, a refresh under way). Freshness is judged by the `Clock` the authenticator was made with.
      * For hot paths such as the gRPC interceptor; never runs a flow.
      */
-    readonly cachedHeader: () => AuthHeader | undefined
+    readonly cachedHeader: () => AuthHeader.AuthHeader | undefined
     /** Forces a refresh now (single flight), falling back to the full flow when the refresh is impossible. */
     readonly refresh: Effect.Effect<Credentials.Credentials, AuthError>
     /**
-     * Tells the authenticator that a server rejected `failed`. The cached credentials are dropped only if they
-     * still hold that token (a concurrent caller may already have refreshed them).
+     * Tells the authenticator that a server rejected `header` (one that `header` or `cachedHeader` handed out).
+     * The cached credentials must be refreshed before they are handed out again, but only if `header` still
+     * carries them (`AuthHeader.carries`): a concurrent caller may already have refreshed them.
      */
-    readonly invalidate: (failed: Redacted.Redacted<string>) => Effect.Effect<void>
+    readonly invalidate: (header: AuthHeader.AuthHeader) => Effect.Effect<void>
     /** Forgets the credentials, in memory and in the keyring. */
     readonly logout: Effect.Effect<void>
     /**
@@ -109,7 +102,16 @@ export declare namespace Authenticator {
 export interface AuthClientLike {
   /** The auth headers to add to a request (e.g. `{ "flyte-authorization": "Bearer ..." }`). */
   readonly headers: (options?: { readonly signal?: AbortSignal }) => Promise<Record<string, string>>
-  /** Refresh after a server rejected the token in `failedHeaders`; resolves when new headers are available. */
+  /**
+   * A server rejected the headers `sentHeaders` (as `headers()` or `cachedHeaders()` gave them): resolves when
+   * `headers()` has new ones. The credentials are refreshed only if they are still the rejected ones, so any number
+   * of calls rejected with the same headers cost one refresh.
+   */
+  readonly rejected: (
+    sentHeaders: Readonly<Record<string, string>>,
+    options?: { readonly signal?: AbortSignal }
+  ) => Promise<unknown>
+  /** Refreshes now, whatever is cached; resolves when new headers are available. */
   readonly refresh: (options?: { readonly signal?: AbortSignal }) => Promise<unknown>
   /**
    * The headers `headers()` would resolve to at once, read synchronously (the same object while the token is
@@ -547,7 +549,11 @@ export const make = <R = never>(
     // freshness deadline, the header) is computed once per credentials.
     let headerKey: string | undefined
     let hot:
-      | { readonly credentials: Credentials.Credentials; readonly freshUntil: number; header: AuthHeader | undefined }
+      | {
+        readonly credentials: Credentials.Credentials
+        readonly freshUntil: number
+        header: AuthHeader.AuthHeader | undefined
+      }
       | undefined
     const freshCached = (now: number) => {
       const s = state
@@ -558,9 +564,9 @@ export const make = <R = never>(
       }
       return now < hot.freshUntil ? hot : undefined
     }
-    const headerOf = (fresh: ReturnType<typeof freshCached>): AuthHeader | undefined => {
+    const headerOf = (fresh: ReturnType<typeof freshCached>): AuthHeader.AuthHeader | undefined => {
       if (fresh === undefined || headerKey === undefined) return undefined
-      if (fresh.header?.key !== headerKey) fresh.header = bearerHeader(headerKey, fresh.credentials)
+      if (fresh.header?.key !== headerKey) fresh.header = AuthHeader.make(headerKey, fresh.credentials)
       return fresh.header
     }
 
@@ -573,6 +579,7 @@ export const make = <R = never>(
 
     const service: Authenticator.Service = {
       endpoint,
+      get: credentials,
       credentials,
       accessToken: Effect.clockWith((clock) => {
         const fresh = freshCached(clock.unsafeCurrentTimeMillis())
@@ -587,17 +594,15 @@ export const make = <R = never>(
         return Effect.gen(function*() {
           const current = yield* credentials
           const config = yield* configStore.get
-          headerKey = config.headerKey
-          return bearerHeader(config.headerKey, current)
+          headerKey = config.headerKey.toLowerCase()
+          return AuthHeader.make(headerKey, current)
         })
       }),
       refresh: join("refresh"),
       login: join("login"),
-      invalidate: (failed) =>
+      invalidate: (header) =>
         updateState((s) =>
-          Option.isSome(s.credentials) && Redacted.value(s.credentials.value.accessToken) === Redacted.value(failed)
-            ? { ...s, stale: true }
-            : s
+          Option.isSome(s.credentials) && AuthHeader.carries(header, s.credentials.value) ? { ...s, stale: true } : s
         ),
       logout: storeLock.withPermits(1)(
         Effect.zipRight(
@@ -615,11 +620,6 @@ export const make = <R = never>(
     }
     return service
   })
-
-const bearerHeader = (key: string, credentials: Credentials.Credentials): AuthHeader => ({
-  key,
-  value: Credentials.bearer(credentials.accessToken)
-})
 
 /**
  * The `Authenticator` as a layer; a refresh or login under way is interrupted when the layer is released.

@@ -73,24 +73,6 @@ export const freshUntil = (credentials: Credentials, skew: Duration.DurationInpu
 }
 
 /**
- * `Bearer <token>`, still redacted: the value of an auth header.
- *
- * @since 0.1.0
- * @category utils
- */
-export const bearer = (token: Redacted.Redacted<string>): Redacted.Redacted<string> =>
-  Redacted.make(`Bearer ${Redacted.value(token)}`)
-
-/**
- * The token in a `Bearer <token>` header value (any case of `Bearer`); the value itself when it has no prefix.
- *
- * @since 0.1.0
- * @category utils
- */
-export const bearerToken = (value: Redacted.Redacted<string>): Redacted.Redacted<string> =>
-  Redacted.make(Redacted.value(value).replace(/^\s*bearer\s+/i, ""))
-
-/**
  * The expiry written in a JWT's `exp` claim, if the token is a JWT that has one. The token is not verified:
  * this only tells when to refresh an access token whose response carried no `expires_in`.
  *

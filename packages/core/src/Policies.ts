@@ -212,8 +212,9 @@ export const devicePolling = (
   )
 
 /**
- * One retry, for a call rejected as unauthenticated after the token was refreshed (gRPC `UNAUTHENTICATED`,
- * HTTP 401). A second rejection surfaces to the caller.
+ * One retry, for a request whose auth header was rejected (HTTP 401 for the access token, 407 for the proxy
+ * token), sent again after the header was invalidated and a new one obtained. A second rejection surfaces to the
+ * caller.
  *
  * @since 0.1.0
  * @category schedules

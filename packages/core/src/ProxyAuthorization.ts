@@ -10,16 +10,15 @@
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { AuthenticationError } from "./AuthError.js"
+import * as AuthHeader from "./AuthHeader.js"
 import type { CommandRunner } from "./CommandRunner.js"
-import { bearer } from "./Credentials.js"
 import * as ExternalCommand from "./ExternalCommand.js"
+import * as Resend from "./internal/resend.js"
 import * as TokenSource from "./TokenSource.js"
 
 /**
@@ -34,9 +33,10 @@ export const headerName = "proxy-authorization"
  * Wraps a client so that every request carries `proxy-authorization: Bearer <token>`, the access token of
  * `source` (see `TokenSource.reuse`: one run for concurrent requests, renewed near its expiry).
  *
- * When the proxy answers 407, the token that was sent is invalidated (unless another request already replaced
- * it) and the request is sent once more with a new token; a second 407 is returned to the caller. A request whose
- * body is a stream cannot be replayed and is not resent. When the token cannot be obtained, the request fails with
+ * When the proxy answers 407, the header that was sent is handed back to `source.invalidate` (which keeps a token
+ * another request already replaced) and the request is sent once more with a new token; a second 407 is returned
+ * to the caller. A request whose body is a stream cannot be replayed and is not resent (the next request gets a
+ * new token). When the token cannot be obtained, the request fails with
  * a `RequestError` of reason `Transport` whose `cause` is an `AuthenticationError` saying why (the `TokenClient`
  * and the flows fail with that error itself, e.g. reason `CommandFailed` or `Timeout` for a proxy command).
  *
@@ -49,37 +49,32 @@ export const headerName = "proxy-authorization"
 export const withProxyAuthorization: {
   (source: TokenSource.TokenSource): (client: HttpClient.HttpClient) => HttpClient.HttpClient
   (client: HttpClient.HttpClient, source: TokenSource.TokenSource): HttpClient.HttpClient
-} = dual(2, (client: HttpClient.HttpClient, source: TokenSource.TokenSource): HttpClient.HttpClient =>
-  client.pipe(
-    HttpClient.mapRequestEffect((request) =>
-      TokenSource.accessToken(source).pipe(
-        Effect.map((token) => HttpClientRequest.setHeader(request, headerName, Redacted.value(bearer(token)))),
-        Effect.mapError((error) => {
-          const description = `No proxy authorization token: ${
-            error._tag === "AuthenticationError" ? error.description : error.message
-          }`
-          return new HttpClientError.RequestError({
-            request,
-            reason: "Transport",
-            description,
-            cause: error._tag === "AuthenticationError"
-              ? new AuthenticationError({ ...error, description })
-              : new AuthenticationError({ reason: "Transport", description, cause: error })
+} = dual(
+  2,
+  (client: HttpClient.HttpClient, source: TokenSource.TokenSource): HttpClient.HttpClient =>
+    Resend.withHeader(client, {
+      header: (request) =>
+        source.get.pipe(
+          Effect.map((credentials) => AuthHeader.make(headerName, credentials)),
+          Effect.mapError((error) => {
+            const description = `No proxy authorization token: ${
+              error._tag === "AuthenticationError" ? error.description : error.message
+            }`
+            return new HttpClientError.RequestError({
+              request,
+              reason: "Transport",
+              description,
+              cause: error._tag === "AuthenticationError"
+                ? new AuthenticationError({ ...error, description })
+                : new AuthenticationError({ reason: "Transport", description, cause: error })
+            })
           })
-        })
-      )
-    ),
-    HttpClient.transformResponse((send) =>
-      Effect.flatMap(send, (response) => {
-        if (response.status !== 407 || response.request.body._tag === "Stream") return Effect.succeed(response)
-        const sent = response.request.headers[headerName]
-        return (sent === undefined ? Effect.void : source.invalidate(Redacted.make(sent))).pipe(
-          Effect.zipRight(Effect.logDebug("The proxy answered 407: obtaining a new proxy token and resending once")),
-          Effect.zipRight(send)
-        )
-      })
-    )
-  ))
+        ),
+      invalidate: source.invalidate,
+      rejection: 407,
+      what: "proxy token"
+    })
+)
 
 /**
  * Replaces the `HttpClient` in context with one that adds the token of `source` (see `withProxyAuthorization`).

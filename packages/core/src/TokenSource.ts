@@ -4,20 +4,21 @@
  * combinator (`reuse`) that keeps its result, renews it near its expiry, runs it once for all concurrent callers,
  * and forgets it on `invalidate` only while it is still the rejected one.
  *
- * The proxy token (`ProxyAuthorization`, `GrpcAuth.proxyInterceptor`) is one; a transport holding a token source
- * adds `Bearer <accessToken>` and, on a rejection, calls `invalidate` with the header it sent.
+ * The proxy token (`ProxyAuthorization`, `GrpcAuth.proxyInterceptor`) is one, and so is the `Authenticator`. A
+ * transport holding a token source sends `AuthHeader.make(key, credentials)` and, on a rejection, hands that same
+ * header to `invalidate`.
  *
  * @example
  * ```ts
- * import { ExternalCommand, TokenSource } from "@flyte-auth/core"
+ * import { AuthHeader, ExternalCommand, TokenSource } from "@flyte-auth/core"
  * import { Effect } from "effect"
  *
  * const program = Effect.gen(function*() {
  *   const source = yield* TokenSource.reuse(
  *     ExternalCommand.authenticate({ endpoint: "proxy", command: ["gcloud", "auth", "print-identity-token"] })
  *   )
- *   const credentials = yield* source.get // runs the command once; later calls reuse its token
- *   yield* source.invalidate(credentials.accessToken) // a server refused it: the next `get` runs it again
+ *   const header = AuthHeader.make("proxy-authorization", yield* source.get) // runs the command once
+ *   yield* source.invalidate(header) // the proxy refused it: the next `get` runs the command again
  * })
  * ```
  *
@@ -26,9 +27,9 @@
 import * as DateTime from "effect/DateTime"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import type { AuthError } from "./AuthError.js"
+import * as AuthHeader from "./AuthHeader.js"
 import * as Credentials from "./Credentials.js"
 import * as SingleFlight from "./internal/singleFlight.js"
 
@@ -40,10 +41,10 @@ export interface TokenSource<E = AuthError> {
   /** Usable credentials: the kept ones while fresh, else one run of the source for every concurrent caller. */
   readonly get: Effect.Effect<Credentials.Credentials, E>
   /**
-   * A server rejected `rejected` (an access token, or the `Bearer <token>` header value that carried it): forget
-   * the kept credentials if they still hold that token. One that a concurrent caller already replaced is kept.
+   * A server rejected `header`: forget the kept credentials if `header` carries them (`AuthHeader.carries`).
+   * Credentials that a concurrent caller already replaced are kept.
    */
-  readonly invalidate: (rejected: Redacted.Redacted<string>) => Effect.Effect<void>
+  readonly invalidate: (header: AuthHeader.AuthHeader) => Effect.Effect<void>
 }
 
 /**
@@ -66,18 +67,6 @@ export const reuse = <E, R>(
     })
     return {
       get: flight.get,
-      invalidate: (rejected) => {
-        const token = Redacted.value(Credentials.bearerToken(rejected))
-        return flight.forget((credentials) => Redacted.value(credentials.accessToken) === token)
-      }
+      invalidate: (header) => flight.forget((credentials) => AuthHeader.carries(header, credentials))
     }
   })
-
-/**
- * The access token of the source's credentials.
- *
- * @since 0.2.0
- * @category getters
- */
-export const accessToken = <E>(source: TokenSource<E>): Effect.Effect<Redacted.Redacted<string>, E> =>
-  Effect.map(source.get, (credentials) => credentials.accessToken)

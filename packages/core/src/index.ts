@@ -7,6 +7,10 @@ export * as AuthError from "./AuthError.js"
  */
 export * as Authenticator from "./Authenticator.js"
 /**
+ * @since 0.2.0
+ */
+export * as AuthHeader from "./AuthHeader.js"
+/**
  * @since 0.1.0
  */
 export * as AuthHttpClient from "./AuthHttpClient.js"

@@ -3,6 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import type { AuthError } from "@flyte-auth/core"
 import {
   Authenticator,
+  AuthHeader,
   Browser,
   ClientConfig,
   CommandRunner,
@@ -642,14 +643,14 @@ describe("Authenticator expiry and invalidation", () => {
       )
       expect(yield* tokenOf(auth.accessToken)).toBe("current")
 
-      yield* auth.invalidate(Redacted.make("some-older-token"))
+      yield* auth.invalidate(AuthHeader.make("authorization", Redacted.make("some-older-token")))
       expect(yield* tokenOf(auth.accessToken)).toBe("current")
       expect(yield* server.count).toBe(0)
 
-      yield* auth.invalidate(Redacted.make("current"))
+      yield* auth.invalidate(AuthHeader.make("authorization", Redacted.make("current")))
       expect(yield* tokenOf(auth.accessToken)).toBe("refreshed-0")
       // A late report about the old token does not throw away the new one.
-      yield* auth.invalidate(Redacted.make("current"))
+      yield* auth.invalidate(AuthHeader.make("authorization", Redacted.make("current")))
       expect(yield* tokenOf(auth.accessToken)).toBe("refreshed-0")
       expect(yield* server.count).toBe(1)
     }))
@@ -717,7 +718,8 @@ describe("Authenticator expiry and invalidation", () => {
       expect(auth.cachedHeader()).toBe(auth.cachedHeader())
 
       // A rejected token: `header` has a refresh to do, so there is no synchronous answer.
-      yield* auth.invalidate(Redacted.make("first"))
+      const sent = auth.cachedHeader()!
+      yield* auth.invalidate(sent)
       expect(cached()).toBeUndefined()
       expect(Redacted.value((yield* auth.header).value)).toBe("Bearer refreshed-0")
       expect(cached()).toBe("flyte-authorization: Bearer refreshed-0")

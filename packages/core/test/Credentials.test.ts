@@ -136,14 +136,3 @@ describe("Credentials keyring entry", () => {
     expect(JSON.stringify(printed)).not.toContain("rt-x")
   })
 })
-
-describe("Credentials.bearer / bearerToken", () => {
-  it("adds and strips the Bearer prefix (any case), keeping the token redacted", () => {
-    const header = Credentials.bearer(Redacted.make("tok-123"))
-    expect(Redacted.value(header)).toBe("Bearer tok-123")
-    expect(String(header)).not.toContain("tok-123")
-    expect(Redacted.value(Credentials.bearerToken(header))).toBe("tok-123")
-    expect(Redacted.value(Credentials.bearerToken(Redacted.make("  bearer tok-123")))).toBe("tok-123")
-    expect(Redacted.value(Credentials.bearerToken(Redacted.make("tok-123")))).toBe("tok-123")
-  })
-})

@@ -27,11 +27,11 @@
  * @since 0.1.0
  */
 import { Authenticator } from "@flyte-auth/core/Authenticator"
-import type { AuthClientLike, AuthHeader } from "@flyte-auth/core/Authenticator"
+import type { AuthClientLike } from "@flyte-auth/core/Authenticator"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
 import type { AuthError } from "@flyte-auth/core/AuthError"
+import * as AuthHeader from "@flyte-auth/core/AuthHeader"
 import * as Credentials from "@flyte-auth/core/Credentials"
-import { bearer, bearerToken } from "@flyte-auth/core/Credentials"
 import * as TokenSource from "@flyte-auth/core/TokenSource"
 import type * as grpc from "@grpc/grpc-js"
 import { credentials as grpcCredentials, Metadata, status as Status } from "@grpc/grpc-js"
@@ -99,9 +99,10 @@ export const interceptor: Effect.Effect<grpc.Interceptor, never, Authenticator> 
 
 /**
  * The interceptor for the Promise facade (`createAuthClient` of `@flyte-auth/node`, or anything with its
- * `headers()` / `refresh()` shape). Same behaviour as `interceptor`: every header of `auth.headers()` is added;
- * on `UNAUTHENTICATED` the client is refreshed (once for all the calls that sent the same rejected headers) and
- * the call retried once.
+ * `AuthClientLike` shape). Same behaviour as `interceptor`: every header of `auth.headers()` (or, while fresh,
+ * `auth.cachedHeaders()`) is added; on `UNAUTHENTICATED` the headers that were sent go back to
+ * `auth.rejected(sentHeaders)`, which refreshes once for all the calls rejected with them, and the call is retried
+ * once.
  *
  * @example
  * ```ts
@@ -130,7 +131,7 @@ export const callCredentials: Effect.Effect<grpc.CallCredentials, never, Authent
   const auth = yield* Authenticator
   const runtime = yield* Effect.runtime<never>()
   return metadataGenerator(
-    Effect.map(auth.header, (header): RetryingCall.Headers => [[header.key, header.value]]),
+    Effect.map(auth.header, (header): RetryingCall.Headers => [header]),
     runtime
   )
 })
@@ -297,42 +298,27 @@ export const makeClient = <C extends grpc.Client>(
 
 const authenticatorPolicy = (auth: Authenticator.Service): RetryingCall.Policy<AuthError> => {
   // The headers of the last cached header, so that a hit allocates nothing.
-  let last: { readonly header: AuthHeader; readonly headers: RetryingCall.Headers } | undefined
+  let last: RetryingCall.Headers = []
   const cached = () => {
     const header = auth.cachedHeader()
     if (header === undefined) return undefined
-    if (last?.header !== header) last = { header, headers: [[header.key, header.value]] }
-    return last.headers
+    if (last[0] !== header) last = [header]
+    return last
   }
   return {
     what: "access token",
-    headers: Effect.map(auth.header, (header) => [[header.key, header.value]]),
+    headers: Effect.map(auth.header, (header) => [header]),
     cached,
     isRejection: isTokenRejection,
-    rejected: (sent) =>
-      Effect.forEach(sent, ([, value]) => auth.invalidate(bearerToken(value)), {
-        discard: true
-      })
+    rejected: (sent) => Effect.forEach(sent, auth.invalidate, { discard: true })
   }
 }
 
 /**
- * A policy over the Promise facade. Its `refresh()` always refreshes, so calls that were rejected with the same
- * headers share one refresh: only the first starts it, the others wait for it (and a failed refresh is forgotten
- * once settled, so a later rejection tries again).
+ * A policy over the Promise facade: the headers of `auth.headers()`, and `auth.rejected` with the headers that were
+ * sent (the facade refreshes once for all the calls rejected with the same headers).
  */
 const clientPolicy = (auth: AuthClientLike): RetryingCall.Policy<unknown> => {
-  let last: { readonly sent: string; readonly refresh: Promise<unknown> } | undefined
-  const refreshFor = (sent: string): Promise<unknown> => {
-    if (last !== undefined && last.sent === sent) return last.refresh
-    const refresh = Promise.resolve().then(() => auth.refresh())
-    const entry = { sent, refresh }
-    last = entry
-    refresh.catch(() => {
-      if (last === entry) last = undefined
-    })
-    return refresh
-  }
   let cachedFrom:
     | { readonly source: Readonly<Record<string, string>>; readonly headers: RetryingCall.Headers }
     | undefined
@@ -352,23 +338,23 @@ const clientPolicy = (auth: AuthClientLike): RetryingCall.Policy<unknown> => {
     isRejection: isTokenRejection,
     rejected: (sent) =>
       Effect.asVoid(Effect.tryPromise({
-        try: () => refreshFor(JSON.stringify(sent.map(([key, value]) => [key, Redacted.value(value)]))),
+        try: (signal) =>
+          auth.rejected(Object.fromEntries(sent.map((header) => [header.key, Redacted.value(header.value)])), {
+            signal
+          }),
         catch: (error) => error
       }))
   }
 }
 
 const toHeaders = (headers: Readonly<Record<string, string>>): RetryingCall.Headers =>
-  Object.entries(headers).map(([key, value]) => [key.toLowerCase(), Redacted.make(value)] as const)
+  Object.entries(headers).map(([key, value]) => ({ key: key.toLowerCase(), value: Redacted.make(value) }))
 
 const proxyPolicy = <E>(source: TokenSource.TokenSource<E>): RetryingCall.Policy<E> => ({
   what: "proxy token",
-  headers: Effect.map(TokenSource.accessToken(source), (token) => [[proxyAuthorizationKey, bearer(token)]]),
+  headers: Effect.map(source.get, (credentials) => [AuthHeader.make(proxyAuthorizationKey, credentials)]),
   isRejection: isProxyRejection,
-  rejected: (sent) =>
-    Effect.forEach(sent, ([key, value]) => key === proxyAuthorizationKey ? source.invalidate(value) : Effect.void, {
-      discard: true
-    })
+  rejected: (sent) => Effect.forEach(sent, source.invalidate, { discard: true })
 })
 
 const metadataGenerator = <E>(
@@ -388,7 +374,7 @@ const metadataGenerator = <E>(
         }
         const metadata = new Metadata()
         try {
-          for (const [key, value] of exit.value) metadata.set(key, Redacted.value(value))
+          for (const header of exit.value) metadata.set(header.key, Redacted.value(header.value))
         } catch {
           callback(unauthenticated("flyte-auth: the access token cannot be sent as gRPC metadata"))
           return

@@ -58,6 +58,7 @@ describe("GrpcAuth.callCredentials", () => {
       const server = yield* tlsServer()
       const callCredentials = GrpcAuth.authCallCredentials({
         headers: async () => ({ "flyte-authorization": "Bearer token-0" }),
+        rejected: async () => undefined,
         refresh: async () => undefined
       })
       const client = yield* echoClient(

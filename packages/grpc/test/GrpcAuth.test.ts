@@ -252,20 +252,33 @@ describe("GrpcAuth.interceptor", () => {
 })
 
 describe("authInterceptor (Promise facade)", () => {
+  // Like the facade: `rejected(sent)` refreshes (one flight) only while `sent` still holds the current token.
   const makeFacade = () => {
     let version = 0
     let refreshes = 0
+    let inFlight: Promise<void> | undefined
+    const rejections: Array<Readonly<Record<string, string>>> = []
+    const refresh = () => {
+      inFlight ??= (async () => {
+        refreshes += 1
+        await new Promise((resolve) => setTimeout(resolve, 30))
+        version += 1
+        inFlight = undefined
+      })()
+      return inFlight
+    }
     return {
       auth: {
         headers: async () => ({ "Flyte-Authorization": `Bearer token-${version}` }),
-        refresh: async () => {
-          refreshes += 1
-          await new Promise((resolve) => setTimeout(resolve, 30))
-          version += 1
-          return undefined
-        }
+        rejected: async (sent: Readonly<Record<string, string>>) => {
+          rejections.push(sent)
+          if (sent["flyte-authorization"] === `Bearer token-${version}`) await refresh()
+          else await inFlight
+        },
+        refresh
       },
-      refreshes: () => refreshes
+      refreshes: () => refreshes,
+      rejections: () => rejections
     }
   }
 
@@ -281,6 +294,11 @@ describe("authInterceptor (Promise facade)", () => {
       )
       expect(responses.every((r) => r.seen["flyte-authorization"] === "Bearer token-1")).toBe(true)
       expect(facade.refreshes()).toBe(1)
+      // Each rejected call handed back exactly the headers it sent.
+      expect(facade.rejections()).toHaveLength(50)
+      expect(new Set(facade.rejections().map((sent) => JSON.stringify(sent)))).toEqual(
+        new Set([JSON.stringify({ "flyte-authorization": "Bearer token-0" })])
+      )
       // Later calls use the new headers without refreshing again.
       const later = yield* Effect.either(unary(client, "Unary", { text: "x" }))
       expect(codeOf(later)).toBe(0)
@@ -301,11 +319,13 @@ describe("authInterceptor (Promise facade)", () => {
           return { ...cache }
         },
         cachedHeaders: () => cache,
-        refresh: async () => {
+        rejected: async (sent: Readonly<Record<string, string>>) => {
+          if (sent.authorization !== `Bearer token-${version}`) return
           refreshes += 1
           version += 1
           cache = undefined
-        }
+        },
+        refresh: async () => undefined
       }
       const server = yield* startEchoServer({ gate: tokenGate("authorization", () => ["token-1"]) })
       const client = yield* echoClient(server.address, { interceptors: [GrpcAuth.authInterceptor(auth)] })
@@ -326,6 +346,7 @@ describe("authInterceptor (Promise facade)", () => {
       const server = yield* startEchoServer()
       const interceptor = GrpcAuth.authInterceptor({
         headers: () => Promise.reject(noCredentials),
+        rejected: () => Promise.resolve(),
         refresh: () => Promise.resolve()
       })
       const client = yield* echoClient(server.address, { interceptors: [interceptor] })

@@ -15,6 +15,7 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import type { AuthClientLike } from "@flyte-auth/core/Authenticator"
 import { Authenticator } from "@flyte-auth/core/Authenticator"
 import type { AuthError } from "@flyte-auth/core/AuthError"
+import * as AuthHeader from "@flyte-auth/core/AuthHeader"
 import * as Credentials from "@flyte-auth/core/Credentials"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -127,7 +128,8 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
   const remember = (credentials: Credentials.Credentials, headerKey: string) => {
     current = credentials
     currentToken = Redacted.value(credentials.accessToken)
-    currentHeaders = { [headerKey]: Redacted.value(Credentials.bearer(credentials.accessToken)) }
+    const header = AuthHeader.make(headerKey, credentials)
+    currentHeaders = { [header.key]: Redacted.value(header.value) }
     freshUntil = Credentials.freshUntil(credentials)
   }
   const forget = () => {
@@ -175,13 +177,18 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
       call
     ).then(([credentials]) => credentials)
   }
-  /** After a server rejected `sent`: refreshes unless a concurrent caller already replaced that token. */
-  const rejected = (sent: string, call?: CallOptions): Promise<unknown> => {
-    if (currentToken === sent) forget()
+  /** After a server rejected `sentHeaders`: refreshes unless a concurrent caller already replaced that token. */
+  const rejected = (sentHeaders: Readonly<Record<string, string>>, call?: CallOptions): Promise<unknown> => {
+    const sent = Object.entries(sentHeaders).map(([key, value]): AuthHeader.AuthHeader => ({
+      key: key.toLowerCase(),
+      value: Redacted.make(value)
+    }))
+    const held = currentHeaders
+    if (held !== undefined && sent.some((header) => held[header.key] === Redacted.value(header.value))) forget()
     return run(
       Effect.flatMap(Authenticator, (auth) =>
         Effect.zipRight(
-          auth.invalidate(Redacted.make(sent)),
+          Effect.forEach(sent, auth.invalidate, { discard: true }),
           Effect.tap(Effect.zip(auth.credentials, auth.header), ([credentials, header]) =>
             Effect.sync(() => remember(credentials, header.key)))
         )),
@@ -194,21 +201,17 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
     const send = async () => {
       const auth = await headers({ signal })
       const merged = new Headers(init.headers)
-      let sent = ""
-      for (const [key, value] of Object.entries(auth)) {
-        merged.set(key, value)
-        sent = value
-      }
+      for (const [key, value] of Object.entries(auth)) merged.set(key, value)
       // Through the layer's dispatcher (proxy, CA, skip-verify), unless the caller brought one. Node's fetch takes
       // a dispatcher of the undici package; only the two type declarations (undici-types, undici) disagree.
       const dispatcher = (init as { readonly dispatcher?: unknown }).dispatcher ?? settings.dispatcher
       const request = { ...init, dispatcher, headers: merged } as RequestInit
-      return { response: await fetch(input, request), sent }
+      return { response: await fetch(input, request), sent: auth }
     }
     const first = await send()
     if (first.response.status !== 401 || !isReplayable(init.body)) return first.response
     await first.response.body?.cancel()
-    await rejected(Redacted.value(Credentials.bearerToken(Redacted.make(first.sent))), { signal })
+    await rejected(first.sent, { signal })
     return (await send()).response
   }
 
@@ -223,6 +226,7 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
     accessToken,
     credentials,
     refresh,
+    rejected,
     headers,
     cachedHeaders,
     fetch: authFetch,

@@ -142,6 +142,21 @@ describe("createAuthClient", () => {
     expect(await auth.accessToken()).not.toBe(before)
   })
 
+  it("rejected(sentHeaders): one token request for any number of callers; stale headers change nothing", async () => {
+    await using auth = await createAuthClient(clientSecretOptions())
+    const sent = await auth.headers()
+    await new Promise((resolve) => setTimeout(resolve, 1100)) // JWTs issued within the same second are equal
+    sandbox.resetStats()
+    await Promise.all(Array.from({ length: 20 }, () => auth.rejected(sent)))
+    expect(sandbox.stats().tokenRequests.client_credentials).toBe(1)
+    const renewed = await auth.headers()
+    expect(renewed[sandbox.headerKey]).not.toBe(sent[sandbox.headerKey])
+    // A late report about the old headers does not throw away the new token.
+    await auth.rejected(sent)
+    expect(auth.cachedHeaders()).toEqual(renewed)
+    expect(sandbox.stats().tokenRequests.client_credentials).toBe(1)
+  })
+
   it("refresh() obtains a new token; logout() forgets it", async () => {
     await using auth = await createAuthClient(clientSecretOptions())
     const first = await auth.accessToken()

@@ -10,6 +10,7 @@
  * @internal
  */
 import { isAuthError } from "@flyte-auth/core/AuthError"
+import type * as AuthHeader from "@flyte-auth/core/AuthHeader"
 import type * as grpc from "@grpc/grpc-js"
 import { InterceptingCall, Metadata, status as Status } from "@grpc/grpc-js"
 import * as Cause from "effect/Cause"
@@ -20,8 +21,8 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 
-/** Headers to add to the metadata of one attempt. */
-export type Headers = ReadonlyArray<readonly [key: string, value: Redacted.Redacted<string>]>
+/** Headers to add to the metadata of one attempt; a rejection hands the same objects back to the policy. */
+export type Headers = ReadonlyArray<AuthHeader.AuthHeader>
 
 /** What a retrying interceptor adds, and when it replays a call. */
 export interface Policy<E> {
@@ -36,7 +37,7 @@ export interface Policy<E> {
   readonly cached?: () => Headers | undefined
   /** Whether a status (of a call that received no message yet) means that the headers were rejected. */
   readonly isRejection: (status: grpc.StatusObject) => boolean
-  /** Forgets the rejected `sent` headers (a concurrent caller may already have replaced them). */
+  /** The server rejected the `sent` headers: the source must not hand them out again (unless already replaced). */
   readonly rejected: (sent: Headers) => Effect.Effect<void, E>
 }
 
@@ -198,13 +199,13 @@ class RetryingCall implements CallInterface {
   private startAttempt(headers: Headers): void {
     const metadata = this.metadata!.clone()
     try {
-      for (const [key, value] of headers) metadata.set(key, Redacted.value(value))
+      for (const header of headers) metadata.set(header.key, Redacted.value(header.value))
     } catch {
       // Metadata rejects keys and values with characters HTTP/2 cannot carry.
       this.finishLater({
         code: Status.UNAUTHENTICATED,
         details: `flyte-auth: the ${this.policy.what} header (${
-          headers.map(([key]) => key).join(", ")
+          headers.map((header) => header.key).join(", ")
         }) cannot be sent as gRPC metadata`,
         metadata: new Metadata()
       })

@@ -5,6 +5,7 @@
 import { Authenticator } from "@flyte-auth/core/Authenticator"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
 import type { AuthError } from "@flyte-auth/core/AuthError"
+import * as AuthHeader from "@flyte-auth/core/AuthHeader"
 import { Credentials } from "@flyte-auth/core/Credentials"
 import * as grpc from "@grpc/grpc-js"
 import * as protoLoader from "@grpc/proto-loader"
@@ -147,21 +148,19 @@ export const makeTestAuth = (options: {
     const service: Authenticator.Service = {
       endpoint: "test",
       login: Effect.dieMessage("the test authenticator never runs a full login"),
+      get: credentials,
       credentials,
       accessToken: Effect.map(credentials, (c) => c.accessToken),
-      header: options.header ?? Effect.map(credentials, (c) => ({
-        key: headerKey,
-        value: Redacted.make(`Bearer ${Redacted.value(c.accessToken)}`)
-      })),
+      header: options.header ?? Effect.map(credentials, (c) => AuthHeader.make(headerKey, c)),
       // Never a synchronous answer: every call goes through `header` (the real Authenticator's hot path is
       // covered by the sandbox tests).
       cachedHeader: () => undefined,
       refresh: SynchronizedRef.modifyEffect(state, (s) =>
         Effect.map(refreshNow(s), (next) => [credentialsOf(next.version), next] as const)),
-      invalidate: (failed) =>
-        Ref.update(invalidated, (all) => [...all, Redacted.value(failed)]).pipe(
+      invalidate: (header) =>
+        Ref.update(invalidated, (all) => [...all, Redacted.value(header.value).replace(/^Bearer /, "")]).pipe(
           Effect.zipRight(SynchronizedRef.update(state, (s) =>
-            Redacted.value(failed) === `token-${s.version}` ? { ...s, stale: true } : s))
+            AuthHeader.carries(header, credentialsOf(s.version)) ? { ...s, stale: true } : s))
         ),
       logout: Effect.void
     }
