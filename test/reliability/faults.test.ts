@@ -11,7 +11,7 @@
  * every failure, and the refresh path never falls back to a browser login.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Authenticator, AuthError, ClientConfig, Credentials, Keyring, Policies } from "@flyte-auth/core"
+import { Authenticator, AuthError, ClientConfig, Credentials, Flows, Keyring, Policies } from "@flyte-auth/core"
 import { NodeCommandRunner, NodeTransport } from "@flyte-auth/node"
 import { Cause, Context, DateTime, Duration, Effect, Exit, Layer, Option, Redacted, Ref } from "effect"
 import { drive, syncTestClock } from "./helpers/drive.js"
@@ -204,7 +204,7 @@ describe("external command through the Authenticator (real processes)", () => {
         const entry = yield* Credentials.encodeKeyringEntry(expired)
         yield* keyring.set(Keyring.serviceName, world.endpoint, entry)
         const context = yield* Layer.build(
-          Authenticator.layerFromMode("ExternalCommand", {
+          Flows.layerFromMode("ExternalCommand", {
             endpoint: world.endpoint,
             command: testCase.command,
             commandTimeout: "500 millis"

@@ -10,7 +10,7 @@
  * proxy's `Echo`), the worst case for the scrubbing of server text.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Authenticator, Browser, ClientConfig, ClientCredentials, Credentials, Keyring } from "@flyte-auth/core"
+import { Authenticator, Browser, ClientConfig, ClientCredentials, Credentials, Flows, Keyring } from "@flyte-auth/core"
 import { NodeCommandRunner, NodeTransport } from "@flyte-auth/node"
 import { UserAgent } from "@flyte-auth/sandbox"
 import { Context, Effect, Exit, Layer, Option, Redacted } from "effect"
@@ -178,7 +178,7 @@ describe("redaction audit: no secret in logs, spans, errors or pages (library, L
       for (const { command, succeeds } of commands) {
         const keyring = yield* Keyring.makeMemory
         const context = yield* Layer.build(
-          Authenticator.layerFromMode("ExternalCommand", {
+          Flows.layerFromMode("ExternalCommand", {
             endpoint: world.endpoint,
             command,
             commandTimeout: "10 seconds"

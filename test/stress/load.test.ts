@@ -5,7 +5,7 @@
  * a single call may fail.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Authenticator, DevicePrompt, Keyring } from "@flyte-auth/core"
+import { DevicePrompt, Flows, Keyring } from "@flyte-auth/core"
 import { FlyteProtos, GrpcAuth, RemoteClientConfigStore } from "@flyte-auth/grpc"
 import { NodeTransport } from "@flyte-auth/node"
 import { startSandbox, UserAgent } from "@flyte-auth/sandbox"
@@ -43,7 +43,7 @@ describe("load through the gRPC auth interceptor", () => {
       Effect.gen(function*() {
         const sandbox = yield* sandboxResource
         const endpoint = sandbox.adminGrpc
-        const auth = Authenticator.layerFromMode("DeviceFlow", { endpoint, skew, deviceTimeout: Duration.seconds(30) })
+        const auth = Flows.layerFromMode("DeviceFlow", { endpoint, skew, deviceTimeout: Duration.seconds(30) })
           .pipe(
             Layer.provideMerge(RemoteClientConfigStore.layer({ endpoint, insecure: true })),
             Layer.provide([

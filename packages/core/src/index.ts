@@ -57,6 +57,10 @@ export * as ExternalCommand from "./ExternalCommand.js"
 /**
  * @since 0.2.0
  */
+export * as Flows from "./Flows.js"
+/**
+ * @since 0.2.0
+ */
 export * as IdToken from "./IdToken.js"
 
 /**

@@ -9,6 +9,7 @@ import {
   CommandRunner,
   Credentials,
   DevicePrompt,
+  Flows,
   Keyring,
   LoopbackServer
 } from "@flyte-auth/core"
@@ -819,7 +820,7 @@ describe("Authenticator expiry and invalidation", () => {
     }))
 })
 
-describe("Authenticator.layerFromMode", () => {
+describe("Flows.layerFromMode", () => {
   /** Builds the layer in the test's scope, so the authenticator lives as long as the test. */
   const build = <E, R>(layer: Layer.Layer<Authenticator.Authenticator, E, R>) =>
     Effect.map(Layer.build(layer), Context.get(Authenticator.Authenticator))
@@ -839,7 +840,7 @@ describe("Authenticator.layerFromMode", () => {
       const server = yield* tokenServer((_, index) => tokenResponse(`cc-${index}`), Duration.zero)
       const { layer } = yield* modeEnvironment(server.client)
       const auth = yield* build(
-        Authenticator.layerFromMode("ClientSecret", {
+        Flows.layerFromMode("ClientSecret", {
           endpoint,
           clientId: "svc",
           clientSecret: Redacted.make("s3cret"),
@@ -863,7 +864,7 @@ describe("Authenticator.layerFromMode", () => {
       const server = yield* tokenServer(() => tokenResponse("unexpected"))
       const { layer } = yield* modeEnvironment(server.client)
       const noSecret = yield* Effect.flip(
-        Layer.build(Authenticator.layerFromMode("ClientSecret", { endpoint }).pipe(Layer.provide(layer))).pipe(
+        Layer.build(Flows.layerFromMode("ClientSecret", { endpoint }).pipe(Layer.provide(layer))).pipe(
           Effect.scoped
         )
       )
@@ -871,7 +872,7 @@ describe("Authenticator.layerFromMode", () => {
       expect(noSecret.message).toContain("client secret")
       const noCommand = yield* Effect.flip(
         Layer.build(
-          Authenticator.layerFromMode("ExternalCommand", { endpoint, command: [] }).pipe(
+          Flows.layerFromMode("ExternalCommand", { endpoint, command: [] }).pipe(
             Layer.provide(Layer.merge(layer, CommandRunner.layerTest(() => Effect.die("not run"))))
           )
         ).pipe(Effect.scoped)
@@ -896,7 +897,7 @@ describe("Authenticator.layerFromMode", () => {
         )
       )
       const auth = yield* build(
-        Authenticator.layerFromMode("ExternalCommand", { endpoint, command: ["get-token", "--json"] }).pipe(
+        Flows.layerFromMode("ExternalCommand", { endpoint, command: ["get-token", "--json"] }).pipe(
           Layer.provide(Layer.merge(layer, runner))
         )
       )
@@ -914,7 +915,7 @@ describe("Authenticator.layerFromMode", () => {
       const { layer } = yield* modeEnvironment(server.client)
       const error = yield* Effect.flip(
         Layer.build(
-          Authenticator.layerFromMode("DeviceFlow", { endpoint }).pipe(
+          Flows.layerFromMode("DeviceFlow", { endpoint }).pipe(
             Layer.provide(Layer.merge(layer, DevicePrompt.layerLog))
           )
         ).pipe(Effect.scoped)
@@ -949,7 +950,7 @@ describe("Authenticator.layerFromMode", () => {
       const prompts = yield* Ref.make(0)
       const prompt = Layer.succeed(DevicePrompt.DevicePrompt, { show: () => Ref.update(prompts, (n) => n + 1) })
       const auth = yield* build(
-        Authenticator.layerFromMode("DeviceFlow", { endpoint }).pipe(Layer.provide(Layer.merge(layer, prompt)))
+        Flows.layerFromMode("DeviceFlow", { endpoint }).pipe(Layer.provide(Layer.merge(layer, prompt)))
       )
       const fiber = yield* Effect.fork(
         Effect.all(Array.from({ length: 5 }, () => tokenOf(auth.accessToken)), { concurrency: "unbounded" })
@@ -992,7 +993,7 @@ describe("Authenticator.layerFromMode", () => {
         })
       )
       const auth = yield* build(
-        Authenticator.layerFromMode("Pkce", { endpoint }).pipe(
+        Flows.layerFromMode("Pkce", { endpoint }).pipe(
           Layer.provide(
             Layer.mergeAll(layer, browser, Layer.succeed(LoopbackServer.LoopbackServer, loopback.service))
           )
@@ -1019,7 +1020,7 @@ describe("Authenticator.layerFromMode", () => {
       const loopback = yield* LoopbackServer.makeTest()
       const visits = yield* Ref.make(0)
       const auth = yield* build(
-        Authenticator.layerFromMode("Pkce", { endpoint, allowInteractive: false }).pipe(
+        Flows.layerFromMode("Pkce", { endpoint, allowInteractive: false }).pipe(
           Layer.provide(
             Layer.mergeAll(
               layer,

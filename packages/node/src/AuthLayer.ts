@@ -18,13 +18,14 @@
  * @since 0.1.0
  */
 import * as HttpClient from "@effect/platform/HttpClient"
-import * as Authenticator from "@flyte-auth/core/Authenticator"
+import type * as Authenticator from "@flyte-auth/core/Authenticator"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
 import * as AuthHttpClient from "@flyte-auth/core/AuthHttpClient"
 import * as AuthMode from "@flyte-auth/core/AuthMode"
 import type * as Browser from "@flyte-auth/core/Browser"
 import * as ClientConfig from "@flyte-auth/core/ClientConfig"
 import * as DevicePrompt from "@flyte-auth/core/DevicePrompt"
+import * as Flows from "@flyte-auth/core/Flows"
 import * as Keyring from "@flyte-auth/core/Keyring"
 import * as Policies from "@flyte-auth/core/Policies"
 import * as ProxyAuthorization from "@flyte-auth/core/ProxyAuthorization"
@@ -312,7 +313,7 @@ export const layer = (
       httpClient,
       configStore
     )
-    const authenticator = Authenticator.layerFromMode(resolved.authMode, {
+    const authenticator = Flows.layerFromMode(resolved.authMode, {
       endpoint,
       clientId: resolved.clientId,
       clientSecret: resolved.clientSecret,

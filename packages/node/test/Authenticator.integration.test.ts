@@ -6,7 +6,15 @@
 import { HttpClient } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Authenticator, AuthHttpClient, ClientConfig, Credentials, DevicePrompt, Keyring } from "@flyte-auth/core"
+import {
+  Authenticator,
+  AuthHttpClient,
+  ClientConfig,
+  Credentials,
+  DevicePrompt,
+  Flows,
+  Keyring
+} from "@flyte-auth/core"
 import { type Sandbox, startSandbox, UserAgent } from "@flyte-auth/sandbox"
 import { Context, Effect, Layer, Option, Redacted, Ref } from "effect"
 
@@ -37,7 +45,7 @@ const setup = (
     )
     const environment = Layer.provideMerge(ClientConfig.layerFlyteHttp(sandbox.adminHttp), base)
     const context = yield* Layer.build(
-      Authenticator.layerFromMode(mode, {
+      Flows.layerFromMode(mode, {
         endpoint: sandbox.adminHttp,
         ...(mode === "ClientSecret"
           ? {

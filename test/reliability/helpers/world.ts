@@ -11,6 +11,7 @@ import {
   ClientConfig,
   Credentials,
   DevicePrompt,
+  Flows,
   Keyring,
   Pkce
 } from "@flyte-auth/core"
@@ -164,14 +165,14 @@ export const setupFlow = (
       AuthError.AuthenticationError,
       Layer.Layer.Success<typeof base>
     > = flow === "client credentials"
-      ? Authenticator.layerFromMode("ClientSecret", {
+      ? Flows.layerFromMode("ClientSecret", {
         endpoint,
         clientId: sandbox.clients.confidential.clientId,
         clientSecret: Redacted.make(sandbox.clients.confidential.clientSecret)
       })
       : flow === "device authorization" || flow === "device poll"
-      ? Authenticator.layerFromMode("DeviceFlow", { endpoint })
-      : Authenticator.layerFromMode("Pkce", { endpoint })
+      ? Flows.layerFromMode("DeviceFlow", { endpoint })
+      : Flows.layerFromMode("Pkce", { endpoint })
     const context = yield* Layer.build(Layer.provide(authenticator, base))
     return { auth: Context.get(context, Authenticator.Authenticator), keyring, opened, seeded }
   })
