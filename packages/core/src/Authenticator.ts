@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
@@ -25,6 +26,8 @@ import { ClientConfigStore } from "./ClientConfig.js"
 import * as CredentialLock from "./CredentialLock.js"
 import * as Credentials from "./Credentials.js"
 import * as IdToken from "./IdToken.js"
+import * as State from "./internal/authenticatorState.js"
+import * as SingleFlight from "./internal/singleFlight.js"
 import * as Keyring from "./Keyring.js"
 import * as Policies from "./Policies.js"
 import * as TokenClient from "./TokenClient.js"
@@ -175,35 +178,6 @@ export const isRefreshRejected = (error: AuthError): boolean =>
   error._tag === "AuthenticationError" &&
   (error.error === "invalid_grant" || error.status === 400 || error.status === 401)
 
-/** What a caller asks for: valid credentials, a refresh now, or a full login now. */
-type Want = "valid" | "refresh" | "login"
-
-interface InFlight {
-  readonly want: Want
-  readonly deferred: Deferred.Deferred<Credentials.Credentials, AuthError>
-}
-
-interface State {
-  /** Whether the keyring has been read. */
-  readonly loaded: boolean
-  readonly credentials: Option.Option<Credentials.Credentials>
-  /** A server rejected the cached access token: it must be refreshed before it is handed out again. */
-  readonly stale: boolean
-  readonly loggedOut: boolean
-  /** Bumped by `logout`, so a refresh that was under way does not write its result back. */
-  readonly generation: number
-  readonly inFlight: Option.Option<InFlight>
-}
-
-const initialState: State = {
-  loaded: false,
-  credentials: Option.none(),
-  stale: false,
-  loggedOut: false,
-  generation: 0,
-  inFlight: Option.none()
-}
-
 /**
  * Builds an authenticator. Credentials are read from the keyring on first use; every refresh or login runs in
  * a fiber owned by the authenticator's scope, and every caller that needs it awaits the same result, so an
@@ -237,15 +211,15 @@ export const make = <R = never>(
     const clock = yield* Effect.clock
     // The state is read and written in single synchronous steps (never across a yield), so a plain variable is as
     // atomic as a `Ref`, and the hot path (`cachedHeader`) reads it without running an effect.
-    let state = initialState
+    let state = State.initial
     const getState = Effect.sync(() => state)
-    const modifyState = <A>(f: (s: State) => readonly [A, State]) =>
+    const modifyState = <A>(f: (s: State.State) => readonly [A, State.State]) =>
       Effect.sync(() => {
         const [result, next] = f(state)
         state = next
         return result
       })
-    const updateState = (f: (s: State) => State) => modifyState((s) => [undefined, f(s)] as const)
+    const updateState = (f: (s: State.State) => State.State) => modifyState((s) => [undefined, f(s)] as const)
     const warned = yield* Ref.make(false)
     const storeLock = yield* Effect.makeSemaphore(1)
     const crossProcess = Option.filter(
@@ -378,7 +352,7 @@ export const make = <R = never>(
       )
 
     /** Refreshes `base` (or runs the flow) and stores the result. */
-    const renew = (want: Want, base: Option.Option<Credentials.Credentials>, current: State) =>
+    const renew = (want: State.Want, base: Option.Option<Credentials.Credentials>, current: State.State) =>
       Effect.gen(function*() {
         const next = want === "login" || Option.isNone(base)
           ? yield* login(current.loggedOut ? "LoggedOut" : "NoCredentials")
@@ -388,7 +362,7 @@ export const make = <R = never>(
       })
 
     /** Under the cross-process lock: what another process stored meanwhile wins over what this one holds. */
-    const renewShared = (want: Want) =>
+    const renewShared = (want: State.Want) =>
       Effect.gen(function*() {
         const stored = yield* load
         const current = yield* getState
@@ -450,7 +424,7 @@ export const make = <R = never>(
         )
       }))
 
-    const obtain = (want: Want) =>
+    const obtain = (want: State.Want) =>
       Effect.gen(function*() {
         let current = yield* getState
         if (!current.loaded) {
@@ -460,12 +434,11 @@ export const make = <R = never>(
             return [next, next] as const
           })
         }
-        const now = yield* DateTime.now
-        if (
-          want === "valid" && !current.stale && Option.isSome(current.credentials) &&
-          Credentials.isFresh(current.credentials.value, now, skew)
-        ) {
-          return current.credentials.value
+        const usable = want === "valid"
+          ? State.usable(current, yield* Clock.currentTimeMillis, freshUntil)
+          : undefined
+        if (usable !== undefined) {
+          return usable
         }
         return yield* Option.match(crossProcess, {
           onNone: () =>
@@ -479,33 +452,17 @@ export const make = <R = never>(
 
     // --- single flight -----------------------------------------------------------------------------------------
 
-    const join = (want: Want): Effect.Effect<Credentials.Credentials, AuthError> =>
+    const join = (want: State.Want): Effect.Effect<Credentials.Credentials, AuthError> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
-          const now = yield* DateTime.now
+          const now = yield* Clock.currentTimeMillis
           const candidate = yield* Deferred.make<Credentials.Credentials, AuthError>()
-          const decision = yield* modifyState((s): readonly [
-            | { readonly _tag: "Cached"; readonly credentials: Credentials.Credentials }
-            | { readonly _tag: "Await"; readonly deferred: Deferred.Deferred<Credentials.Credentials, AuthError> }
-            | {
-              readonly _tag: "AwaitThenRetry"
-              readonly deferred: Deferred.Deferred<Credentials.Credentials, AuthError>
-            }
-            | { readonly _tag: "Lead" },
-            State
-          ] => {
-            if (Option.isSome(s.inFlight)) {
-              // A login asked for explicitly is not satisfied by a refresh under way: it waits for it, then logs in.
-              const satisfied = want !== "login" || s.inFlight.value.want === "login"
-              return [{ _tag: satisfied ? "Await" : "AwaitThenRetry", deferred: s.inFlight.value.deferred }, s]
-            }
-            if (
-              want === "valid" && s.loaded && !s.stale && Option.isSome(s.credentials) &&
-              Credentials.isFresh(s.credentials.value, now, skew)
-            ) {
-              return [{ _tag: "Cached", credentials: s.credentials.value }, s]
-            }
-            return [{ _tag: "Lead" }, { ...s, inFlight: Option.some({ want, deferred: candidate }) }]
+          const decision = yield* modifyState((s) => {
+            const decision = State.decide(s, want, now, freshUntil)
+            return [
+              decision,
+              decision._tag === "Lead" ? { ...s, inFlight: Option.some({ want, deferred: candidate }) } : s
+            ] as const
           })
           switch (decision._tag) {
             case "Cached":
@@ -515,19 +472,12 @@ export const make = <R = never>(
             case "AwaitThenRetry":
               return yield* restore(Effect.zipRight(Effect.exit(Deferred.await(decision.deferred)), join(want)))
             case "Lead": {
-              // The worker starts uninterruptible (inherited), so `onExit` is installed before anything can
-              // interrupt it: even a worker interrupted at once (closed scope) completes the deferred.
-              yield* obtain(want).pipe(
-                Effect.interruptible,
-                Effect.onExit((exit) =>
-                  updateState((s) =>
-                    Option.isSome(s.inFlight) && s.inFlight.value.deferred === candidate
-                      ? { ...s, inFlight: Option.none() }
-                      : s
-                  ).pipe(Effect.zipRight(Deferred.done(candidate, exit)))
-                ),
-                Effect.forkIn(scope)
-              )
+              yield* SingleFlight.launch(obtain(want), candidate, scope, () =>
+                updateState((s) =>
+                  Option.isSome(s.inFlight) && s.inFlight.value.deferred === candidate
+                    ? { ...s, inFlight: Option.none() }
+                    : s
+                ))
               return yield* restore(Deferred.await(candidate))
             }
           }
@@ -535,9 +485,9 @@ export const make = <R = never>(
       )
 
     // The cache hit, answered synchronously without entering `join` (no deferred, no uninterruptible region): the
-    // same test as its "Cached" case. Anything else (not loaded, stale, a flight under way, not fresh) goes
-    // through `join`, which decides again atomically. What is derived from the cached credentials (their
-    // freshness deadline, the header) is computed once per credentials.
+    // same decision as `join`'s, read without changing the state. Anything else (not loaded, stale, a flight under
+    // way, not fresh) goes through `join`, which decides again atomically. What is derived from the cached
+    // credentials (their freshness deadline, the header) is computed once per credentials.
     let headerKey: string | undefined
     let hot:
       | {
@@ -546,14 +496,16 @@ export const make = <R = never>(
         header: AuthHeader.AuthHeader | undefined
       }
       | undefined
-    const freshCached = (now: number) => {
-      const s = state
-      if (!s.loaded || s.stale || Option.isSome(s.inFlight) || Option.isNone(s.credentials)) return undefined
-      const cached = s.credentials.value
-      if (hot?.credentials !== cached) {
-        hot = { credentials: cached, freshUntil: Credentials.freshUntil(cached, skew), header: undefined }
+    const hotFor = (credentials: Credentials.Credentials) => {
+      if (hot?.credentials !== credentials) {
+        hot = { credentials, freshUntil: Credentials.freshUntil(credentials, skew), header: undefined }
       }
-      return now < hot.freshUntil ? hot : undefined
+      return hot
+    }
+    const freshUntil: State.FreshUntil = (credentials) => hotFor(credentials).freshUntil
+    const freshCached = (now: number) => {
+      const decision = State.decide(state, "valid", now, freshUntil)
+      return decision._tag === "Cached" ? hotFor(decision.credentials) : undefined
     }
     const headerOf = (fresh: ReturnType<typeof freshCached>): AuthHeader.AuthHeader | undefined => {
       if (fresh === undefined || headerKey === undefined) return undefined

@@ -31,6 +31,28 @@ export interface Options<A> {
 }
 
 /**
+ * Starts one run of `work` for the callers awaiting `deferred`: forked in `scope` (closing it interrupts the run),
+ * and `settle` runs before `deferred` is completed with the run's exit, whatever the exit, so the callers never
+ * see a state that still names a finished run. Call it while uninterruptible (the run starts so too, so `settle`
+ * is installed before anything can interrupt it: even a run interrupted at once completes `deferred`); callers wait
+ * on `deferred`, interruptibly, and an interrupted caller only stops waiting.
+ *
+ * @internal
+ */
+export const launch = <A, E>(
+  work: Effect.Effect<A, E>,
+  deferred: Deferred.Deferred<A, E>,
+  scope: Scope.Scope,
+  settle: (exit: Exit.Exit<A, E>) => Effect.Effect<void>
+): Effect.Effect<void> =>
+  work.pipe(
+    Effect.interruptible,
+    Effect.onExit((exit) => Effect.zipRight(settle(exit), Deferred.done(deferred, exit))),
+    Effect.forkIn(scope),
+    Effect.asVoid
+  )
+
+/**
  * A single flight of `work`, whose runs are forked in the current scope.
  *
  * @internal
@@ -65,14 +87,9 @@ export const make = <A, E>(
         const leader = yield* Ref.modify(state, (latest) =>
           Option.isSome(latest) ? [latest.value, latest] as const : [candidate, Option.some(candidate)] as const)
         if (leader === candidate) {
-          yield* Effect.interruptible(work).pipe(
-            // Forget a failure before anyone hears of it, so a caller that retries at once starts a new run.
-            Effect.onExit((exit) =>
-              Exit.isFailure(exit) ? clear(candidate) : Effect.void
-            ),
-            Effect.intoDeferred(candidate),
-            Effect.forkIn(scope)
-          )
+          // Forget a failure before anyone hears of it, so a caller that retries at once starts a new run.
+          yield* launch(work, candidate, scope, (exit) =>
+            Exit.isFailure(exit) ? clear(candidate) : Effect.void)
         }
         return yield* restore(Deferred.await(leader))
       })
