@@ -212,14 +212,23 @@ export const devicePolling = (
   )
 
 /**
- * One retry, for a request whose auth header was rejected (HTTP 401 for the access token, 407 for the proxy
- * token), sent again after the header was invalidated and a new one obtained. A second rejection surfaces to the
- * caller.
+ * How many times a request whose auth header was rejected (HTTP 401 for the access token, 407 for the proxy
+ * token, gRPC `UNAUTHENTICATED`) is sent again, each time after the header was invalidated and a new one obtained:
+ * once. The next rejection surfaces to the caller. Every transport reads it (`retryOnceOnUnauthenticated` for the
+ * Effect HTTP clients, the gRPC interceptors and the facade's `fetch` directly).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const resendsOnRejection = 1
+
+/**
+ * `resendsOnRejection` as a schedule, for the HTTP clients (`AuthHttpClient`, `ProxyAuthorization`).
  *
  * @since 0.1.0
  * @category schedules
  */
-export const retryOnceOnUnauthenticated: Schedule.Schedule<number> = Schedule.recurs(1)
+export const retryOnceOnUnauthenticated: Schedule.Schedule<number> = Schedule.recurs(resendsOnRejection)
 
 /**
  * How often a process that waits for the cross-process credential lock (`CredentialLock`) tries again:

@@ -17,6 +17,7 @@ import { Authenticator } from "@flyte-auth/core/Authenticator"
 import type { AuthError } from "@flyte-auth/core/AuthError"
 import * as AuthHeader from "@flyte-auth/core/AuthHeader"
 import * as Credentials from "@flyte-auth/core/Credentials"
+import * as Policies from "@flyte-auth/core/Policies"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -208,11 +209,14 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
       const request = { ...init, dispatcher, headers: merged } as RequestInit
       return { response: await fetch(input, request), sent: auth }
     }
-    const first = await send()
-    if (first.response.status !== 401 || !isReplayable(init.body)) return first.response
-    await first.response.body?.cancel()
-    await rejected(first.sent, { signal })
-    return (await send()).response
+    for (let resent = 0;; resent++) {
+      const { response, sent } = await send()
+      if (response.status !== 401 || resent >= Policies.resendsOnRejection || !isReplayable(init.body)) {
+        return response
+      }
+      await response.body?.cancel()
+      await rejected(sent, { signal })
+    }
   }
 
   const close = async () => {

@@ -11,6 +11,7 @@
  */
 import { isAuthError } from "@flyte-auth/core/AuthError"
 import type * as AuthHeader from "@flyte-auth/core/AuthHeader"
+import { resendsOnRejection } from "@flyte-auth/core/Policies"
 import type * as grpc from "@grpc/grpc-js"
 import { InterceptingCall, Metadata, status as Status } from "@grpc/grpc-js"
 import * as Cause from "effect/Cause"
@@ -215,7 +216,7 @@ class RetryingCall implements CallInterface {
     this.attempts += 1
     const call = this.nextCall(this.options)
     this.attempt = call
-    const mayRetry = this.replayable && this.attempts === 1
+    const mayRetry = this.replayable && this.attempts <= resendsOnRejection
     let receivedMessage = false
     let heldMetadata: Metadata | undefined
     let heldEmptyMessage = false
@@ -244,7 +245,7 @@ class RetryingCall implements CallInterface {
       },
       onReceiveStatus: (status: grpc.StatusObject) => {
         if (!current()) return
-        const rejected = this.attempts === 1 && this.policy.isRejection(status)
+        const rejected = this.attempts <= resendsOnRejection && this.policy.isRejection(status)
         if (rejected && this.replayable && !receivedMessage) {
           this.retry(status)
           return
