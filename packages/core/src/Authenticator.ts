@@ -485,9 +485,9 @@ export const make = <R = never>(
       )
 
     // The cache hit, answered synchronously without entering `join` (no deferred, no uninterruptible region): the
-    // same decision as `join`'s, read without changing the state. Anything else (not loaded, stale, a flight under
-    // way, not fresh) goes through `join`, which decides again atomically. What is derived from the cached
-    // credentials (their freshness deadline, the header) is computed once per credentials.
+    // "Cached" case of `join`'s decision (`State.cached`), read without changing the state. Anything else (not
+    // loaded, stale, a flight under way, not fresh) goes through `join`, which decides again atomically. What is
+    // derived from the cached credentials (their freshness deadline, the header) is computed once per credentials.
     let headerKey: string | undefined
     let hot:
       | {
@@ -504,8 +504,8 @@ export const make = <R = never>(
     }
     const freshUntil: State.FreshUntil = (credentials) => hotFor(credentials).freshUntil
     const freshCached = (now: number) => {
-      const decision = State.decide(state, "valid", now, freshUntil)
-      return decision._tag === "Cached" ? hotFor(decision.credentials) : undefined
+      const hit = State.cached(state, now, freshUntil)
+      return hit === undefined ? undefined : hotFor(hit)
     }
     const headerOf = (fresh: ReturnType<typeof freshCached>): AuthHeader.AuthHeader | undefined => {
       if (fresh === undefined || headerKey === undefined) return undefined

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { AuthError, Credentials } from "@flyte-auth/core"
+import type { AuthError } from "@flyte-auth/core"
+import { Credentials } from "@flyte-auth/core"
 import * as State from "@flyte-auth/core/internal/authenticatorState"
 import { Deferred, Effect, Option, Redacted } from "effect"
 

@@ -57,6 +57,13 @@ export const usable = (state: State, now: number, freshUntil: FreshUntil): Crede
     ? state.credentials.value
     : undefined
 
+/**
+ * What a caller that wants valid credentials gets at once, without waiting: the loaded, usable credentials while no
+ * flight is under way. The synchronous cache read is exactly this case of `decide`.
+ */
+export const cached = (state: State, now: number, freshUntil: FreshUntil): Credentials.Credentials | undefined =>
+  state.loaded && Option.isNone(state.inFlight) ? usable(state, now, freshUntil) : undefined
+
 const lead: Decision = { _tag: "Lead" }
 
 /** What a caller that wants `want` at `now` does. */
@@ -66,6 +73,6 @@ export const decide = (state: State, want: Want, now: number, freshUntil: FreshU
     const satisfied = want !== "login" || state.inFlight.value.want === "login"
     return { _tag: satisfied ? "Await" : "AwaitThenRetry", deferred: state.inFlight.value.deferred }
   }
-  const cached = want === "valid" && state.loaded ? usable(state, now, freshUntil) : undefined
-  return cached === undefined ? lead : { _tag: "Cached", credentials: cached }
+  const hit = want === "valid" ? cached(state, now, freshUntil) : undefined
+  return hit === undefined ? lead : { _tag: "Cached", credentials: hit }
 }
