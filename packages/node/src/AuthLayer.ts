@@ -70,8 +70,13 @@ export interface Options {
   readonly clientSecretLocation?: string | undefined
   readonly scopes?: ReadonlyArray<string> | undefined
   readonly audience?: string | undefined
-  /** The PKCE redirect URI (a loopback URL; port 0 picks a free port), instead of the server's. */
+  /**
+   * The PKCE redirect URI (a loopback URL; port 0 picks a free port), instead of the server's. When its port is
+   * busy, a free loopback port is used instead (with a warning), unless `redirectPort` pins it.
+   */
   readonly redirectUri?: string | undefined
+  /** Pins the PKCE callback port (it replaces the redirect URI's port): a busy port is then an error. */
+  readonly redirectPort?: number | undefined
   /** `ExternalCommand`: the program and its arguments (argv, or a string of whitespace-separated words). */
   readonly command?: ReadonlyArray<string> | string | undefined
   /** A command printing the token for `proxy-authorization`, sent on every OAuth, metadata and gRPC call. */
@@ -324,6 +329,7 @@ export const layer = (
       devicePollInterval: resolved.devicePollInterval,
       pkce: {
         timeout: resolved.pkceTimeout,
+        redirectPort: options.redirectPort,
         onUrl: options.onUrl === undefined ? undefined : (url) => Effect.sync(() => options.onUrl!(url))
       }
     }).pipe(Layer.provide(services))

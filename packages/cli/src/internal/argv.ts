@@ -31,6 +31,7 @@ export const valueOptions: ReadonlyArray<string> = [
   "proxy-command",
   "keyring",
   "browser-command",
+  "redirect-port",
   "ca-cert-file-path",
   "http-proxy-url",
   "timeout"
@@ -153,6 +154,7 @@ export interface KnownOptions {
 /** The options whose value must be a whole number. */
 const numericOptions: ReadonlyArray<string> = [
   "--timeout",
+  "--redirect-port",
   "--admin-port",
   "--admin-http-port",
   "--idp-port",

@@ -56,6 +56,9 @@ export const authOptions = (
     if (Option.isSome(args.timeout) && args.timeout.value <= 0) {
       return yield* usage("--timeout must be a positive number of seconds")
     }
+    if (Option.isSome(args.redirectPort) && (args.redirectPort.value < 1 || args.redirectPort.value > 65535)) {
+      return yield* usage("--redirect-port must be a port between 1 and 65535")
+    }
     if (Option.isSome(args.authMode)) {
       const mode = AuthMode.parseEither(args.authMode.value)
       if (Either.isLeft(mode)) return yield* usage(mode.left.description)
@@ -89,6 +92,7 @@ export const authOptions = (
       command: pick(args.command),
       proxyCommand: pick(args.proxyCommand),
       browserCommand: pick(args.browserCommand),
+      redirectPort: pick(args.redirectPort),
       caCertFilePath: pick(args.caCertFilePath),
       insecureSkipVerify: pick(args.insecureSkipVerify),
       httpProxyUrl: pick(args.httpProxyUrl),
