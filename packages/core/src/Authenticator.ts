@@ -35,6 +35,7 @@ import * as Keyring from "./Keyring.js"
 import type { LoopbackServer } from "./LoopbackServer.js"
 import * as Pkce from "./Pkce.js"
 import * as Policies from "./Policies.js"
+import * as Revocation from "./Revocation.js"
 import * as TokenClient from "./TokenClient.js"
 
 /**
@@ -89,7 +90,10 @@ export declare namespace Authenticator {
      * still hold that token (a concurrent caller may already have refreshed them).
      */
     readonly invalidate: (failed: Redacted.Redacted<string>) => Effect.Effect<void>
-    /** Forgets the credentials, in memory and in the keyring. */
+    /**
+     * Revokes the stored refresh token at the identity provider's revocation endpoint (RFC 7009), when it publishes
+     * one, then forgets the credentials, in memory and in the keyring. A failed revocation is a warning only.
+     */
     readonly logout: Effect.Effect<void>
     /**
      * Runs the full flow now (single flight with other explicit logins), whatever is cached, and stores the
@@ -295,6 +299,18 @@ export const make = <R = never>(
       )
 
     const remove = keyring.delete(Keyring.serviceName, endpoint).pipe(Effect.catchTag("KeyringError", warnOnce))
+
+    /** The stored credentials (else the cached ones) revoked at the identity provider; never fails. */
+    const revokeStored = Effect.gen(function*() {
+      const stored = Option.orElse(yield* load, () => state.credentials)
+      if (Option.isNone(stored)) return
+      yield* Revocation.revokeCredentials({
+        credentials: stored.value,
+        config: configStore.get,
+        clientId: options.clientId,
+        clientSecret: options.clientSecret
+      })
+    }).pipe(Effect.provide(context))
 
     // --- what a leader fiber does ----------------------------------------------------------------------------
 
@@ -599,19 +615,25 @@ export const make = <R = never>(
             ? { ...s, stale: true }
             : s
         ),
-      logout: storeLock.withPermits(1)(
+      // RFC 7009: the refresh token is revoked at the identity provider before it is forgotten (a failure warns).
+      logout: revokeStored.pipe(
         Effect.zipRight(
-          updateState((s) => ({
-            ...s,
-            loaded: true,
-            credentials: Option.none(),
-            stale: false,
-            loggedOut: true,
-            generation: s.generation + 1
-          })),
-          remove
-        )
-      ).pipe(Effect.withSpan("Authenticator.logout", { attributes: { endpoint } }))
+          storeLock.withPermits(1)(
+            Effect.zipRight(
+              updateState((s) => ({
+                ...s,
+                loaded: true,
+                credentials: Option.none(),
+                stale: false,
+                loggedOut: true,
+                generation: s.generation + 1
+              })),
+              remove
+            )
+          )
+        ),
+        Effect.withSpan("Authenticator.logout", { attributes: { endpoint } })
+      )
     }
     return service
   })
