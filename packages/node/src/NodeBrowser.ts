@@ -12,6 +12,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { type ChildProcess, spawn } from "node:child_process"
+import * as Os from "node:os"
 import { errorMessage } from "./internal/optionalModule.js"
 
 /**
@@ -80,8 +81,63 @@ export const systemOpener = (platform: NodeJS.Platform = process.platform): Read
     : ["xdg-open"]
 
 /**
- * Opens the URL in the system browser (see `systemOpener`), after printing it. Failing to start the opener,
- * or its quick non-zero exit, is an `AuthenticationError` with reason `Browser`.
+ * What decides how the system browser is opened: the platform, the environment (`BROWSER`, WSL's variables) and
+ * the kernel release (WSL's says `microsoft`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface OpenerEnvironment {
+  readonly platform: NodeJS.Platform
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly osRelease?: string | undefined
+}
+
+/**
+ * Whether this is Linux under WSL (Windows Subsystem for Linux), where the browser to open is the Windows one.
+ *
+ * @since 0.2.0
+ * @category predicates
+ */
+export const isWsl = (environment: OpenerEnvironment): boolean =>
+  environment.platform === "linux" &&
+  (nonBlank(environment.env.WSL_DISTRO_NAME) !== undefined || nonBlank(environment.env.WSL_INTEROP) !== undefined ||
+    /microsoft/i.test(environment.osRelease ?? ""))
+
+/**
+ * The commands that may open `url`, to be tried in order until one works (argv each, no shell). `BROWSER` wins:
+ * a `:`-separated list of commands (words, `%s` replaced by the URL, else the URL appended), and `BROWSER=none`
+ * means none at all. Otherwise macOS `open`, Windows `rundll32`'s URL handler, under WSL `wslview`, then
+ * `cmd.exe /c start` (with cmd's metacharacters escaped), then `powershell.exe Start-Process`, and `xdg-open`
+ * elsewhere.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const openers = (url: string, environment: OpenerEnvironment): ReadonlyArray<ReadonlyArray<string>> => {
+  const browser = nonBlank(environment.env.BROWSER)
+  if (browser !== undefined) {
+    if (browser.toLowerCase() === "none") return []
+    return browser.split(":").flatMap((command) => {
+      const words = command.trim().split(/\s+/).filter((word) => word !== "")
+      if (words.length === 0) return []
+      return [words.some((word) => word.includes("%s")) ? words.map((w) => w.replaceAll("%s", url)) : [...words, url]]
+    })
+  }
+  if (isWsl(environment)) {
+    return [
+      ["wslview", url],
+      ["cmd.exe", "/c", "start", "\"\"", url.replace(/[&^|<>()%!]/g, "^$&")],
+      ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", `Start-Process '${url.replaceAll("'", "''")}'`]
+    ]
+  }
+  return [[...systemOpener(environment.platform), url]]
+}
+
+/**
+ * Opens the URL in the system browser (see `openers`: `BROWSER`, WSL, macOS, Windows, `xdg-open`), after printing
+ * it. Each opener is tried in turn; when none starts (or each exits non-zero at once), the last failure is an
+ * `AuthenticationError` with reason `Browser` (the PKCE flow only warns about it: the URL is printed).
  *
  * @since 0.1.0
  * @category constructors
@@ -89,9 +145,21 @@ export const systemOpener = (platform: NodeJS.Platform = process.platform): Read
 export const makeSystem: Browser.Browser.Service = {
   open: Effect.fn("NodeBrowser.open")(function*(url: string) {
     yield* printUrl(url)
-    yield* launch([...systemOpener(), url])
+    const candidates = openers(url, { platform: process.platform, env: process.env, osRelease: Os.release() })
+    if (candidates.length === 0) return yield* Effect.fail(browserError("BROWSER=none: no browser is opened"))
+    let failure: AuthenticationError | undefined
+    for (const argv of candidates) {
+      const result = yield* Effect.either(launch(argv))
+      if (result._tag === "Right") return
+      failure = result.left
+      yield* Effect.logDebug(`Could not open the browser with ${argv[0]} (${failure.description})`)
+    }
+    return yield* Effect.fail(failure!)
   })
 }
+
+const nonBlank = (value: string | undefined): string | undefined =>
+  value === undefined || value.trim() === "" ? undefined : value.trim()
 
 /**
  * @since 0.1.0

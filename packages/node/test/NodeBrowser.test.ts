@@ -151,3 +151,82 @@ describe("NodeBrowser.layerCallback", () => {
       })
     }))
 })
+
+describe("NodeBrowser.openers (which command opens the browser)", () => {
+  const u = "https://idp.example/auth?a=1&b=2"
+  const linux = { platform: "linux" as const, env: {}, osRelease: "6.1.0-13-amd64" }
+
+  it("macOS open, Windows rundll32, Linux and the BSDs xdg-open", () => {
+    expect(NodeBrowser.openers(u, { platform: "darwin", env: {} })).toEqual([["open", u]])
+    expect(NodeBrowser.openers(u, { platform: "win32", env: {} })).toEqual([[
+      "rundll32",
+      "url.dll,FileProtocolHandler",
+      u
+    ]])
+    expect(NodeBrowser.openers(u, linux)).toEqual([["xdg-open", u]])
+    expect(NodeBrowser.openers(u, { platform: "freebsd", env: {} })).toEqual([["xdg-open", u]])
+  })
+
+  it("WSL (its variables or a microsoft kernel) opens the Windows browser: wslview, cmd.exe start, PowerShell", () => {
+    for (
+      const environment of [
+        { ...linux, env: { WSL_DISTRO_NAME: "Debian" } },
+        { ...linux, env: { WSL_INTEROP: "/run/WSL/1_interop" } },
+        { ...linux, osRelease: "5.15.153.1-microsoft-standard-WSL2" }
+      ]
+    ) {
+      expect(NodeBrowser.isWsl(environment)).toBe(true)
+      expect(NodeBrowser.openers(u, environment)).toEqual([
+        ["wslview", u],
+        // cmd.exe would end the command at `&`: its metacharacters are escaped.
+        ["cmd.exe", "/c", "start", "\"\"", "https://idp.example/auth?a=1^&b=2"],
+        ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", `Start-Process '${u}'`]
+      ])
+    }
+    expect(NodeBrowser.isWsl(linux)).toBe(false)
+    // Only Linux is WSL.
+    expect(NodeBrowser.isWsl({ platform: "darwin", env: { WSL_DISTRO_NAME: "x" } })).toBe(false)
+    expect(NodeBrowser.openers("https://x/?q='a'", { ...linux, env: { WSL_DISTRO_NAME: "D" } })[2].at(-1)).toBe(
+      "Start-Process 'https://x/?q=''a'''"
+    )
+  })
+
+  it("BROWSER wins everywhere: a :-list of commands, %s for the URL; BROWSER=none opens nothing", () => {
+    const wsl = { ...linux, env: { WSL_DISTRO_NAME: "Debian" } }
+    expect(NodeBrowser.openers(u, { ...wsl, env: { ...wsl.env, BROWSER: "firefox --private-window" } })).toEqual([
+      ["firefox", "--private-window", u]
+    ])
+    expect(NodeBrowser.openers(u, { platform: "darwin", env: { BROWSER: "lynx -dump %s:w3m" } })).toEqual([
+      ["lynx", "-dump", u],
+      ["w3m", u]
+    ])
+    expect(NodeBrowser.openers(u, { ...linux, env: { BROWSER: "none" } })).toEqual([])
+    expect(NodeBrowser.openers(u, { ...linux, env: { BROWSER: "  " } })).toEqual([["xdg-open", u]])
+  })
+})
+
+describe.skipIf(process.platform === "win32")("NodeBrowser.layerSystem with several openers", () => {
+  it.live("tries the next opener when one is missing; BROWSER=none fails (a warning for the flow), URL printed", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const second = Path.join(dir, "second-browser")
+      Fs.writeFileSync(second, `#!/bin/sh\nprintf '%s\\n' "$1" > "${dir}/opened"\n`, { mode: 0o755 })
+      const saved = process.env.BROWSER
+      try {
+        process.env.BROWSER = `${Path.join(dir, "missing-browser")}:${second}`
+        const { result } = yield* openWith(NodeBrowser.layerSystem)
+        expect(result._tag).toBe("Right")
+        const opened = Path.join(dir, "opened")
+        for (let i = 0; i < 100 && !Fs.existsSync(opened); i++) yield* Effect.sleep("20 millis")
+        expect(Fs.readFileSync(opened, "utf8")).toBe(`${url}\n`)
+        process.env.BROWSER = "none"
+        const none = yield* openWith(NodeBrowser.layerSystem)
+        expect(none.stderr).toContain(url)
+        expect(none.result._tag === "Left" && none.result.left.reason).toBe("Browser")
+      } finally {
+        if (saved === undefined) delete process.env.BROWSER
+        else process.env.BROWSER = saved
+        Fs.rmSync(dir, { recursive: true, force: true })
+      }
+    }))
+})
