@@ -88,7 +88,11 @@ export interface Options {
   readonly keyring?: NodeKeyring.BackendName | Layer.Layer<Keyring.Keyring> | undefined
   /** Run this command with the authorize URL as its last argument instead of opening a browser. */
   readonly browserCommand?: ReadonlyArray<string> | string | undefined
-  /** `false`: never open a browser, only print the URL (or hand it to `onUrl`). */
+  /**
+   * `false`: never open a browser, only print the URL (or hand it to `onUrl`); `true`: always try the system
+   * browser. By default it is tried unless none can be opened here (`NodeBrowser.noBrowserReason`: SSH, a
+   * container, no display, `BROWSER=none`).
+   */
   readonly openBrowser?: boolean | undefined
   /** Called with the authorize URL of a PKCE login (in addition to the browser). */
   readonly onUrl?: ((url: string) => void) | undefined
@@ -441,5 +445,5 @@ const browserLayer = (
 ): Layer.Layer<Browser.Browser> => {
   if (command !== undefined) return NodeBrowser.layerCommand(command)
   if (options.openBrowser === false) return NodeBrowser.layerCallback(() => undefined)
-  return NodeBrowser.layerSystem
+  return options.openBrowser === true ? NodeBrowser.layerSystem : NodeBrowser.layerDetect
 }

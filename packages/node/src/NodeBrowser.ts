@@ -12,6 +12,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { type ChildProcess, spawn } from "node:child_process"
+import * as Fs from "node:fs"
 import * as Os from "node:os"
 import { errorMessage } from "./internal/optionalModule.js"
 
@@ -157,6 +158,66 @@ export const makeSystem: Browser.Browser.Service = {
     return yield* Effect.fail(failure!)
   })
 }
+
+/**
+ * Why no browser can be opened here, or `undefined` when one may be: `BROWSER=none`; an SSH session
+ * (`SSH_CONNECTION`, `SSH_CLIENT`, `SSH_TTY`: the browser would open on the remote machine, if at all); a container;
+ * Linux or a BSD (not WSL) with neither `DISPLAY` nor `WAYLAND_DISPLAY`. Another `BROWSER` means the user named
+ * what to run, and is tried.
+ *
+ * @since 0.2.0
+ * @category predicates
+ */
+export const noBrowserReason = (
+  environment: OpenerEnvironment & { readonly inContainer?: boolean | undefined }
+): string | undefined => {
+  const { env } = environment
+  const browser = nonBlank(env.BROWSER)
+  if (browser !== undefined) return browser.toLowerCase() === "none" ? "BROWSER=none" : undefined
+  if ([env.SSH_CONNECTION, env.SSH_CLIENT, env.SSH_TTY].some((v) => nonBlank(v) !== undefined)) {
+    return "this is an SSH session"
+  }
+  if (environment.inContainer === true) return "this runs in a container"
+  if (isWsl(environment)) return undefined
+  const desktopless = ["linux", "freebsd", "openbsd", "netbsd", "sunos", "aix"].includes(environment.platform)
+  if (desktopless && nonBlank(env.DISPLAY) === undefined && nonBlank(env.WAYLAND_DISPLAY) === undefined) {
+    return "there is no display (DISPLAY and WAYLAND_DISPLAY are unset)"
+  }
+  return undefined
+}
+
+/**
+ * Whether this process runs in a container (Docker's `/.dockerenv`, Podman's `/run/.containerenv`, or the
+ * `container` variable systemd-nspawn and Podman set).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const inContainer = (env: Readonly<Record<string, string | undefined>> = process.env): boolean =>
+  nonBlank(env.container) !== undefined || Fs.existsSync("/.dockerenv") || Fs.existsSync("/run/.containerenv")
+
+/**
+ * The browser of this machine: the system one (`layerSystem`), or, when `noBrowserReason` says none can be
+ * opened, one that only prints the URL and reports why it opened nothing (the PKCE flow warns and waits for the
+ * callback, from a browser the user opens anywhere that reaches it).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerDetect: Layer.Layer<Browser.Browser> = Layer.sync(Browser.Browser, () => {
+  const reason = noBrowserReason({
+    platform: process.platform,
+    env: process.env,
+    osRelease: Os.release(),
+    inContainer: inContainer()
+  })
+  return reason === undefined ? makeSystem : {
+    open: Effect.fn("NodeBrowser.open")(function*(url: string) {
+      yield* printUrl(url)
+      return yield* Effect.fail(browserError(`no browser is opened here: ${reason}`))
+    })
+  }
+})
 
 const nonBlank = (value: string | undefined): string | undefined =>
   value === undefined || value.trim() === "" ? undefined : value.trim()

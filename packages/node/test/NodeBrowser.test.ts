@@ -230,3 +230,33 @@ describe.skipIf(process.platform === "win32")("NodeBrowser.layerSystem with seve
       }
     }))
 })
+
+describe("NodeBrowser.noBrowserReason (whether a browser can be opened here)", () => {
+  const desktop = { platform: "linux" as const, env: { DISPLAY: ":0" }, osRelease: "6.1.0" }
+
+  it("a Linux or BSD desktop, macOS, Windows and WSL can open one", () => {
+    expect(NodeBrowser.noBrowserReason(desktop)).toBeUndefined()
+    expect(NodeBrowser.noBrowserReason({ ...desktop, env: { WAYLAND_DISPLAY: "wayland-0" } })).toBeUndefined()
+    expect(NodeBrowser.noBrowserReason({ platform: "darwin", env: {} })).toBeUndefined()
+    expect(NodeBrowser.noBrowserReason({ platform: "win32", env: {} })).toBeUndefined()
+    expect(NodeBrowser.noBrowserReason({ platform: "linux", env: { WSL_DISTRO_NAME: "Debian" } })).toBeUndefined()
+  })
+
+  it("Linux or a BSD without DISPLAY and WAYLAND_DISPLAY, SSH, a container, BROWSER=none cannot", () => {
+    expect(NodeBrowser.noBrowserReason({ platform: "linux", env: {} })).toMatch(/no display/)
+    expect(NodeBrowser.noBrowserReason({ platform: "freebsd", env: { DISPLAY: " " } })).toMatch(/no display/)
+    for (const key of ["SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"]) {
+      expect(NodeBrowser.noBrowserReason({ ...desktop, env: { ...desktop.env, [key]: "10.0.0.1 22" } })).toBe(
+        "this is an SSH session"
+      )
+      expect(NodeBrowser.noBrowserReason({ platform: "darwin", env: { [key]: "x" } })).toBe("this is an SSH session")
+    }
+    expect(NodeBrowser.noBrowserReason({ ...desktop, inContainer: true })).toBe("this runs in a container")
+    expect(NodeBrowser.noBrowserReason({ platform: "darwin", env: { BROWSER: "none" } })).toBe("BROWSER=none")
+  })
+
+  it("a BROWSER the user named is tried, even over SSH or without a display", () => {
+    expect(NodeBrowser.noBrowserReason({ platform: "linux", env: { BROWSER: "w3m", SSH_TTY: "/dev/pts/1" } }))
+      .toBeUndefined()
+  })
+})

@@ -47,7 +47,8 @@ export const flagOptions: ReadonlyArray<string> = [
   "insecure-skip-verify",
   "verbose",
   "interactive",
-  "no-interactive"
+  "no-interactive",
+  "no-browser"
 ]
 
 /**

@@ -93,6 +93,7 @@ export const authOptions = (
       proxyCommand: pick(args.proxyCommand),
       browserCommand: pick(args.browserCommand),
       redirectPort: pick(args.redirectPort),
+      openBrowser: Option.isSome(args.noBrowser) ? false : undefined,
       caCertFilePath: pick(args.caCertFilePath),
       insecureSkipVerify: pick(args.insecureSkipVerify),
       httpProxyUrl: pick(args.httpProxyUrl),
