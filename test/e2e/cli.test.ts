@@ -170,7 +170,10 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
   it("logout, then token in a non-interactive run fails cleanly with AccessTokenNotFound (exit 3)", async () => {
     const logout = await run(["logout", ...common])
     expect(logout.code).toBe(0)
-    expect(logout.stderr).toBe(`Logged out of ${sandbox.info.adminGrpc}: its stored credentials are deleted\n`)
+    expect(logout.stderr).toBe(
+      `Logged out of ${sandbox.info.adminGrpc}: the refresh token is revoked at the identity provider and the ` +
+        `stored credentials are deleted\n`
+    )
     // Nothing is left to delete the second time, and logout says so.
     const again = await run(["logout", ...common])
     expect(again.code).toBe(0)

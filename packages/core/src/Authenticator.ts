@@ -30,6 +30,7 @@ import * as State from "./internal/authenticatorState.js"
 import * as SingleFlight from "./internal/singleFlight.js"
 import * as Keyring from "./Keyring.js"
 import * as Policies from "./Policies.js"
+import * as Revocation from "./Revocation.js"
 import * as TokenClient from "./TokenClient.js"
 import type { TokenSource } from "./TokenSource.js"
 
@@ -76,7 +77,10 @@ export declare namespace Authenticator {
      * carries them (`AuthHeader.carries`): a concurrent caller may already have refreshed them.
      */
     readonly invalidate: (header: AuthHeader.AuthHeader) => Effect.Effect<void>
-    /** Forgets the credentials, in memory and in the keyring. */
+    /**
+     * Revokes the stored refresh token at the identity provider's revocation endpoint (RFC 7009), when it publishes
+     * one, then forgets the credentials, in memory and in the keyring. A failed revocation is a warning only.
+     */
     readonly logout: Effect.Effect<void>
     /**
      * Runs the full flow now (single flight with other explicit logins), whatever is cached, and stores the
@@ -262,6 +266,18 @@ export const make = <R = never>(
       )
 
     const remove = keyring.delete(Keyring.serviceName, endpoint).pipe(Effect.catchTag("KeyringError", warnOnce))
+
+    /** The stored credentials (else the cached ones) revoked at the identity provider; never fails. */
+    const revokeStored = Effect.gen(function*() {
+      const stored = Option.orElse(yield* load, () => state.credentials)
+      if (Option.isNone(stored)) return
+      yield* Revocation.revokeCredentials({
+        credentials: stored.value,
+        config: configStore.get,
+        clientId: options.clientId,
+        clientSecret: options.clientSecret
+      })
+    }).pipe(Effect.provide(context))
 
     // --- what a leader fiber does ----------------------------------------------------------------------------
 
@@ -547,19 +563,25 @@ export const make = <R = never>(
         updateState((s) =>
           Option.isSome(s.credentials) && AuthHeader.carries(header, s.credentials.value) ? { ...s, stale: true } : s
         ),
-      logout: storeLock.withPermits(1)(
+      // RFC 7009: the refresh token is revoked at the identity provider before it is forgotten (a failure warns).
+      logout: revokeStored.pipe(
         Effect.zipRight(
-          updateState((s) => ({
-            ...s,
-            loaded: true,
-            credentials: Option.none(),
-            stale: false,
-            loggedOut: true,
-            generation: s.generation + 1
-          })),
-          remove
-        )
-      ).pipe(Effect.withSpan("Authenticator.logout", { attributes: { endpoint } }))
+          storeLock.withPermits(1)(
+            Effect.zipRight(
+              updateState((s) => ({
+                ...s,
+                loaded: true,
+                credentials: Option.none(),
+                stale: false,
+                loggedOut: true,
+                generation: s.generation + 1
+              })),
+              remove
+            )
+          )
+        ),
+        Effect.withSpan("Authenticator.logout", { attributes: { endpoint } })
+      )
     }
     return service
   })

@@ -10,12 +10,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Encoding from "effect/Encoding"
 import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import { AuthenticationError } from "./AuthError.js"
 import { Browser } from "./Browser.js"
 import type { ClientConfig } from "./ClientConfig.js"
 import type { Credentials } from "./Credentials.js"
 import * as IdToken from "./IdToken.js"
-import type { CallbackRequest } from "./LoopbackServer.js"
+import type { CallbackRequest, Listener } from "./LoopbackServer.js"
 import { LoopbackServer } from "./LoopbackServer.js"
 import * as Policies from "./Policies.js"
 import * as TokenClient from "./TokenClient.js"
@@ -36,6 +37,11 @@ export interface Options {
   readonly config: ClientConfig
   /** For a confidential client: sent to the token endpoint with HTTP Basic. */
   readonly clientSecret?: Redacted.Redacted<string> | undefined
+  /**
+   * Pins the callback port: it replaces the redirect URI's port, and a busy port then fails with reason
+   * `PortInUse`. Without it a busy loopback port is replaced by a free one (RFC 8252 §7.3), with a warning.
+   */
+  readonly redirectPort?: number | undefined
   /** How long to wait for the browser callback; `Policies.interactiveTimeout` (5 minutes) by default. */
   readonly timeout?: Duration.DurationInput | undefined
   /** The HTML shown in the browser once the tokens were obtained. */
@@ -58,8 +64,12 @@ export interface Options {
  * Runs one PKCE login and answers the credentials. Every attempt uses a fresh `state` and `code_verifier`
  * from a CSPRNG. The callback server is released when the attempt ends, however it ends.
  *
+ * When the redirect URI's port is busy, the server listens on a free loopback port instead, and that redirect URI
+ * goes into both the authorization request and the code exchange (RFC 8252 §7.3: the identity provider must
+ * accept any port for a native client's loopback redirect); a warning says so.
+ *
  * Fails with an `AuthenticationError` of reason `Config` (incomplete configuration or a non-loopback redirect
- * URI), `PortInUse`, `Timeout` (no callback in time), `CallbackError` (the provider redirected with
+ * URI), `PortInUse` (only for a pinned `redirectPort`, or when no free port can be bound either), `Timeout` (no callback in time), `CallbackError` (the provider redirected with
  * `?error=`), `StateMismatch` (the code is then not exchanged), `InvalidResponse`, or any reason of
  * `TokenClient.authorizationCode`. A browser that cannot be opened is only a warning: the URL is logged.
  *
@@ -89,7 +99,7 @@ export const authenticate: (
   const browser = yield* Browser
 
   return yield* Effect.scoped(Effect.gen(function*() {
-    const listener = yield* server.listen(configuredRedirectUri)
+    const listener = yield* listen(server, configuredRedirectUri, options.redirectPort)
     const redirectUri = listener.redirectUri
     const state = yield* generateState
     const codeVerifier = yield* generateCodeVerifier
@@ -298,6 +308,49 @@ const checkExtraParams = (params: Readonly<Record<string, string>> | undefined) 
         description: `extraAuthorizeParams may not set ${reserved.join(", ")}: the PKCE flow sets them itself`
       })
     )
+}
+
+/**
+ * Listens on the redirect URI, or with a pinned `redirectPort` on that port. A busy port that was not pinned is
+ * replaced by one the system picks, with a warning; when that fails too, the first error is the one reported.
+ */
+const listen = (
+  server: LoopbackServer.Service,
+  redirectUri: string,
+  redirectPort: number | undefined
+): Effect.Effect<Listener, AuthenticationError, Scope.Scope> => {
+  if (redirectPort !== undefined) {
+    return Effect.flatMap(withPort(redirectUri, redirectPort), server.listen)
+  }
+  return server.listen(redirectUri).pipe(
+    Effect.catchIf((error) => error.reason === "PortInUse", (busy) =>
+      withPort(redirectUri, 0).pipe(
+        Effect.flatMap(server.listen),
+        Effect.tap((listener) =>
+          Effect.logWarning(
+            `${busy.description}; listening on ${listener.redirectUri} instead. The identity provider must allow ` +
+              `any loopback port for this client (RFC 8252 §7.3); pin the port with --redirect-port to fail instead`
+          )
+        ),
+        Effect.catchAll(() => Effect.fail(busy))
+      ))
+  )
+}
+
+/** The redirect URI with another port; a URI that is not a URL is left to `listen` to report. */
+const withPort = (redirectUri: string, port: number): Effect.Effect<string, AuthenticationError> => {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    return Effect.fail(
+      new AuthenticationError({ reason: "Config", description: `The redirect port ${port} is not between 0 and 65535` })
+    )
+  }
+  try {
+    const url = new URL(redirectUri)
+    url.port = String(port)
+    return Effect.succeed(url.toString())
+  } catch {
+    return Effect.succeed(redirectUri)
+  }
 }
 
 const required = (value: string | undefined, what: string): Effect.Effect<string, AuthenticationError> =>

@@ -354,6 +354,34 @@ export const deviceToken = Effect.fn("TokenClient.deviceToken")(function*(
   )
 })
 
+/**
+ * Revokes a token at the authorization server's revocation endpoint (RFC 7009 §2.1), authenticating the client as
+ * a token request does. The server answers 200 with any body (usually none) when the token is revoked or was
+ * already invalid (§2.2); an OAuth error (e.g. `unsupported_token_type`) or any other answer is an
+ * `AuthenticationError`.
+ *
+ * @since 0.2.0
+ * @category requests
+ */
+export const revoke = Effect.fn("TokenClient.revoke")(function*(options: {
+  readonly revocationEndpoint: string
+  readonly client: ClientAuthentication
+  readonly token: Redacted.Redacted<string>
+  readonly tokenTypeHint?: "refresh_token" | "access_token" | undefined
+}) {
+  yield* send(options.revocationEndpoint, options.client, {
+    token: options.token,
+    token_type_hint: options.tokenTypeHint
+  }).pipe(
+    // §2.2: "The content of the response body is ignored by the client".
+    Effect.catchIf(
+      (error) =>
+        error.reason === "InvalidResponse" && error.status !== undefined && error.status >= 200 && error.status < 300,
+      () => Effect.void
+    )
+  )
+})
+
 // --- internals -------------------------------------------------------------------------------------------------
 
 type FormValue = string | Redacted.Redacted<string> | undefined

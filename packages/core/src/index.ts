@@ -84,6 +84,10 @@ export * as Policies from "./Policies.js"
  */
 export * as ProxyAuthorization from "./ProxyAuthorization.js"
 /**
+ * @since 0.2.0
+ */
+export * as Revocation from "./Revocation.js"
+/**
  * @since 0.1.0
  */
 export * as TokenClient from "./TokenClient.js"

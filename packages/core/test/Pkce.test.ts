@@ -290,14 +290,43 @@ describe("Pkce.authenticate", () => {
       expect(yield* h.loopback.listening).toEqual([])
     }))
 
-  it.effect("reports a busy port as PortInUse naming the port and the redirect URI", () =>
+  it.effect("a pinned redirect port that is busy is PortInUse naming the port and the redirect URI", () =>
     Effect.gen(function*() {
-      const h = yield* makeHarness({ visit: approve, busy: [53593] })
-      const error = failure(yield* Effect.exit(h.run()))
+      const h = yield* makeHarness({ visit: approve, busy: [53593, 8400] })
+      const error = failure(yield* Effect.exit(h.run({ redirectPort: 53593 })))
       expect(error.reason).toBe("PortInUse")
       expect(error.message).toContain("53593")
       expect(error.message).toContain("http://localhost:53593/callback")
+      // The pinned port replaces the redirect URI's port.
+      const other = failure(yield* Effect.exit(h.run({ redirectPort: 8400 })))
+      expect(other.message).toContain("http://localhost:8400/callback")
       expect(yield* Ref.get(h.openedUrls)).toEqual([])
+      expect(failure(yield* Effect.exit(h.run({ redirectPort: 70000 }))).reason).toBe("Config")
+    }))
+
+  it.effect("a busy redirect port is replaced by a free one, sent in the URL and the exchange, with a warning", () =>
+    Effect.gen(function*() {
+      const h = yield* makeHarness({ visit: approve, busy: [53593] })
+      const credentials = yield* h.run()
+      expect(Redacted.value(credentials.accessToken)).toBe("at-123")
+      const redirectUri = new URL((yield* Ref.get(h.openedUrls))[0]).searchParams.get("redirect_uri")!
+      expect(redirectUri).toMatch(/^http:\/\/localhost:\d+\/callback$/)
+      expect(redirectUri).not.toBe("http://localhost:53593/callback")
+      expect((yield* Ref.get(h.tokenRequests))[0].form.get("redirect_uri")).toBe(redirectUri)
+      const warning = h.logs.find((line) => line.startsWith("WARN"))
+      expect(warning).toContain("port 53593")
+      expect(warning).toContain(`listening on ${redirectUri} instead`)
+      expect(warning).toContain("must allow any loopback port")
+      expect(yield* h.loopback.listening).toEqual([])
+    }))
+
+  it.effect("a pinned redirect port that is free is used as it is", () =>
+    Effect.gen(function*() {
+      const h = yield* makeHarness({ visit: approve })
+      yield* h.run({ redirectPort: 8400 })
+      const redirectUri = new URL((yield* Ref.get(h.openedUrls))[0]).searchParams.get("redirect_uri")!
+      expect(redirectUri).toBe("http://localhost:8400/callback")
+      expect((yield* Ref.get(h.tokenRequests))[0].form.get("redirect_uri")).toBe(redirectUri)
     }))
 
   it.effect("with port 0, sends the redirect URI of the port actually bound, in the URL and the exchange", () =>

@@ -24,11 +24,13 @@ import * as AuthHttpClient from "@flyte-auth/core/AuthHttpClient"
 import * as AuthMode from "@flyte-auth/core/AuthMode"
 import type * as Browser from "@flyte-auth/core/Browser"
 import * as ClientConfig from "@flyte-auth/core/ClientConfig"
+import * as Credentials from "@flyte-auth/core/Credentials"
 import * as DevicePrompt from "@flyte-auth/core/DevicePrompt"
 import * as Flows from "@flyte-auth/core/Flows"
 import * as Keyring from "@flyte-auth/core/Keyring"
 import * as Policies from "@flyte-auth/core/Policies"
 import * as ProxyAuthorization from "@flyte-auth/core/ProxyAuthorization"
+import * as Revocation from "@flyte-auth/core/Revocation"
 import type * as TokenSource from "@flyte-auth/core/TokenSource"
 import * as GrpcAuth from "@flyte-auth/grpc/GrpcAuth"
 import * as RemoteClientConfigStore from "@flyte-auth/grpc/RemoteClientConfigStore"
@@ -38,6 +40,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type { Dispatcher } from "undici"
 import * as FlyteConfig from "./FlyteConfig.js"
@@ -71,8 +74,13 @@ export interface Options {
   readonly clientSecretLocation?: string | undefined
   readonly scopes?: ReadonlyArray<string> | undefined
   readonly audience?: string | undefined
-  /** The PKCE redirect URI (a loopback URL; port 0 picks a free port), instead of the server's. */
+  /**
+   * The PKCE redirect URI (a loopback URL; port 0 picks a free port), instead of the server's. When its port is
+   * busy, a free loopback port is used instead (with a warning), unless `redirectPort` pins it.
+   */
   readonly redirectUri?: string | undefined
+  /** Pins the PKCE callback port (it replaces the redirect URI's port): a busy port is then an error. */
+  readonly redirectPort?: number | undefined
   /** `ExternalCommand`: the program and its arguments (argv, or a string of whitespace-separated words). */
   readonly command?: ReadonlyArray<string> | string | undefined
   /** A command printing the token for `proxy-authorization`, sent on every OAuth, metadata and gRPC call. */
@@ -81,7 +89,11 @@ export interface Options {
   readonly keyring?: NodeKeyring.BackendName | Layer.Layer<Keyring.Keyring> | undefined
   /** Run this command with the authorize URL as its last argument instead of opening a browser. */
   readonly browserCommand?: ReadonlyArray<string> | string | undefined
-  /** `false`: never open a browser, only print the URL (or hand it to `onUrl`). */
+  /**
+   * `false`: never open a browser, only print the URL (or hand it to `onUrl`); `true`: always try the system
+   * browser. By default it is tried unless none can be opened here (`NodeBrowser.noBrowserReason`: SSH, a
+   * container, no display, `BROWSER=none`).
+   */
   readonly openBrowser?: boolean | undefined
   /** Called with the authorize URL of a PKCE login (in addition to the browser). */
   readonly onUrl?: ((url: string) => void) | undefined
@@ -238,69 +250,15 @@ export const layer = (
   Layer.unwrapScoped(Effect.gen(function*() {
     const resolved = yield* resolve(options)
     const { endpoint } = resolved
+    const { commandRunner, configStore, dispatcher, httpClient, proxyToken } = yield* oauthServices(options, resolved)
 
-    const commandRunner = NodeCommandRunner.layer
-    // One dispatcher, closed with this layer: under the HttpClient here and under the facade's `fetch`.
-    const dispatcher = yield* NodeTransport.makeDispatcher({
-      httpProxyUrl: resolved.httpProxyUrl,
-      caCertFilePath: resolved.caCertFilePath,
-      insecureSkipVerify: resolved.insecureSkipVerify
-    })
-    const transport = Layer.succeed(HttpClient.HttpClient, NodeTransport.fromDispatcher(dispatcher))
-    // One proxy token for the whole layer: the OAuth and metadata HTTP calls, the metadata gRPC calls and the
-    // gRPC channels of `Settings.proxyToken` share it, and a rejection seen by any of them renews it for all.
-    const proxyToken = resolved.proxyCommand === undefined
-      ? undefined
-      : yield* ProxyAuthorization.commandSource({ command: resolved.proxyCommand }).pipe(Effect.provide(commandRunner))
-    // Every OAuth and metadata call goes through this client; with a proxy command it carries the proxy token.
-    const httpClient = proxyToken === undefined
-      ? transport
-      : ProxyAuthorization.layer(proxyToken).pipe(Layer.provide(transport))
-
-    const keyring = options.keyring === undefined || typeof options.keyring === "string"
-      ? NodeKeyring.layerFromName(options.keyring ?? "auto")
-      : options.keyring
+    const keyring = keyringLayer(options)
     const browser = options.browser ?? browserLayer(options, resolved.browserCommand)
     const prompt = options.onDeviceCode === undefined
       ? Layer.succeed(DevicePrompt.DevicePrompt, { show: (prompt) => Console.error(DevicePrompt.format(prompt)) })
       : Layer.succeed(DevicePrompt.DevicePrompt, {
         show: (prompt) => Effect.sync(() => options.onDeviceCode!(prompt))
       })
-
-    const overrides: ClientConfig.Overrides = {
-      clientId: resolved.clientId,
-      scopes: resolved.scopes,
-      audience: resolved.audience,
-      redirectUri: options.redirectUri,
-      headerKey: resolved.authorizationHeader
-    }
-    const configStore = options.clientConfig !== undefined
-      ? ClientConfig.layerStatic(ClientConfig.withOverrides(
-        options.clientConfig instanceof ClientConfig.ClientConfig
-          ? options.clientConfig
-          : new ClientConfig.ClientConfig(options.clientConfig),
-        overrides
-      ))
-      : resolved.authorizationServerUrl !== undefined
-      ? ClientConfig.layerOidcDiscovery(resolved.authorizationServerUrl, overrides).pipe(Layer.provide(httpClient))
-      : /^https?:\/\//i.test(endpoint)
-      ? ClientConfig.layerFlyteHttp(endpoint, overrides).pipe(Layer.provide(httpClient))
-      : Layer.unwrapEffect(Effect.gen(function*() {
-        const channelCredentials = yield* GrpcAuth.channelCredentials({
-          endpoint,
-          insecure: resolved.insecure,
-          caCertFilePath: resolved.caCertFilePath,
-          insecureSkipVerify: resolved.insecureSkipVerify
-        })
-        const interceptors = proxyToken === undefined ? [] : [yield* GrpcAuth.proxyInterceptor(proxyToken)]
-        return RemoteClientConfigStore.layer({
-          endpoint,
-          insecure: resolved.insecure,
-          channelCredentials,
-          interceptors,
-          overrides
-        })
-      }))
 
     const services = Layer.mergeAll(
       keyring,
@@ -325,6 +283,7 @@ export const layer = (
       devicePollInterval: resolved.devicePollInterval,
       pkce: {
         timeout: resolved.pkceTimeout,
+        redirectPort: options.redirectPort,
         onUrl: options.onUrl === undefined ? undefined : (url) => Effect.sync(() => options.onUrl!(url))
       }
     }).pipe(Layer.provide(services))
@@ -353,6 +312,116 @@ export const layer = (
   }))
 
 /**
+ * What `logout` did: the endpoint, whether credentials were stored, and what the revocation came to.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface LogoutResult {
+  readonly endpoint: string
+  readonly stored: boolean
+  readonly revocation: Revocation.Outcome
+}
+
+/**
+ * Logs out of the endpoint without building the `Authenticator`, so for any auth mode and without starting or
+ * checking a flow: the stored refresh token is revoked at the identity provider (RFC 7009, see
+ * `Revocation.revokeCredentials`), then the stored credentials are deleted. A failed revocation (the IdP or the admin
+ * cannot be reached, it refuses) is a warning and the local delete still happens; a keyring that cannot read or
+ * delete fails with its `KeyringError`. `flyte-auth logout` is this.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const logout = Effect.fn("AuthLayer.logout")(
+  function*(options: Options) {
+    const resolved = yield* resolve(options)
+    const { configStore, httpClient } = yield* oauthServices(options, resolved)
+    const keyring = yield* Keyring.Keyring
+    const entry = yield* keyring.get(Keyring.serviceName, resolved.endpoint)
+    const credentials = Option.isNone(entry)
+      ? Option.none()
+      : yield* Effect.option(Credentials.decodeKeyringEntry(entry.value))
+    const revocation: Revocation.Outcome = Option.isNone(credentials)
+      ? "NothingToRevoke"
+      : yield* Effect.flatMap(ClientConfig.ClientConfigStore, (store) =>
+        Revocation.revokeCredentials({
+          credentials: credentials.value,
+          config: store.get,
+          clientId: resolved.clientId,
+          clientSecret: resolved.clientSecret
+        })).pipe(Effect.provide(Layer.merge(configStore, httpClient)))
+    yield* keyring.delete(Keyring.serviceName, resolved.endpoint)
+    return { endpoint: resolved.endpoint, stored: Option.isSome(entry), revocation } satisfies LogoutResult
+  },
+  (effect, options) => Effect.scoped(Effect.provide(effect, keyringLayer(options)))
+)
+
+/**
+ * What the OAuth and metadata calls go through, built once per layer: the HTTP client (proxy, CA, proxy token) and
+ * the client configuration store.
+ */
+const oauthServices = Effect.fnUntraced(function*(
+  options: Options,
+  resolved: Effect.Effect.Success<ReturnType<typeof resolve>>
+) {
+  const { endpoint } = resolved
+  const commandRunner = NodeCommandRunner.layer
+  // One dispatcher, closed with this layer: under the HttpClient here and under the facade's `fetch`.
+  const dispatcher = yield* NodeTransport.makeDispatcher({
+    httpProxyUrl: resolved.httpProxyUrl,
+    caCertFilePath: resolved.caCertFilePath,
+    insecureSkipVerify: resolved.insecureSkipVerify
+  })
+  const transport = Layer.succeed(HttpClient.HttpClient, NodeTransport.fromDispatcher(dispatcher))
+  // One proxy token for the whole layer: the OAuth and metadata HTTP calls, the metadata gRPC calls and the
+  // gRPC channels of `Settings.proxyToken` share it, and a rejection seen by any of them renews it for all.
+  const proxyToken = resolved.proxyCommand === undefined
+    ? undefined
+    : yield* ProxyAuthorization.commandSource({ command: resolved.proxyCommand }).pipe(Effect.provide(commandRunner))
+  // Every OAuth and metadata call goes through this client; with a proxy command it carries the proxy token.
+  const httpClient = proxyToken === undefined
+    ? transport
+    : ProxyAuthorization.layer(proxyToken).pipe(Layer.provide(transport))
+  const overrides: ClientConfig.Overrides = {
+    clientId: resolved.clientId,
+    scopes: resolved.scopes,
+    audience: resolved.audience,
+    redirectUri: options.redirectUri,
+    headerKey: resolved.authorizationHeader
+  }
+  const configStore = options.clientConfig !== undefined
+    ? ClientConfig.layerStatic(ClientConfig.withOverrides(
+      options.clientConfig instanceof ClientConfig.ClientConfig
+        ? options.clientConfig
+        : new ClientConfig.ClientConfig(options.clientConfig),
+      overrides
+    ))
+    : resolved.authorizationServerUrl !== undefined
+    ? ClientConfig.layerOidcDiscovery(resolved.authorizationServerUrl, overrides).pipe(Layer.provide(httpClient))
+    : /^https?:\/\//i.test(endpoint)
+    ? ClientConfig.layerFlyteHttp(endpoint, overrides).pipe(Layer.provide(httpClient))
+    : Layer.unwrapEffect(Effect.gen(function*() {
+      const channelCredentials = yield* GrpcAuth.channelCredentials({
+        endpoint,
+        insecure: resolved.insecure,
+        caCertFilePath: resolved.caCertFilePath,
+        insecureSkipVerify: resolved.insecureSkipVerify
+      })
+      const interceptors = proxyToken === undefined ? [] : [yield* GrpcAuth.proxyInterceptor(proxyToken)]
+      return RemoteClientConfigStore.layer({
+        endpoint,
+        insecure: resolved.insecure,
+        channelCredentials,
+        interceptors,
+        overrides
+      })
+    }))
+
+  return { commandRunner, configStore, dispatcher, httpClient, proxyToken }
+})
+
+/**
  * `layer` with everything from Flyte's configuration (`configFile`, else `FLYTECTL_CONFIG`, else
  * `~/.flyte/config.yaml`, and `FLYTE_*` variables).
  *
@@ -363,6 +432,11 @@ export const fromFlyteConfig = (
   options: Pick<Options, "configFile" | "keyring" | "allowInteractive" | "env"> = {}
 ): Layer.Layer<Authenticator.Authenticator | Settings | HttpClient.HttpClient, AuthenticationError> => layer(options)
 
+const keyringLayer = (options: Options): Layer.Layer<Keyring.Keyring> =>
+  options.keyring === undefined || typeof options.keyring === "string"
+    ? NodeKeyring.layerFromName(options.keyring ?? "auto")
+    : options.keyring
+
 const stripDns = (endpoint: string | undefined): string | undefined =>
   endpoint === undefined ? undefined : endpoint.trim().replace(/^dns:\/\/\//i, "")
 
@@ -372,5 +446,5 @@ const browserLayer = (
 ): Layer.Layer<Browser.Browser> => {
   if (command !== undefined) return NodeBrowser.layerCommand(command)
   if (options.openBrowser === false) return NodeBrowser.layerCallback(() => undefined)
-  return NodeBrowser.layerSystem
+  return options.openBrowser === true ? NodeBrowser.layerSystem : NodeBrowser.layerDetect
 }

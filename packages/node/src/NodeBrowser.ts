@@ -12,6 +12,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { type ChildProcess, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
 import { errorMessage } from "./internal/optionalModule.js"
 
 /**
@@ -80,8 +82,63 @@ export const systemOpener = (platform: NodeJS.Platform = process.platform): Read
     : ["xdg-open"]
 
 /**
- * Opens the URL in the system browser (see `systemOpener`), after printing it. Failing to start the opener,
- * or its quick non-zero exit, is an `AuthenticationError` with reason `Browser`.
+ * What decides how the system browser is opened: the platform, the environment (`BROWSER`, WSL's variables) and
+ * the kernel release (WSL's says `microsoft`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface OpenerEnvironment {
+  readonly platform: NodeJS.Platform
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly osRelease?: string | undefined
+}
+
+/**
+ * Whether this is Linux under WSL (Windows Subsystem for Linux), where the browser to open is the Windows one.
+ *
+ * @since 0.2.0
+ * @category predicates
+ */
+export const isWsl = (environment: OpenerEnvironment): boolean =>
+  environment.platform === "linux" &&
+  (nonBlank(environment.env.WSL_DISTRO_NAME) !== undefined || nonBlank(environment.env.WSL_INTEROP) !== undefined ||
+    /microsoft/i.test(environment.osRelease ?? ""))
+
+/**
+ * The commands that may open `url`, to be tried in order until one works (argv each, no shell). `BROWSER` wins:
+ * a `:`-separated list of commands (words, `%s` replaced by the URL, else the URL appended), and `BROWSER=none`
+ * means none at all. Otherwise macOS `open`, Windows `rundll32`'s URL handler, under WSL `wslview`, then
+ * `cmd.exe /c start` (with cmd's metacharacters escaped), then `powershell.exe Start-Process`, and `xdg-open`
+ * elsewhere.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const openers = (url: string, environment: OpenerEnvironment): ReadonlyArray<ReadonlyArray<string>> => {
+  const browser = nonBlank(environment.env.BROWSER)
+  if (browser !== undefined) {
+    if (browser.toLowerCase() === "none") return []
+    return browser.split(":").flatMap((command) => {
+      const words = command.trim().split(/\s+/).filter((word) => word !== "")
+      if (words.length === 0) return []
+      return [words.some((word) => word.includes("%s")) ? words.map((w) => w.replaceAll("%s", url)) : [...words, url]]
+    })
+  }
+  if (isWsl(environment)) {
+    return [
+      ["wslview", url],
+      ["cmd.exe", "/c", "start", "\"\"", url.replace(/[&^|<>()%!]/g, "^$&")],
+      ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", `Start-Process '${url.replaceAll("'", "''")}'`]
+    ]
+  }
+  return [[...systemOpener(environment.platform), url]]
+}
+
+/**
+ * Opens the URL in the system browser (see `openers`: `BROWSER`, WSL, macOS, Windows, `xdg-open`), after printing
+ * it. Each opener is tried in turn; when none starts (or each exits non-zero at once), the last failure is an
+ * `AuthenticationError` with reason `Browser` (the PKCE flow only warns about it: the URL is printed).
  *
  * @since 0.1.0
  * @category constructors
@@ -89,9 +146,81 @@ export const systemOpener = (platform: NodeJS.Platform = process.platform): Read
 export const makeSystem: Browser.Browser.Service = {
   open: Effect.fn("NodeBrowser.open")(function*(url: string) {
     yield* printUrl(url)
-    yield* launch([...systemOpener(), url])
+    const candidates = openers(url, { platform: process.platform, env: process.env, osRelease: Os.release() })
+    if (candidates.length === 0) return yield* Effect.fail(browserError("BROWSER=none: no browser is opened"))
+    let failure: AuthenticationError | undefined
+    for (const argv of candidates) {
+      const result = yield* Effect.either(launch(argv))
+      if (result._tag === "Right") return
+      failure = result.left
+      yield* Effect.logDebug(`Could not open the browser with ${argv[0]} (${failure.description})`)
+    }
+    return yield* Effect.fail(failure!)
   })
 }
+
+/**
+ * Why no browser can be opened here, or `undefined` when one may be: `BROWSER=none`; an SSH session
+ * (`SSH_CONNECTION`, `SSH_CLIENT`, `SSH_TTY`: the browser would open on the remote machine, if at all); a container;
+ * Linux or a BSD (not WSL) with neither `DISPLAY` nor `WAYLAND_DISPLAY`. Another `BROWSER` means the user named
+ * what to run, and is tried.
+ *
+ * @since 0.2.0
+ * @category predicates
+ */
+export const noBrowserReason = (
+  environment: OpenerEnvironment & { readonly inContainer?: boolean | undefined }
+): string | undefined => {
+  const { env } = environment
+  const browser = nonBlank(env.BROWSER)
+  if (browser !== undefined) return browser.toLowerCase() === "none" ? "BROWSER=none" : undefined
+  if ([env.SSH_CONNECTION, env.SSH_CLIENT, env.SSH_TTY].some((v) => nonBlank(v) !== undefined)) {
+    return "this is an SSH session"
+  }
+  if (environment.inContainer === true) return "this runs in a container"
+  if (isWsl(environment)) return undefined
+  const desktopless = ["linux", "freebsd", "openbsd", "netbsd", "sunos", "aix"].includes(environment.platform)
+  if (desktopless && nonBlank(env.DISPLAY) === undefined && nonBlank(env.WAYLAND_DISPLAY) === undefined) {
+    return "there is no display (DISPLAY and WAYLAND_DISPLAY are unset)"
+  }
+  return undefined
+}
+
+/**
+ * Whether this process runs in a container (Docker's `/.dockerenv`, Podman's `/run/.containerenv`, or the
+ * `container` variable systemd-nspawn and Podman set).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const inContainer = (env: Readonly<Record<string, string | undefined>> = process.env): boolean =>
+  nonBlank(env.container) !== undefined || Fs.existsSync("/.dockerenv") || Fs.existsSync("/run/.containerenv")
+
+/**
+ * The browser of this machine: the system one (`layerSystem`), or, when `noBrowserReason` says none can be
+ * opened, one that only prints the URL and reports why it opened nothing (the PKCE flow warns and waits for the
+ * callback, from a browser the user opens anywhere that reaches it).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerDetect: Layer.Layer<Browser.Browser> = Layer.sync(Browser.Browser, () => {
+  const reason = noBrowserReason({
+    platform: process.platform,
+    env: process.env,
+    osRelease: Os.release(),
+    inContainer: inContainer()
+  })
+  return reason === undefined ? makeSystem : {
+    open: Effect.fn("NodeBrowser.open")(function*(url: string) {
+      yield* printUrl(url)
+      return yield* Effect.fail(browserError(`no browser is opened here: ${reason}`))
+    })
+  }
+})
+
+const nonBlank = (value: string | undefined): string | undefined =>
+  value === undefined || value.trim() === "" ? undefined : value.trim()
 
 /**
  * @since 0.1.0

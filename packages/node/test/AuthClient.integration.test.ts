@@ -202,6 +202,33 @@ describe("createAuthClient", () => {
     expect(Redacted.value(refreshed.refreshToken!)).not.toBe(Redacted.value(first.refreshToken!))
   })
 
+  it("logout() revokes the refresh token at the IdP (RFC 7009) before forgetting it: it no longer refreshes", async () => {
+    // The admin's gRPC metadata has no revocation endpoint: it comes from the issuer's OpenID discovery.
+    await using auth = await createAuthClient({
+      endpoint: sandbox.adminGrpc,
+      insecure: true,
+      authMode: "DeviceFlow",
+      keyring: "memory",
+      onDeviceCode: (prompt) => void UserAgent.approveDevice(prompt, sandbox.user),
+      env
+    })
+    const refreshToken = Redacted.value((await auth.credentials()).refreshToken!)
+    const refresh = () =>
+      fetch(sandbox.endpoints.token, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({
+          grant_type: "refresh_token",
+          refresh_token: refreshToken,
+          client_id: sandbox.clients.public.clientId
+        })
+      })
+    await auth.logout()
+    const answer = await refresh()
+    expect(answer.status).toBe(400)
+    expect(await answer.json()).toMatchObject({ error: "invalid_grant" })
+  })
+
   it("rejects with the tagged error itself, without the secret in its message", async () => {
     const secret = "wrong-secret-7f3a9c"
     await using auth = await createAuthClient({ ...clientSecretOptions(), clientSecret: secret })

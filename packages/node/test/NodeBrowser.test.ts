@@ -151,3 +151,112 @@ describe("NodeBrowser.layerCallback", () => {
       })
     }))
 })
+
+describe("NodeBrowser.openers (which command opens the browser)", () => {
+  const u = "https://idp.example/auth?a=1&b=2"
+  const linux = { platform: "linux" as const, env: {}, osRelease: "6.1.0-13-amd64" }
+
+  it("macOS open, Windows rundll32, Linux and the BSDs xdg-open", () => {
+    expect(NodeBrowser.openers(u, { platform: "darwin", env: {} })).toEqual([["open", u]])
+    expect(NodeBrowser.openers(u, { platform: "win32", env: {} })).toEqual([[
+      "rundll32",
+      "url.dll,FileProtocolHandler",
+      u
+    ]])
+    expect(NodeBrowser.openers(u, linux)).toEqual([["xdg-open", u]])
+    expect(NodeBrowser.openers(u, { platform: "freebsd", env: {} })).toEqual([["xdg-open", u]])
+  })
+
+  it("WSL (its variables or a microsoft kernel) opens the Windows browser: wslview, cmd.exe start, PowerShell", () => {
+    for (
+      const environment of [
+        { ...linux, env: { WSL_DISTRO_NAME: "Debian" } },
+        { ...linux, env: { WSL_INTEROP: "/run/WSL/1_interop" } },
+        { ...linux, osRelease: "5.15.153.1-microsoft-standard-WSL2" }
+      ]
+    ) {
+      expect(NodeBrowser.isWsl(environment)).toBe(true)
+      expect(NodeBrowser.openers(u, environment)).toEqual([
+        ["wslview", u],
+        // cmd.exe would end the command at `&`: its metacharacters are escaped.
+        ["cmd.exe", "/c", "start", "\"\"", "https://idp.example/auth?a=1^&b=2"],
+        ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", `Start-Process '${u}'`]
+      ])
+    }
+    expect(NodeBrowser.isWsl(linux)).toBe(false)
+    // Only Linux is WSL.
+    expect(NodeBrowser.isWsl({ platform: "darwin", env: { WSL_DISTRO_NAME: "x" } })).toBe(false)
+    expect(NodeBrowser.openers("https://x/?q='a'", { ...linux, env: { WSL_DISTRO_NAME: "D" } })[2].at(-1)).toBe(
+      "Start-Process 'https://x/?q=''a'''"
+    )
+  })
+
+  it("BROWSER wins everywhere: a :-list of commands, %s for the URL; BROWSER=none opens nothing", () => {
+    const wsl = { ...linux, env: { WSL_DISTRO_NAME: "Debian" } }
+    expect(NodeBrowser.openers(u, { ...wsl, env: { ...wsl.env, BROWSER: "firefox --private-window" } })).toEqual([
+      ["firefox", "--private-window", u]
+    ])
+    expect(NodeBrowser.openers(u, { platform: "darwin", env: { BROWSER: "lynx -dump %s:w3m" } })).toEqual([
+      ["lynx", "-dump", u],
+      ["w3m", u]
+    ])
+    expect(NodeBrowser.openers(u, { ...linux, env: { BROWSER: "none" } })).toEqual([])
+    expect(NodeBrowser.openers(u, { ...linux, env: { BROWSER: "  " } })).toEqual([["xdg-open", u]])
+  })
+})
+
+describe.skipIf(process.platform === "win32")("NodeBrowser.layerSystem with several openers", () => {
+  it.live("tries the next opener when one is missing; BROWSER=none fails (a warning for the flow), URL printed", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const second = Path.join(dir, "second-browser")
+      Fs.writeFileSync(second, `#!/bin/sh\nprintf '%s\\n' "$1" > "${dir}/opened"\n`, { mode: 0o755 })
+      const saved = process.env.BROWSER
+      try {
+        process.env.BROWSER = `${Path.join(dir, "missing-browser")}:${second}`
+        const { result } = yield* openWith(NodeBrowser.layerSystem)
+        expect(result._tag).toBe("Right")
+        const opened = Path.join(dir, "opened")
+        for (let i = 0; i < 100 && !Fs.existsSync(opened); i++) yield* Effect.sleep("20 millis")
+        expect(Fs.readFileSync(opened, "utf8")).toBe(`${url}\n`)
+        process.env.BROWSER = "none"
+        const none = yield* openWith(NodeBrowser.layerSystem)
+        expect(none.stderr).toContain(url)
+        expect(none.result._tag === "Left" && none.result.left.reason).toBe("Browser")
+      } finally {
+        if (saved === undefined) delete process.env.BROWSER
+        else process.env.BROWSER = saved
+        Fs.rmSync(dir, { recursive: true, force: true })
+      }
+    }))
+})
+
+describe("NodeBrowser.noBrowserReason (whether a browser can be opened here)", () => {
+  const desktop = { platform: "linux" as const, env: { DISPLAY: ":0" }, osRelease: "6.1.0" }
+
+  it("a Linux or BSD desktop, macOS, Windows and WSL can open one", () => {
+    expect(NodeBrowser.noBrowserReason(desktop)).toBeUndefined()
+    expect(NodeBrowser.noBrowserReason({ ...desktop, env: { WAYLAND_DISPLAY: "wayland-0" } })).toBeUndefined()
+    expect(NodeBrowser.noBrowserReason({ platform: "darwin", env: {} })).toBeUndefined()
+    expect(NodeBrowser.noBrowserReason({ platform: "win32", env: {} })).toBeUndefined()
+    expect(NodeBrowser.noBrowserReason({ platform: "linux", env: { WSL_DISTRO_NAME: "Debian" } })).toBeUndefined()
+  })
+
+  it("Linux or a BSD without DISPLAY and WAYLAND_DISPLAY, SSH, a container, BROWSER=none cannot", () => {
+    expect(NodeBrowser.noBrowserReason({ platform: "linux", env: {} })).toMatch(/no display/)
+    expect(NodeBrowser.noBrowserReason({ platform: "freebsd", env: { DISPLAY: " " } })).toMatch(/no display/)
+    for (const key of ["SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"]) {
+      expect(NodeBrowser.noBrowserReason({ ...desktop, env: { ...desktop.env, [key]: "10.0.0.1 22" } })).toBe(
+        "this is an SSH session"
+      )
+      expect(NodeBrowser.noBrowserReason({ platform: "darwin", env: { [key]: "x" } })).toBe("this is an SSH session")
+    }
+    expect(NodeBrowser.noBrowserReason({ ...desktop, inContainer: true })).toBe("this runs in a container")
+    expect(NodeBrowser.noBrowserReason({ platform: "darwin", env: { BROWSER: "none" } })).toBe("BROWSER=none")
+  })
+
+  it("a BROWSER the user named is tried, even over SSH or without a display", () => {
+    expect(NodeBrowser.noBrowserReason({ platform: "linux", env: { BROWSER: "w3m", SSH_TTY: "/dev/pts/1" } }))
+      .toBeUndefined()
+  })
+})

@@ -31,6 +31,7 @@ export const valueOptions: ReadonlyArray<string> = [
   "proxy-command",
   "keyring",
   "browser-command",
+  "redirect-port",
   "ca-cert-file-path",
   "http-proxy-url",
   "timeout"
@@ -46,7 +47,8 @@ export const flagOptions: ReadonlyArray<string> = [
   "insecure-skip-verify",
   "verbose",
   "interactive",
-  "no-interactive"
+  "no-interactive",
+  "no-browser"
 ]
 
 /**
@@ -153,6 +155,7 @@ export interface KnownOptions {
 /** The options whose value must be a whole number. */
 const numericOptions: ReadonlyArray<string> = [
   "--timeout",
+  "--redirect-port",
   "--admin-port",
   "--admin-http-port",
   "--idp-port",

@@ -56,6 +56,9 @@ export const authOptions = (
     if (Option.isSome(args.timeout) && args.timeout.value <= 0) {
       return yield* usage("--timeout must be a positive number of seconds")
     }
+    if (Option.isSome(args.redirectPort) && (args.redirectPort.value < 1 || args.redirectPort.value > 65535)) {
+      return yield* usage("--redirect-port must be a port between 1 and 65535")
+    }
     if (Option.isSome(args.authMode)) {
       const mode = AuthMode.parseEither(args.authMode.value)
       if (Either.isLeft(mode)) return yield* usage(mode.left.description)
@@ -89,6 +92,8 @@ export const authOptions = (
       command: pick(args.command),
       proxyCommand: pick(args.proxyCommand),
       browserCommand: pick(args.browserCommand),
+      redirectPort: pick(args.redirectPort),
+      openBrowser: Option.isSome(args.noBrowser) ? false : undefined,
       caCertFilePath: pick(args.caCertFilePath),
       insecureSkipVerify: pick(args.insecureSkipVerify),
       httpProxyUrl: pick(args.httpProxyUrl),
@@ -327,19 +332,45 @@ export const status = (args: GlobalArgs, json: boolean) =>
 
 // --- logout ------------------------------------------------------------------------------------------------------
 
-/** @internal */
+/**
+ * Revokes the stored refresh token at the identity provider (RFC 7009) when it publishes a revocation endpoint,
+ * then deletes the stored credentials; a failed revocation is a warning, and the delete still happens.
+ *
+ * @internal
+ */
 export const logout = (args: GlobalArgs) =>
-  withResolved(args, (settings) =>
-    Effect.gen(function*() {
-      const keyring = yield* Keyring.Keyring
-      const stored = yield* keyring.get(Keyring.serviceName, settings.endpoint)
-      yield* keyring.delete(Keyring.serviceName, settings.endpoint)
-      yield* Console.error(
-        Option.isSome(stored)
-          ? `Logged out of ${settings.endpoint}: its stored credentials are deleted`
-          : `Logged out of ${settings.endpoint} (nothing was stored)`
+  Effect.gen(function*() {
+    const options = yield* authOptions(args, false, keyringLayer(args))
+    yield* noteArgs(args)
+    const result = yield* AuthLayer.logout(options).pipe(
+      Effect.tapError(() =>
+        AuthLayer.resolve(options).pipe(Effect.flatMap((resolved) => noteResolved(resolved)), Effect.ignore)
       )
-    }))
+    )
+    yield* Console.error(describeLogout(result))
+  })
+
+/**
+ * The line `logout` prints on stderr.
+ *
+ * @internal
+ */
+export const describeLogout = (result: AuthLayer.LogoutResult): string => {
+  if (!result.stored) return `Logged out of ${result.endpoint} (nothing was stored)`
+  switch (result.revocation) {
+    case "Revoked":
+      return `Logged out of ${result.endpoint}: the refresh token is revoked at the identity provider and the ` +
+        `stored credentials are deleted`
+    case "Unsupported":
+      return `Logged out of ${result.endpoint}: its stored credentials are deleted (the identity provider ` +
+        `publishes no revocation endpoint, so the refresh token was not revoked)`
+    case "Failed":
+      return `Logged out of ${result.endpoint}: its stored credentials are deleted (the refresh token could not be ` +
+        `revoked, see the warning above)`
+    case "NothingToRevoke":
+      return `Logged out of ${result.endpoint}: its stored credentials are deleted`
+  }
+}
 
 // --- whoami ------------------------------------------------------------------------------------------------------
 

@@ -101,7 +101,7 @@ export const hint = (error: unknown, command = "", circumstances: Circumstances 
     case "Timeout":
       return "finish the login sooner, or allow more time with --timeout SECONDS"
     case "PortInUse":
-      return "stop the program that holds the port and log in again"
+      return "stop the program that holds the port and log in again, or drop --redirect-port to let the login use a free port"
     case "OAuthError":
       return error.error === "invalid_client" || error.error === "unauthorized_client"
         ? "check --client-id and the client secret (--client-secret-env-var, --client-secret-location)"

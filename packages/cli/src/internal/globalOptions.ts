@@ -109,6 +109,19 @@ export const globalOptions = {
       "instead of the system browser.",
     "CMD"
   ),
+  noBrowser: flag(
+    "no-browser",
+    "Do not open a browser for a PKCE login, only print its URL (also the default over SSH, in a container, without " +
+      "a display, or with BROWSER=none)."
+  ),
+  redirectPort: Options.integer("redirect-port").pipe(
+    Options.withDescription(
+      "Pin the PKCE callback port (replaces the redirect URI's port): a busy port is then an error. Without it, a " +
+        "busy port is replaced by a free loopback port, which the IdP must allow for this client (RFC 8252 §7.3)."
+    ),
+    Options.withPseudoName("PORT"),
+    Options.optional
+  ),
   caCertFilePath: text(
     "ca-cert-file-path",
     "Extra CA certificate (PEM) for TLS to the admin and the IdP. Config: admin.caCertFilePath.",
@@ -160,6 +173,8 @@ export interface GlobalArgs {
   readonly proxyCommand: Option.Option<string>
   readonly keyring: Option.Option<NodeKeyring.BackendName>
   readonly browserCommand: Option.Option<string>
+  readonly redirectPort: Option.Option<number>
+  readonly noBrowser: Option.Option<boolean>
   readonly caCertFilePath: Option.Option<string>
   readonly insecureSkipVerify: Option.Option<boolean>
   readonly httpProxyUrl: Option.Option<string>
