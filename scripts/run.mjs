@@ -97,7 +97,7 @@ function test() {
   const summary = summarize(report)
   console.log(summary)
   writeFileSync(join(root, ".test-summary"), summary + "\n")
-  const failed = result.status !== 0 || summary.includes("0 passed") || !/ 0 failed/.test(summary)
+  const failed = result.status !== 0 || summary.startsWith("0 passed") || !/ 0 failed/.test(summary)
   if (process.env.REQUIRE_ALL === "1" && /skipped/.test(summary) && !/ 0 skipped/.test(summary)) {
     console.error("REQUIRE_ALL=1: skipped tests count as not run; failing.")
     process.exit(1)
