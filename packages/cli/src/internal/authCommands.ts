@@ -151,23 +151,32 @@ const noteResolved = (resolved: { readonly endpoint: string; readonly insecure: 
  */
 export const progressInterval = Duration.seconds(15)
 
-/** Runs `self`, printing a line on stderr every `progressInterval` while it has not finished. */
-const withProgress = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | AuthLayer.Settings> =>
+/**
+ * Runs `self`, printing a line on stderr every `progressInterval` while it has not finished, naming what it
+ * waits for: first the proxy command (when one is configured: its token comes before anything else), then the
+ * login, or the token command of the ExternalCommand mode.
+ */
+const withProgress = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | AuthError, R | AuthLayer.Settings> =>
   Effect.flatMap(AuthLayer.Settings, (settings) => {
-    const limit = Math.round(Duration.toSeconds(settings.loginTimeout))
+    const proxyFirst = settings.proxyToken === undefined
+      ? Effect.void
+      : ticking(settings.proxyToken.get, `the proxy command ${settings.proxyProgram}`, settings.commandTimeout)
+    const what = settings.authMode === "ExternalCommand" ? "the token command" : "the login to complete"
+    return Effect.zipRight(proxyFirst, ticking(self, what, settings.loginTimeout))
+  })
+
+const ticking = <A, E, R>(self: Effect.Effect<A, E, R>, what: string, bound: Duration.Duration) => {
+  const limit = Math.round(Duration.toSeconds(bound))
+  return Effect.suspend(() => {
     const started = Date.now()
     const tick = Effect.suspend(() =>
       Console.error(
-        `… still waiting for the login to complete (${
-          Math.round((Date.now() - started) / 1000)
-        } s of at most ${limit} s)`
+        `… still waiting for ${what} (${Math.round((Date.now() - started) / 1000)} s of at most ${limit} s)`
       )
     )
-    return Effect.raceFirst(
-      self,
-      tick.pipe(Effect.delay(progressInterval), Effect.forever)
-    )
+    return Effect.raceFirst(self, tick.pipe(Effect.delay(progressInterval), Effect.forever))
   })
+}
 
 /**
  * Runs `f` with what the options resolve to (endpoint, auth mode, ...) and the keyring, without building the

@@ -99,7 +99,9 @@ export const hint = (error: unknown, command = "", circumstances: Circumstances 
     case "Config":
       return configHint(error.message ?? "", circumstances)
     case "Timeout":
-      return "finish the login sooner, or allow more time with --timeout SECONDS"
+      return /\bcommand\b/i.test(error.message ?? "")
+        ? "check why it hangs, or allow it more time with --timeout SECONDS"
+        : "finish the login sooner, or allow more time with --timeout SECONDS"
     case "PortInUse":
       return "stop the program that holds the port and log in again"
     case "OAuthError":
