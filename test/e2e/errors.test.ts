@@ -217,6 +217,20 @@ describe("bad options and bad config give the documented errors (built CLI)", ()
         line: /admin\.insecure in .*bool\.yaml: "maybe" is not a boolean \(use true\/false, 1\/0, on\/off or yes\/no\)/
       },
       {
+        name: "a number where scopes belong in the config",
+        args: ["status", "--config", file("scopes.yaml", "admin:\n  endpoint: dns:///x:1\n  scopes: 5\n")],
+        code: 1,
+        line:
+          /^flyte-auth status: admin\.scopes in .*scopes\.yaml must be a list of strings or one string, not a number \(5; quote it if it is meant as text\)$/
+      },
+      {
+        name: "a mapping where scopes belong in the config",
+        args: ["status", "--config", file("scopes-map.yaml", "admin:\n  endpoint: dns:///x:1\n  scopes: {a: 1}\n")],
+        code: 1,
+        line:
+          /^flyte-auth status: admin\.scopes in .*scopes-map\.yaml must be a list of strings or one string, not a mapping$/
+      },
+      {
         name: "bad auth mode in FLYTE_CREDENTIALS_AUTH_MODE",
         args: ["status", "--endpoint", "x:1"],
         env: { FLYTE_CREDENTIALS_AUTH_MODE: "magic" },
