@@ -153,6 +153,14 @@ const sandbox = Command.make(
       Options.withPseudoName("TOKEN"),
       Options.optional
     ),
+    envFile: Options.text("write-env-file").pipe(
+      Options.withDescription(
+        "Write the FLYTE_* variables of the sandbox's service account to PATH (0600), for " +
+          "`node --env-file=PATH examples/dist/<example>.js` and any program using createAuthClient()."
+      ),
+      Options.withPseudoName("PATH"),
+      Options.optional
+    ),
     redirectUri: Options.text("redirect-uri").pipe(
       Options.withDescription(
         "Redirect URI the admin publishes for PKCE (default http://localhost:53593/callback, as Flyte; port 0 lets " +
@@ -178,7 +186,8 @@ const sandbox = Command.make(
       autoApprove: args.autoApprove,
       headerKey: Option.getOrUndefined(args.headerKey),
       proxyToken: Option.getOrUndefined(args.requireProxyToken),
-      redirectUri: Option.getOrUndefined(args.redirectUri)
+      redirectUri: Option.getOrUndefined(args.redirectUri),
+      envFile: Option.getOrUndefined(args.envFile)
     })
   }
 ).pipe(
