@@ -3,6 +3,11 @@
  * the client configuration comes from the admin's AuthMetadataService.
  *
  *   FLYTE_PLATFORM_URL=flyte.example.com:443 node examples/dist/grpc-client.js
+ *
+ * Against the sandbox (two terminals; the sandbox writes the FLYTE_* variables of its service account):
+ *
+ *   node packages/cli/dist/bin.js sandbox --write-env-file sandbox.env
+ *   node --env-file=sandbox.env examples/dist/grpc-client.js
  */
 import { authInterceptor, FlyteProtos } from "@flyte-auth/grpc"
 import { createAuthClient } from "@flyte-auth/node"
@@ -24,5 +29,11 @@ export const main = async (options: { endpoint: string; insecure: boolean }): Pr
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const endpoint = process.env.FLYTE_PLATFORM_URL ?? "localhost:8089"
-  main({ endpoint, insecure: process.env.FLYTE_PLATFORM_INSECURE === "true" }).then((info) => console.log(info))
+  main({ endpoint, insecure: process.env.FLYTE_PLATFORM_INSECURE === "true" }).then((info) => console.log(info), fail)
+}
+
+/** A rejection is one line on stderr (what failed; the tagged error's message never holds a secret), exit 1. */
+function fail(error: unknown): void {
+  console.error(`${import.meta.url.split("/").at(-1)}: ${error instanceof Error ? error.message : String(error)}`)
+  process.exitCode = 1
 }

@@ -4,6 +4,7 @@
  * Flyte config file and FLYTE_* variables are really read, and `--verbose` adds the cause chain.
  */
 import * as Fs from "node:fs"
+import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -39,6 +40,9 @@ describe("bad options and bad config give the documented errors (built CLI)", ()
   let home: Home
   let busy: Net.Server
   let busyPort: number
+  /** A web server (HTTP/1, HTML), as the admin's HTTP port or a proxy's login page. */
+  let web: Http.Server
+  let webPort: number
   const file = (name: string, text: string) => {
     const path = Path.join(home.dir, name)
     Fs.writeFileSync(path, text)
@@ -50,8 +54,15 @@ describe("bad options and bad config give the documented errors (built CLI)", ()
     busy = Net.createServer()
     await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve))
     busyPort = (busy.address() as Net.AddressInfo).port
+    web = Http.createServer((_, response) => {
+      response.writeHead(200, { "content-type": "text/html" }).end("<html><body>Welcome</body></html>")
+    })
+    await new Promise<void>((resolve) => web.listen(0, "127.0.0.1", resolve))
+    webPort = (web.address() as Net.AddressInfo).port
   })
   afterAll(async () => {
+    web?.closeAllConnections()
+    await new Promise((resolve) => web?.close(resolve))
     await new Promise((resolve) => busy?.close(resolve))
     home?.cleanup()
   })
@@ -206,6 +217,20 @@ describe("bad options and bad config give the documented errors (built CLI)", ()
         line: /admin\.insecure in .*bool\.yaml: "maybe" is not a boolean \(use true\/false, 1\/0, on\/off or yes\/no\)/
       },
       {
+        name: "a number where scopes belong in the config",
+        args: ["status", "--config", file("scopes.yaml", "admin:\n  endpoint: dns:///x:1\n  scopes: 5\n")],
+        code: 1,
+        line:
+          /^flyte-auth status: admin\.scopes in .*scopes\.yaml must be a list of strings or one string, not a number \(5; quote it if it is meant as text\)$/
+      },
+      {
+        name: "a mapping where scopes belong in the config",
+        args: ["status", "--config", file("scopes-map.yaml", "admin:\n  endpoint: dns:///x:1\n  scopes: {a: 1}\n")],
+        code: 1,
+        line:
+          /^flyte-auth status: admin\.scopes in .*scopes-map\.yaml must be a list of strings or one string, not a mapping$/
+      },
+      {
         name: "bad auth mode in FLYTE_CREDENTIALS_AUTH_MODE",
         args: ["status", "--endpoint", "x:1"],
         env: { FLYTE_CREDENTIALS_AUTH_MODE: "magic" },
@@ -238,6 +263,31 @@ describe("bad options and bad config give the documented errors (built CLI)", ()
         line:
           /^flyte-auth login: Could not reach https:\/\/127\.0\.0\.1:1\/.*; use an http:\/\/ URL for a plaintext server$/,
         not: /--insecure/
+      },
+      {
+        name: "a gRPC endpoint that answers HTTP/1 (HTML)",
+        args: ["login", "--endpoint", `127.0.0.1:${webPort}`, "--insecure", "--keyring", "memory"].concat(
+          ["--auth-mode", "ClientSecret", "--client-id", "x", "--client-secret-env-var", "S"]
+        ),
+        env: { S: "a-secret-that-must-not-leak" },
+        code: 1,
+        line: new RegExp(
+          `— the server at 127\\.0\\.0\\.1:${webPort} is up but does not speak gRPC \\(wrong port or scheme\\?\\): ` +
+            `give its gRPC port, or its HTTP address as a URL \\(http://127\\.0\\.0\\.1:${webPort}\\)$`
+        ),
+        not: /that the server is up/
+      },
+      {
+        name: "a failing proxy command (http:// endpoint)",
+        args: ["login", "--endpoint", `http://127.0.0.1:${webPort}`, "--keyring", "memory"].concat(
+          ["--auth-mode", "ClientSecret", "--client-id", "x", "--client-secret-env-var", "S"],
+          ["--proxy-command", JSON.stringify([process.execPath, "-e", "process.exit(3)"])]
+        ),
+        env: { S: "a-secret-that-must-not-leak" },
+        code: 1,
+        line:
+          /^flyte-auth login: The proxy command \S*node\S* exited with code 3 and printed nothing on stderr — check --proxy-command \(admin\.proxyCommand\)$/,
+        not: /--command \(/
       },
       {
         name: "nothing stored, --no-interactive",

@@ -96,18 +96,28 @@ export interface RunOptions {
 
 /** Runs `flyte-auth <args>` to completion (killed after `timeoutMs`). */
 export const runCli = (home: Home, args: ReadonlyArray<string>, options: RunOptions = {}): Promise<Result> =>
-  new Promise((resolve, reject) => {
-    const env: Record<string, string> = { ...home.env }
-    for (const [key, value] of Object.entries(options.env ?? {})) {
-      if (value === undefined) delete env[key]
-      else env[key] = value
-    }
-    const child = spawn(process.execPath, [bin, ...args], { cwd: home.dir, env, stdio: ["ignore", "pipe", "pipe"] })
+  startCli(home, args, options).result
+
+/** A running `flyte-auth <args>`, for a test that signals it; `result` as of `runCli`. */
+export interface CliProcess {
+  readonly child: ChildProcess
+  readonly result: Promise<Result>
+}
+
+/** Starts `flyte-auth <args>` (killed after `timeoutMs`). */
+export const startCli = (home: Home, args: ReadonlyArray<string>, options: RunOptions = {}): CliProcess => {
+  const env: Record<string, string> = { ...home.env }
+  for (const [key, value] of Object.entries(options.env ?? {})) {
+    if (value === undefined) delete env[key]
+    else env[key] = value
+  }
+  const child = spawn(process.execPath, [bin, ...args], { cwd: home.dir, env, stdio: ["ignore", "pipe", "pipe"] })
+  const result = new Promise<Result>((resolve, reject) => {
     let stdout = ""
     let stderr = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding("utf8")
-    createInterface({ input: child.stderr }).on("line", (line) => {
+    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
+    child.stderr!.setEncoding("utf8")
+    createInterface({ input: child.stderr! }).on("line", (line) => {
       stderr += `${line}\n`
       options.onStderrLine?.(line)
     })
@@ -122,6 +132,27 @@ export const runCli = (home: Home, args: ReadonlyArray<string>, options: RunOpti
       setImmediate(() => resolve({ code, stdout, stderr }))
     })
   })
+  return { child, result }
+}
+
+/**
+ * Whether a process is still running (a zombie is not: it has exited and waits for its parent to reap it).
+ */
+export const isRunning = (pid: number): boolean => {
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    // The state follows the command name, which is in parentheses and may itself contain spaces.
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
+  } catch {
+    if (Fs.existsSync("/proc/self/stat")) return false
+  }
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
 
 /** What `flyte-auth sandbox` prints as its first stdout line. */
 export interface SandboxInfo {

@@ -153,6 +153,14 @@ const sandbox = Command.make(
       Options.withPseudoName("TOKEN"),
       Options.optional
     ),
+    envFile: Options.text("write-env-file").pipe(
+      Options.withDescription(
+        "Write the FLYTE_* variables of the sandbox's service account to PATH (0600), for " +
+          "`node --env-file=PATH examples/dist/<example>.js` and any program using createAuthClient()."
+      ),
+      Options.withPseudoName("PATH"),
+      Options.optional
+    ),
     redirectUri: Options.text("redirect-uri").pipe(
       Options.withDescription(
         "Redirect URI the admin publishes for PKCE (default http://localhost:53593/callback, as Flyte; port 0 lets " +
@@ -178,7 +186,8 @@ const sandbox = Command.make(
       autoApprove: args.autoApprove,
       headerKey: Option.getOrUndefined(args.headerKey),
       proxyToken: Option.getOrUndefined(args.requireProxyToken),
-      redirectUri: Option.getOrUndefined(args.redirectUri)
+      redirectUri: Option.getOrUndefined(args.redirectUri),
+      envFile: Option.getOrUndefined(args.envFile)
     })
   }
 ).pipe(
@@ -290,6 +299,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
     return
   }
   const circumstances = Ref.unsafeMake<Circumstances>({})
+  const { afterSuccess, logger } = stderrLogger(commandName(argv), verbose)
   const program = Effect.zipRight(checkUsage(argv), cli(argv)).pipe(
     // A failure is reported once, by `exitCodeOf`; not also as the runtime's "Fiber terminated" debug line (of
     // the forked fibers here, of the root fiber by ending it with the exit as its value).
@@ -300,7 +310,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
         Layer.succeed(CliConfig.CliConfig, cliConfig),
         Layer.succeed(FailureCircumstances, circumstances),
         helpConsole,
-        Logger.replace(Logger.defaultLogger, stderrLogger(commandName(argv), verbose)),
+        Logger.replace(Logger.defaultLogger, logger),
         Logger.minimumLogLevel(verbose ? LogLevel.Debug : LogLevel.Warning)
       )
     )
@@ -313,6 +323,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
     const exit = Exit.isSuccess(outer) ? outer.value : outer
     process.off("SIGINT", onSignal)
     process.off("SIGTERM", onSignal)
+    if (Exit.isSuccess(exit)) afterSuccess()
     process.exitCode = exitCodeOf(exit, commandName(argv), verbose, Effect.runSync(Ref.get(circumstances)))
   })
 }
@@ -367,14 +378,26 @@ const helpConsole: Layer.Layer<never> = Layer.unwrapEffect(
 
 /**
  * Log lines go to stderr, so that stdout carries only what was asked for. Without `--verbose` only warnings and
- * errors are shown, and the file keyring's reminder that it does not encrypt is shown by `login` only (the user
- * chose `--keyring file`; repeating it on every `token` would drown the output of scripts).
+ * errors are shown, and the file keyring's reminder that it does not encrypt is shown by a successful `login` only
+ * (the user chose `--keyring file`; repeating it on every `token` would drown the output of scripts, and a failed
+ * login stored nothing). A failed `login` reports a keyring that could not store as its error, not also as the
+ * Authenticator's warning.
  */
-const stderrLogger = (command: string, verbose: boolean) =>
-  Logger.make(({ logLevel, message }) => {
+const stderrLogger = (command: string, verbose: boolean) => {
+  const deferred: Array<string> = []
+  const logger = Logger.make(({ logLevel, message }) => {
     const text = (Array.isArray(message) ? message : [message]).map((m) => typeof m === "string" ? m : String(m))
       .join(" ")
-    if (!verbose && command !== "login" && /stored unencrypted in plain files/.test(text)) return
     const prefix = logLevel._tag === "Warning" ? "warning: " : logLevel._tag === "Error" ? "error: " : ""
+    if (!verbose && /stored unencrypted in plain files/.test(text)) {
+      if (command === "login") deferred.push(`${prefix}${text}`)
+      return
+    }
+    if (!verbose && command === "login" && /The keyring is not usable .* kept in memory only/.test(text)) return
     process.stderr.write(`${prefix}${text}\n`)
   })
+  const afterSuccess = () => {
+    for (const line of deferred.splice(0)) process.stderr.write(`${line}\n`)
+  }
+  return { logger, afterSuccess }
+}

@@ -102,6 +102,27 @@ export const authenticate: (
 )
 
 /**
+ * The proxy token printed by `proxyCommand` (the output is read as by `authenticate`); its errors name it "the
+ * proxy command", so that a failing or hanging proxy command is not taken for the token command or a login.
+ *
+ * @since 0.2.0
+ * @category flows
+ */
+export const proxyToken: (
+  options: ProxyOptions
+) => Effect.Effect<Credentials, AuthenticationError, CommandRunner> = Effect.fn("ExternalCommand.proxyToken")(
+  function*(options: ProxyOptions) {
+    const token = yield* runForToken(options.command, options.timeout, "proxy command")
+    return new Credentials({
+      accessToken: token.accessToken,
+      expiresAt: token.expiresAt,
+      obtainedAt: yield* DateTime.now,
+      endpoint: "proxy-authorization"
+    })
+  }
+)
+
+/**
  * Reads a token from a command's stdout (see `authenticate` for the accepted forms). `now` dates a relative
  * `expires_in`. The error never quotes the output.
  *
@@ -189,10 +210,11 @@ const parseInstant = (value: unknown): Option.Option<DateTime.Utc> => {
 
 const runForToken = Effect.fnUntraced(function*(
   argv: ReadonlyArray<string>,
-  timeout: Duration.DurationInput | undefined
+  timeout: Duration.DurationInput | undefined,
+  what: "token command" | "proxy command" = "token command"
 ) {
   if (argv.length === 0 || argv[0].trim() === "") {
-    return yield* new AuthenticationError({ reason: "Config", description: "No token command is configured" })
+    return yield* new AuthenticationError({ reason: "Config", description: `No ${what} is configured` })
   }
   const program = argv[0]
   const limit = timeout ?? Policies.commandTimeout
@@ -203,10 +225,10 @@ const runForToken = Effect.fnUntraced(function*(
         new AuthenticationError({
           reason: error.reason === "Timeout" ? "Timeout" : "CommandFailed",
           description: error.reason === "Timeout"
-            ? `The token command ${program} did not finish within ${Duration.format(Duration.decode(limit))}`
+            ? `The ${what} ${program} did not finish within ${Duration.format(Duration.decode(limit))}`
             : error.reason === "NotFound"
-            ? `The token command ${program} was not found`
-            : `The token command ${program} could not run: ${error.description}`,
+            ? `The ${what} ${program} was not found`
+            : `The ${what} ${program} could not run: ${error.description}`,
           cause: error
         })
       ))
@@ -215,12 +237,12 @@ const runForToken = Effect.fnUntraced(function*(
     const stderr = capStderr(result.stderr)
     return yield* new AuthenticationError({
       reason: "CommandFailed",
-      description: `The token command ${program} exited with code ${result.exitCode}` +
+      description: `The ${what} ${program} exited with code ${result.exitCode}` +
         (stderr === "" ? " and printed nothing on stderr" : `: ${stderr}`)
     })
   }
   const now = yield* DateTime.now
-  return yield* parseOutput(result.stdout, now, `The token command ${program}`)
+  return yield* parseOutput(result.stdout, now, `The ${what} ${program}`)
 })
 
 const capStderr = (stderr: string): string => {

@@ -37,6 +37,15 @@ export const interactiveTimeout: Duration.Duration = Duration.minutes(5)
 export const commandTimeout: Duration.Duration = Duration.seconds(60)
 
 /**
+ * How long an external command (token command, proxy command) that is abandoned (its caller was interrupted:
+ * Ctrl-C, an aborted call) has to exit after `SIGTERM` before its process group is killed with `SIGKILL`.
+ *
+ * @since 0.2.0
+ * @category timeouts
+ */
+export const commandTerminateGrace: Duration.Duration = Duration.seconds(2)
+
+/**
  * How far an id_token's `exp` and `iat` may be off this machine's clock (clock skew between the IdP and here).
  *
  * @since 0.2.0

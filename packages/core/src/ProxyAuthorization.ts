@@ -88,7 +88,7 @@ export const layer = (
   Layer.effect(HttpClient.HttpClient, Effect.map(HttpClient.HttpClient, withProxyAuthorization(source)))
 
 /**
- * The proxy token printed by `proxyCommand`, read as by `ExternalCommand.authenticate` (a JSON output with an
+ * The proxy token printed by `proxyCommand`, read by `ExternalCommand.proxyToken` (a JSON output with an
  * expiry is renewed before it expires), as a token source to share between transports (`layer`,
  * `GrpcAuth.proxyInterceptor`). A run of the command belongs to the current scope.
  *
@@ -97,10 +97,8 @@ export const layer = (
  */
 export const commandSource = (
   options: ExternalCommand.ProxyOptions
-): Effect.Effect<TokenSource.TokenSource, never, CommandRunner | Scope.Scope> =>
-  TokenSource.reuse(
-    ExternalCommand.authenticate({ endpoint: headerName, command: options.command, timeout: options.timeout })
-  )
+): Effect.Effect<TokenSource.TokenSource<AuthenticationError>, never, CommandRunner | Scope.Scope> =>
+  TokenSource.reuse(ExternalCommand.proxyToken(options))
 
 /**
  * Replaces the `HttpClient` in context with one that adds the token printed by `proxyCommand` (see

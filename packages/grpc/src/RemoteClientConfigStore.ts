@@ -157,6 +157,10 @@ const unary = <A>(
     return Effect.sync(() => call.cancel())
   })
 
+/** grpc-js ends its details with `. Resolution note: ` followed by nothing when the name resolved fine. */
+const withoutEmptyResolutionNote = (details: string): string =>
+  details.replace(/\.?\s*Resolution note:\s*(?=$|[;)\]]|\n)/g, "")
+
 const fromStatus = (error: grpc.ServiceError, method: string, endpoint: string): AuthenticationError => {
   const what = `${serviceName}/${method} at ${endpoint}`
   switch (error.code) {
@@ -171,7 +175,7 @@ const fromStatus = (error: grpc.ServiceError, method: string, endpoint: string):
     case Status.UNAVAILABLE:
       return new AuthenticationError({
         reason: "Transport",
-        description: `Cannot reach ${what}: ${error.details}`,
+        description: `Cannot reach ${what}: ${withoutEmptyResolutionNote(error.details)}`,
         cause: error
       })
     case Status.DEADLINE_EXCEEDED:
@@ -183,7 +187,9 @@ const fromStatus = (error: grpc.ServiceError, method: string, endpoint: string):
     default:
       return new AuthenticationError({
         reason: "InvalidResponse",
-        description: `${what} failed with ${Status[error.code] ?? error.code}: ${error.details}`,
+        description: `${what} failed with ${Status[error.code] ?? error.code}: ${
+          withoutEmptyResolutionNote(error.details)
+        }`,
         cause: error
       })
   }

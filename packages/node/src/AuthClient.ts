@@ -28,6 +28,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as AuthLayer from "./AuthLayer.js"
+import * as StderrLogger from "./internal/stderrLogger.js"
 
 /**
  * Options of `createAuthClient`: every field is optional, Flyte's config file and `FLYTE_*` variables fill the
@@ -96,9 +97,10 @@ export interface AuthClient extends AuthClientLike, AsyncDisposable {
  */
 export const createAuthClient = async (options: Options = {}): Promise<AuthClient> => {
   const { logLevel, ...layerOptions } = options
-  // The program's stdout is not ours: Effect's default logger writes to console.log, this one to console.error.
+  // The program's stdout is not ours: Effect's default logger writes to console.log, this one to console.error,
+  // one plain line per message.
   const logging = Layer.merge(
-    Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.stringLogger)),
+    Logger.replace(Logger.defaultLogger, StderrLogger.logger),
     Logger.minimumLogLevel(LogLevel.fromLiteral(logLevel ?? "Warning"))
   )
   const runtime = ManagedRuntime.make(Layer.provideMerge(AuthLayer.layer(layerOptions), logging))

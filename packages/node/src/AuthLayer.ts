@@ -112,8 +112,9 @@ export interface Options {
     | ConstructorParameters<typeof ClientConfig.ClientConfig>[0]
     | undefined
   /**
-   * How long an interactive login may wait, in seconds. Default: `admin.pkceConfig.timeout` (PKCE) or
-   * `admin.deviceFlowConfig.timeout` (device flow) of the Flyte config, else 300.
+   * How long a login may take, in seconds: an interactive one (default: `admin.pkceConfig.timeout` for PKCE,
+   * `admin.deviceFlowConfig.timeout` for the device flow, else 300), and each run of `command` and
+   * `proxyCommand` (default 60), which is killed when it runs longer.
    */
   readonly timeoutSeconds?: number | undefined
   /**
@@ -149,6 +150,8 @@ export interface ResolvedSettings {
   readonly insecureSkipVerify: boolean
   /** The proxy token source of `proxyCommand`, for gRPC channels (`GrpcAuth.channelOptions`). */
   readonly proxyToken: TokenSource.TokenSource | undefined
+  /** The program of `proxyCommand` (argv[0]; its arguments may hold secrets), for messages. */
+  readonly proxyProgram: string | undefined
   /**
    * The undici dispatcher under the layer's `HttpClient` (proxy, CA, `insecureSkipVerify`), for plain `fetch`
    * calls that must go the same way: `fetch(url, { dispatcher })`. It is closed with the layer.
@@ -156,8 +159,10 @@ export interface ResolvedSettings {
   readonly dispatcher: Dispatcher
   /** The client configuration in use (fetched once). */
   readonly clientConfig: Effect.Effect<ClientConfig.ClientConfig, AuthenticationError>
-  /** How long an interactive login of the auth mode (PKCE, device flow) may take. */
+  /** How long a login of the auth mode (PKCE, device flow, external command) may take. */
   readonly loginTimeout: Duration.Duration
+  /** How long each run of the token command and the proxy command may take (`timeoutSeconds`, default 60 s). */
+  readonly commandTimeout: Duration.Duration
 }
 
 /**
@@ -232,6 +237,7 @@ export const resolve = Effect.fn("AuthLayer.resolve")(function*(options: Options
     authorizationServerUrl: options.authorizationServerUrl ?? flyte.authorizationServerUrl,
     pkceTimeout: timeout ?? flyte.pkceTimeout ?? Policies.interactiveTimeout,
     deviceFlowTimeout: timeout ?? flyte.deviceFlowTimeout ?? Policies.interactiveTimeout,
+    commandTimeout: timeout ?? Policies.commandTimeout,
     devicePollInterval: flyte.devicePollInterval
   }
 })
@@ -278,6 +284,7 @@ export const layer = (
       scopes: resolved.scopes,
       audience: resolved.audience,
       command: resolved.command,
+      commandTimeout: resolved.commandTimeout,
       allowInteractive: options.allowInteractive,
       deviceTimeout: resolved.deviceFlowTimeout,
       devicePollInterval: resolved.devicePollInterval,
@@ -300,10 +307,16 @@ export const layer = (
           caCertFilePath: resolved.caCertFilePath,
           insecureSkipVerify: resolved.insecureSkipVerify,
           proxyToken,
+          proxyProgram: resolved.proxyCommand?.[0],
           dispatcher,
           keyringBackend: keyringService.backend,
           clientConfig: store.get,
-          loginTimeout: resolved.authMode === "DeviceFlow" ? resolved.deviceFlowTimeout : resolved.pkceTimeout
+          loginTimeout: resolved.authMode === "DeviceFlow"
+            ? resolved.deviceFlowTimeout
+            : resolved.authMode === "ExternalCommand"
+            ? resolved.commandTimeout
+            : resolved.pkceTimeout,
+          commandTimeout: resolved.commandTimeout
         }
       })
     ).pipe(Layer.provide(services))
@@ -378,7 +391,8 @@ const oauthServices = Effect.fnUntraced(function*(
   // gRPC channels of `Settings.proxyToken` share it, and a rejection seen by any of them renews it for all.
   const proxyToken = resolved.proxyCommand === undefined
     ? undefined
-    : yield* ProxyAuthorization.commandSource({ command: resolved.proxyCommand }).pipe(Effect.provide(commandRunner))
+    : yield* ProxyAuthorization.commandSource({ command: resolved.proxyCommand, timeout: resolved.commandTimeout })
+      .pipe(Effect.provide(commandRunner))
   // Every OAuth and metadata call goes through this client; with a proxy command it carries the proxy token.
   const httpClient = proxyToken === undefined
     ? transport
@@ -390,7 +404,7 @@ const oauthServices = Effect.fnUntraced(function*(
     redirectUri: options.redirectUri,
     headerKey: resolved.authorizationHeader
   }
-  const configStore = options.clientConfig !== undefined
+  const metadataStore = options.clientConfig !== undefined
     ? ClientConfig.layerStatic(ClientConfig.withOverrides(
       options.clientConfig instanceof ClientConfig.ClientConfig
         ? options.clientConfig
@@ -417,6 +431,12 @@ const oauthServices = Effect.fnUntraced(function*(
         overrides
       })
     }))
+  // The proxy token before the metadata: a failing or hanging proxy command is reported as itself (reason
+  // `CommandFailed` or `Timeout`, naming the proxy command), not as the metadata call it would fail inside.
+  const configStore = proxyToken === undefined ? metadataStore : Layer.effect(
+    ClientConfig.ClientConfigStore,
+    Effect.map(ClientConfig.ClientConfigStore, (store) => ({ get: Effect.zipRight(proxyToken.get, store.get) }))
+  ).pipe(Layer.provide(metadataStore))
 
   return { commandRunner, configStore, dispatcher, httpClient, proxyToken }
 })

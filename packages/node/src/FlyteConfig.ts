@@ -174,8 +174,76 @@ const parseYaml = (text: string, file: string): Either.Either<Record<string, unk
   }
   const problem = checkShape(admin)
   if (problem !== undefined) return Either.left(configError(`admin${problem.path} in ${file} ${problem.why}`))
+  const mistyped = checkTypes(admin as Record<string, unknown>)
+  if (mistyped !== undefined) return Either.left(configError(`admin.${mistyped.key} in ${file} ${mistyped.why}`))
   // Only the admin section is read: the rest of a flytectl config (storage, logger, ...) is none of our business.
   return Either.right({ admin })
+}
+
+/** What each key of the admin section that flyte-auth reads must hold (other keys are not ours to judge). */
+type Expected = "string" | "boolean" | "list" | "mapping"
+
+const expectedTypes: Record<string, Expected> = {
+  endpoint: "string",
+  insecure: "boolean",
+  insecureSkipVerify: "boolean",
+  caCertFilePath: "string",
+  httpProxyURL: "string",
+  authType: "string",
+  clientId: "string",
+  clientSecretLocation: "string",
+  clientSecretEnvVar: "string",
+  scopes: "list",
+  audience: "string",
+  command: "list",
+  proxyCommand: "list",
+  authorizationHeader: "string",
+  authorizationServerUrl: "string",
+  pkceConfig: "mapping",
+  "pkceConfig.timeout": "string",
+  deviceFlowConfig: "mapping",
+  "deviceFlowConfig.timeout": "string",
+  "deviceFlowConfig.pollInterval": "string"
+}
+
+const expectedText: Record<Expected, string> = {
+  string: "a string",
+  boolean: "a boolean (true/false, 1/0, on/off or yes/no)",
+  list: "a list of strings or one string",
+  mapping: "a mapping"
+}
+
+const typeOf = (value: unknown): string =>
+  Array.isArray(value) ? "a list" : typeof value === "object" ? "a mapping" : `a ${typeof value}`
+
+/**
+ * The first key of the admin section whose YAML value has the wrong type, and why. Every key is judged the same
+ * way: a YAML number or mapping where a string or list belongs is refused, never turned into a string or dropped
+ * (`scopes: 5`, `scopes: {a: 1}`). A key without a value (YAML null) counts as absent.
+ */
+const checkTypes = (
+  admin: Record<string, unknown>
+): { readonly key: string; readonly why: string } | undefined => {
+  for (const [key, expected] of Object.entries(expectedTypes)) {
+    const path = key.split(".")
+    const parent = path.length === 1 ? admin : admin[path[0]]
+    if (typeof parent !== "object" || parent === null || Array.isArray(parent)) continue
+    const value = (parent as Record<string, unknown>)[path[path.length - 1]]
+    if (value === undefined || value === null) continue
+    const ok = expected === "string"
+      ? typeof value === "string"
+      : expected === "boolean"
+      ? typeof value === "boolean" || typeof value === "string" || typeof value === "number"
+      : expected === "list"
+      ? typeof value === "string" || (Array.isArray(value) && value.every((item) => typeof item === "string"))
+      : typeof value === "object" && !Array.isArray(value)
+    if (ok) continue
+    const got = Array.isArray(value) && expected === "list"
+      ? "a list holding something other than strings"
+      : `${typeOf(value)}${typeof value === "number" ? ` (${value}; quote it if it is meant as text)` : ""}`
+    return { key, why: `must be ${expectedText[expected]}, not ${got}` }
+  }
+  return undefined
 }
 
 /** How deep the admin section may nest: flytectl's is two levels deep. */

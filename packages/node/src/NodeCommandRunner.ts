@@ -1,7 +1,9 @@
 /**
  * The Node implementation of the core `CommandRunner`, on `@effect/platform`'s `Command` executor: the program
  * runs as argv (never through a shell) in its own process group, with stdin closed, stdout and stderr captured
- * apart, and a timeout after which the whole group is killed with `SIGKILL`.
+ * apart, and a timeout after which the whole group is killed with `SIGKILL`. When the caller is interrupted
+ * (Ctrl-C, an aborted call), the group gets `SIGTERM`, then `SIGKILL` after `Policies.commandTerminateGrace`:
+ * nothing it started is left behind.
  *
  * @since 0.1.0
  */
@@ -12,6 +14,7 @@ import * as CommandExecutor from "@effect/platform/CommandExecutor"
 import type * as PlatformError from "@effect/platform/Error"
 import { CommandError, CommandRunner } from "@flyte-auth/core/CommandRunner"
 import type { CommandResult } from "@flyte-auth/core/CommandRunner"
+import * as Policies from "@flyte-auth/core/Policies"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -83,6 +86,13 @@ const run = (
   return Effect.scoped(
     Effect.gen(function*() {
       const child = yield* executor.start(command).pipe(Effect.mapError((error) => spawnError(program, error)))
+      // The group, not only the program: a wrapper script's own children must not outlive an abandoned run.
+      // It runs as a finalizer, uninterruptible: the waits are made interruptible so that their timeouts can end them.
+      const terminate = Effect.interruptible(child.kill("SIGTERM")).pipe(
+        Effect.timeout(Policies.commandTerminateGrace),
+        Effect.catchAll(() => Effect.interruptible(child.kill("SIGKILL")).pipe(Effect.timeout(killGrace))),
+        Effect.ignore
+      )
       const outcome = yield* Effect.all(
         [collect(child.stdout), collect(child.stderr), child.exitCode],
         { concurrency: "unbounded" }
@@ -96,7 +106,8 @@ const run = (
               : `failed while running (${reasonOf(error)})`
           })
         ),
-        Effect.timeoutOption(timeout)
+        Effect.timeoutOption(timeout),
+        Effect.onInterrupt(() => terminate)
       )
       if (Option.isNone(outcome)) {
         yield* child.kill("SIGKILL").pipe(Effect.timeout(killGrace), Effect.ignore)

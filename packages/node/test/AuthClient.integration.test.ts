@@ -351,12 +351,12 @@ describe("createAuthClient", () => {
       }
       expect(log).not.toHaveBeenCalled()
       const lines = error.mock.calls.map((args) => args.join(" "))
-      expect(lines.some((line) => line.includes("level=WARN") && line.includes("TLS CERTIFICATE VERIFICATION"))).toBe(
-        true
-      )
+      expect(lines.some((line) => /^flyte-auth: warning: .*TLS CERTIFICATE VERIFICATION/.test(line))).toBe(true)
       // The URL once, from the browser; the flow's own Info line about it is below the default level (Warning).
       expect(lines.filter((line) => line.includes("Open this URL in a browser to log in"))).toHaveLength(1)
-      expect(lines.some((line) => line.includes("level=INFO"))).toBe(false)
+      expect(lines.some((line) => line.startsWith("flyte-auth: info:"))).toBe(false)
+      // Plain lines, not Effect's logfmt.
+      expect(lines.some((line) => /timestamp=|fiber=#/.test(line))).toBe(false)
 
       error.mockClear()
       {

@@ -102,6 +102,41 @@ describe("FlyteConfig: the config file", () => {
       expect(options.proxyCommand).toEqual(["get-token", "--for", "proxy"])
     }))
 
+  it.effect("every key is type-checked the same way: a Config error naming the key and the expected type", () =>
+    Effect.gen(function*() {
+      const where = "in /etc/flyte/config.yaml must be"
+      const cases: Array<[string, string]> = [
+        [
+          "scopes: 5",
+          `admin.scopes ${where} a list of strings or one string, not a number (5; quote it if it is meant as text)`
+        ],
+        ["scopes: {a: 1}", `admin.scopes ${where} a list of strings or one string, not a mapping`],
+        [
+          "scopes: [all, 5]",
+          `admin.scopes ${where} a list of strings or one string, not a list holding something other than strings`
+        ],
+        ["clientId: 12345", `admin.clientId ${where} a string, not a number (12345; quote it if it is meant as text)`],
+        ["audience: {x: y}", `admin.audience ${where} a string, not a mapping`],
+        ["command: {run: x}", `admin.command ${where} a list of strings or one string, not a mapping`],
+        ["insecure: [true]", `admin.insecure ${where} a boolean (true/false, 1/0, on/off or yes/no), not a list`],
+        ["authType: true", `admin.authType ${where} a string, not a boolean`],
+        ["pkceConfig: 5", `admin.pkceConfig ${where} a mapping, not a number (5; quote it if it is meant as text)`],
+        [
+          "deviceFlowConfig:\n    pollInterval: 5",
+          `admin.deviceFlowConfig.pollInterval ${where} a string, not a number (5; quote it if it is meant as text)`
+        ]
+      ]
+      for (const [yaml, message] of cases) {
+        expect(yield* failure(`admin:\n  endpoint: dns:///x:1\n  ${yaml}\n`), yaml).toEqual({
+          reason: "Config",
+          message
+        })
+      }
+      // Keys flyte-auth does not read are not judged; a key without a value is absent.
+      const options = yield* resolve("admin:\n  endpoint: x:1\n  maxRetries: 5\n  scopes:\n  clientId: '12345'\n")
+      expect(options).toMatchObject({ endpoint: "x:1", scopes: undefined, clientId: "12345" })
+    }))
+
   it.effect("malformed YAML, a non-mapping document or bad values are Config errors naming the file and key", () =>
     Effect.gen(function*() {
       const malformed = yield* failure("admin:\n  endpoint: [unclosed\n")
@@ -126,7 +161,7 @@ describe("FlyteConfig: the config file", () => {
       })
       expect(yield* failure("admin:\n  endpoint: [a, b]\n")).toEqual({
         reason: "Config",
-        message: "admin.endpoint in /etc/flyte/config.yaml must be a single value"
+        message: "admin.endpoint in /etc/flyte/config.yaml must be a string, not a list"
       })
       expect(yield* failure("admin:\n  command: '[\"a\", 1]'\n")).toEqual({
         reason: "Config",

@@ -156,23 +156,34 @@ const noteResolved = (resolved: { readonly endpoint: string; readonly insecure: 
  */
 export const progressInterval = Duration.seconds(15)
 
-/** Runs `self`, printing a line on stderr every `progressInterval` while it has not finished. */
-const withProgress = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | AuthLayer.Settings> =>
+/**
+ * Runs `self`, printing a line on stderr every `progressInterval` while it has not finished, naming what it
+ * waits for: first the proxy command (when one is configured: its token comes before anything else), then the
+ * login, or the token command of the ExternalCommand mode.
+ */
+const withProgress = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | AuthError, R | AuthLayer.Settings> =>
   Effect.flatMap(AuthLayer.Settings, (settings) => {
-    const limit = Math.round(Duration.toSeconds(settings.loginTimeout))
+    const proxyFirst: Effect.Effect<void, AuthError> = settings.proxyToken === undefined
+      ? Effect.void
+      : Effect.asVoid(
+        ticking(settings.proxyToken.get, `the proxy command ${settings.proxyProgram}`, settings.commandTimeout)
+      )
+    const what = settings.authMode === "ExternalCommand" ? "the token command" : "the login to complete"
+    return Effect.zipRight(proxyFirst, ticking(self, what, settings.loginTimeout))
+  })
+
+const ticking = <A, E, R>(self: Effect.Effect<A, E, R>, what: string, bound: Duration.Duration) => {
+  const limit = Math.round(Duration.toSeconds(bound))
+  return Effect.suspend(() => {
     const started = Date.now()
     const tick = Effect.suspend(() =>
       Console.error(
-        `… still waiting for the login to complete (${
-          Math.round((Date.now() - started) / 1000)
-        } s of at most ${limit} s)`
+        `… still waiting for ${what} (${Math.round((Date.now() - started) / 1000)} s of at most ${limit} s)`
       )
     )
-    return Effect.raceFirst(
-      self,
-      tick.pipe(Effect.delay(progressInterval), Effect.forever)
-    )
+    return Effect.raceFirst(self, tick.pipe(Effect.delay(progressInterval), Effect.forever))
   })
+}
 
 /**
  * Runs `f` with what the options resolve to (endpoint, auth mode, ...) and the keyring, without building the
@@ -208,23 +219,70 @@ export const login = (args: GlobalArgs) =>
       const auth = yield* Authenticator
       const settings = yield* AuthLayer.Settings
       const keyring = yield* Keyring.Keyring
+      const persistent = keyring.backend !== "memory" && keyring.backend !== "none"
+      // Storing is the point of `login`: a store that cannot write fails it before a browser opens.
+      if (persistent) {
+        yield* NodeKeyring.probe(keyring).pipe(
+          Effect.catchAll((error) =>
+            Effect.fail(
+              new CliError({
+                message: `cannot store credentials in the ${keyring.backend} keyring (${error.description}) — ${
+                  otherStore(keyring.backend)
+                }`,
+                cause: error
+              })
+            )
+          )
+        )
+      }
       const credentials = yield* withProgress(auth.login)
+      if (persistent) yield* checkStored(keyring, settings.endpoint, credentials)
       const now = yield* DateTime.now
       const subject = subjectOf(credentials, yield* serviceClientId(settings))
       yield* Console.error(
         `Logged in to ${settings.endpoint} as ${subject ?? "an unknown subject (opaque token)"}` +
-          `; ${describeExpiry(credentials, now)}${notStored(keyring.backend)}`
+          `; ${describeExpiry(credentials, now)}${notStored(keyring.backend, args)}`
       )
     })
   )
 
 /** What `login` adds when its keyring keeps nothing for the next command. */
-const notStored = (backend: string): string =>
+const notStored = (backend: string, args: GlobalArgs): string =>
   backend === "none"
     ? " (not stored: --keyring none)"
+    : backend === "memory" && Option.getOrElse(args.keyring, () => "auto") === "auto"
+    ? " (NOT stored: no OS keyring is usable, so nothing outlives this command; use --keyring file to keep it)"
     : backend === "memory"
     ? " (not stored: the memory keyring keeps it for this command only)"
     : ""
+
+/** What to choose instead of a keyring that cannot store. */
+const otherStore = (backend: string): string =>
+  backend === "file"
+    ? `set ${NodeKeyring.credentialsDirEnv} to a writable directory, or choose --keyring keytar or napi`
+    : "choose --keyring file (plain files, 0600) or make the OS keyring (Secret Service) available"
+
+/** The credentials the login wrote, read back: a login whose final write failed has stored nothing. */
+const checkStored = (keyring: Keyring.Keyring.Service, endpoint: string, credentials: Credentials.Credentials) =>
+  keyring.get(Keyring.serviceName, endpoint).pipe(
+    Effect.flatMap(Option.match({
+      onNone: () => Effect.succeed(false),
+      onSome: (entry) =>
+        Credentials.decodeKeyringEntry(entry).pipe(
+          Effect.map((stored) => Redacted.value(stored.accessToken) === Redacted.value(credentials.accessToken)),
+          Effect.orElseSucceed(() => false)
+        )
+    })),
+    Effect.orElseSucceed(() => false),
+    Effect.flatMap((stored) =>
+      stored ? Effect.void : Effect.fail(
+        new CliError({
+          message: `logged in, but the credentials could not be stored in the ${keyring.backend} keyring, so the ` +
+            `next command will not find them — ${otherStore(keyring.backend)}`
+        })
+      )
+    )
+  )
 
 // --- token -------------------------------------------------------------------------------------------------------
 

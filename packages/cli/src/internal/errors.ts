@@ -95,11 +95,13 @@ export const hint = (error: unknown, command = "", circumstances: Circumstances 
   if (error._tag !== "AuthenticationError") return undefined
   switch (error.reason) {
     case "Transport":
-      return transportHint(circumstances)
+      return transportHint(circumstances, error.message ?? "")
     case "Config":
       return configHint(error.message ?? "", circumstances)
     case "Timeout":
-      return "finish the login sooner, or allow more time with --timeout SECONDS"
+      return /\bcommand\b/i.test(error.message ?? "")
+        ? "check why it hangs, or allow it more time with --timeout SECONDS"
+        : "finish the login sooner, or allow more time with --timeout SECONDS"
     case "PortInUse":
       return "stop the program that holds the port and log in again, or drop --redirect-port to let the login use a free port"
     case "OAuthError":
@@ -109,7 +111,9 @@ export const hint = (error: unknown, command = "", circumstances: Circumstances 
         ? "check --scopes (admin.scopes)"
         : undefined
     case "CommandFailed":
-      return "check --command (admin.command)"
+      return /\bproxy command\b/i.test(error.message ?? "")
+        ? "check --proxy-command (admin.proxyCommand)"
+        : "check --command (admin.command)"
     case "Browser":
       return "open the URL printed above yourself, or set --browser-command"
     case "AccessDenied":
@@ -126,7 +130,13 @@ export const hint = (error: unknown, command = "", circumstances: Circumstances 
  * The server could not be reached: check the endpoint, and for a TLS server that may be plaintext say how to reach
  * it without TLS: an `http://` URL for a URL endpoint (`--insecure` applies to HOST:PORT endpoints only).
  */
-const transportHint = ({ endpoint, insecure }: Circumstances): string => {
+const transportHint = ({ endpoint, insecure }: Circumstances, message: string): string => {
+  // grpc-js's HTTP/2 session fails with "Protocol error" against a server that is up but answers HTTP/1 (a web
+  // server, the admin's HTTP port): saying "check that the server is up" would send the user the wrong way.
+  if (endpoint !== undefined && !/^https?:\/\//i.test(endpoint) && /\bProtocol error\b/.test(message)) {
+    return `the server at ${endpoint} is up but does not speak gRPC (wrong port or scheme?): give its gRPC port, ` +
+      `or its HTTP address as a URL (${insecure === true ? "http" : "https"}://${endpoint})`
+  }
   const check = "check --endpoint (admin.endpoint) and that the server is up"
   if (endpoint !== undefined && /^https?:\/\//i.test(endpoint)) {
     return /^https:/i.test(endpoint) ? `${check}; use an http:// URL for a plaintext server` : check

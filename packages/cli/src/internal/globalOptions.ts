@@ -137,7 +137,10 @@ export const globalOptions = {
     "URL"
   ),
   timeout: Options.integer("timeout").pipe(
-    Options.withDescription("How long an interactive login may take, in seconds (default 300)."),
+    Options.withDescription(
+      "How long a login may take, in seconds: a browser or device login (default 300), and each run of " +
+        "--command and --proxy-command (default 60), which is killed when it runs longer."
+    ),
     Options.withPseudoName("SECONDS"),
     Options.optional
   ),

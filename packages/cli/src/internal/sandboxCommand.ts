@@ -6,6 +6,7 @@
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
+import * as Fs from "node:fs"
 import { CliError } from "./errors.js"
 
 /**
@@ -25,6 +26,8 @@ export interface SandboxArgs {
   readonly headerKey: string | undefined
   readonly proxyToken: string | undefined
   readonly redirectUri: string | undefined
+  /** Where to write the `FLYTE_*` variables of the sandbox's service account (for `node --env-file`). */
+  readonly envFile: string | undefined
 }
 
 /**
@@ -79,16 +82,47 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
       username: sandbox.user.username,
       password: sandbox.user.password
     }
+    if (args.envFile !== undefined) yield* writeEnvFile(args.envFile, info)
     yield* Console.log(JSON.stringify(info))
     yield* Console.error(
       [
         `flyte-auth sandbox: admin gRPC ${sandbox.adminGrpc}, admin HTTP ${sandbox.adminHttp}, IdP ${sandbox.issuer}`,
         `  user ${sandbox.user.username} / ${sandbox.user.password}, header key ${sandbox.headerKey}, ` +
         `access tokens live ${args.tokenTtl ?? 600} s${args.autoApprove ? ", logins are approved automatically" : ""}`,
-        `  try: flyte-auth --endpoint ${sandbox.adminGrpc} --insecure login   (Ctrl-C stops the sandbox)`
+        `  try: flyte-auth --endpoint ${sandbox.adminGrpc} --insecure login   (Ctrl-C stops the sandbox)`,
+        ...(args.envFile === undefined ? [] : [
+          `  ${args.envFile}: the service account's FLYTE_* variables; run an example with ` +
+          `node --env-file=${args.envFile} examples/dist/plain-typescript.js`
+        ])
       ].join("\n")
     )
     return yield* Effect.never
   }).pipe(Effect.scoped)
+
+/**
+ * The `FLYTE_*` variables that make any flyte-auth client (the examples, `createAuthClient()`,
+ * `AuthLayer.fromFlyteConfig()`) log in to the sandbox as its confidential client, in the format of
+ * `node --env-file` (mode 0600: it holds the sandbox's client secret).
+ *
+ * @internal
+ */
+export const envFileText = (info: SandboxInfo): string =>
+  [
+    "# flyte-auth sandbox: log in as its service account (client credentials)",
+    `FLYTE_PLATFORM_URL=${info.adminGrpc}`,
+    "FLYTE_PLATFORM_INSECURE=true",
+    "FLYTE_CREDENTIALS_AUTH_MODE=ClientSecret",
+    `FLYTE_CREDENTIALS_CLIENT_ID=${info.confidentialClientId}`,
+    `FLYTE_CREDENTIALS_CLIENT_SECRET=${info.confidentialClientSecret}`,
+    `FLYTE_SANDBOX_ADMIN_HTTP=${info.adminHttp}`,
+    ""
+  ].join("\n")
+
+const writeEnvFile = (path: string, info: SandboxInfo) =>
+  Effect.try({
+    try: () => Fs.writeFileSync(path, envFileText(info), { mode: 0o600 }),
+    catch: (cause) =>
+      new CliError({ message: `cannot write --write-env-file ${path}: ${describe(cause)}`, cause, exitCode: 1 })
+  })
 
 const describe = (error: unknown): string => error instanceof Error ? error.message : String(error)
