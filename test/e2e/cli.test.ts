@@ -218,8 +218,13 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
     expect(result.stderr).toContain("as sandbox|demo")
     expect(result.code).toBe(0)
     expect(result.stdout).toBe("")
-    const status = await run(["status", "--json", ...common, "--auth-mode", "DeviceFlow"])
+    // The stored credentials remember the flow: without --auth-mode, status and token use it.
+    const status = await run(["status", "--json", ...common])
     expect(JSON.parse(status.stdout)).toMatchObject({ authMode: "DeviceFlow", loggedIn: true })
+    const statusText = await run(["status", ...common])
+    expect(statusText.stdout).toMatch(/auth mode\s+DeviceFlow/)
+    const explicit = await run(["status", "--json", ...common, "--auth-mode", "Pkce"])
+    expect(JSON.parse(explicit.stdout)).toMatchObject({ authMode: "Pkce" })
   })
 
   it("client credentials: the secret from an environment variable or a file, never printed", async () => {

@@ -22,6 +22,7 @@ import type * as Scope from "effect/Scope"
 import { AccessTokenNotFound, type AccessTokenNotFoundReason, AuthenticationError } from "./AuthError.js"
 import type { AuthError } from "./AuthError.js"
 import * as AuthHeader from "./AuthHeader.js"
+import type { AuthMode } from "./AuthMode.js"
 import { ClientConfigStore } from "./ClientConfig.js"
 import * as CredentialLock from "./CredentialLock.js"
 import * as Credentials from "./Credentials.js"
@@ -129,6 +130,8 @@ export interface Options<R = never> {
   readonly endpoint: string
   /** The full flow (PKCE, device code, client credentials, external command). */
   readonly login: Effect.Effect<Credentials.Credentials, AuthError, R>
+  /** The auth mode of `login`, recorded in the keyring entry (`Credentials.authMode`) unless it names one. */
+  readonly authMode?: AuthMode | undefined
   /** Whether `login` needs a user (a browser or a device prompt). */
   readonly interactive: boolean
   /**
@@ -259,7 +262,11 @@ export const make = <R = never>(
     )
 
     const save = (credentials: Credentials.Credentials) =>
-      Credentials.encodeKeyringEntry(credentials).pipe(
+      Credentials.encodeKeyringEntry(
+        credentials.authMode === undefined && options.authMode !== undefined
+          ? new Credentials.Credentials({ ...credentials, authMode: options.authMode })
+          : credentials
+      ).pipe(
         Effect.orDie,
         Effect.flatMap((entry) => keyring.set(Keyring.serviceName, endpoint, entry)),
         Effect.catchTag("KeyringError", warnOnce)

@@ -10,6 +10,7 @@ import * as Encoding from "effect/Encoding"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { AuthMode } from "./AuthMode.js"
 
 /**
  * Credentials for one endpoint. Every token is `Redacted`; `expiresAt` is an absolute instant computed from
@@ -29,7 +30,12 @@ export class Credentials extends Schema.Class<Credentials>("@flyte-auth/core/Cre
   /** The endpoint (Flyte admin host or API base) these credentials are for; the keyring key. */
   endpoint: Schema.String,
   /** The scopes the server granted, when it said. */
-  scopes: Schema.optional(Schema.Array(Schema.String))
+  scopes: Schema.optional(Schema.Array(Schema.String)),
+  /**
+   * The auth mode whose login produced these credentials (kept across refreshes), so that a later client without
+   * a configured mode uses it; absent in entries written before it was recorded.
+   */
+  authMode: Schema.optional(AuthMode)
 }) {}
 
 /**

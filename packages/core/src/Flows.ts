@@ -105,7 +105,8 @@ export const layerFromMode = <M extends AuthMode>(
         refreshScope: options.refreshScope,
         clientSecret: options.clientSecret,
         allowInteractive: options.allowInteractive,
-        skew: options.skew
+        skew: options.skew,
+        authMode: mode
       }
       // The cross-process lock is held (and waited for) as long as the mode's login may take, plus a margin.
       const lockBound = (loginTimeout: Duration.DurationInput | undefined) => {

@@ -222,6 +222,7 @@ export const resolve = Effect.fn("AuthLayer.resolve")(function*(options: Options
   return {
     endpoint,
     authMode,
+    authModeConfigured: options.authMode !== undefined || flyte.authModeExplicit || clientSecret !== undefined,
     insecure: options.insecure ?? flyte.insecure ?? false,
     insecureSkipVerify: options.insecureSkipVerify ?? flyte.insecureSkipVerify ?? false,
     caCertFilePath: options.caCertFilePath ?? flyte.caCertFilePath,
@@ -277,32 +278,36 @@ export const layer = (
       httpClient,
       configStore
     )
-    const authenticator = Flows.layerFromMode(resolved.authMode, {
-      endpoint,
-      clientId: resolved.clientId,
-      clientSecret: resolved.clientSecret,
-      scopes: resolved.scopes,
-      audience: resolved.audience,
-      command: resolved.command,
-      commandTimeout: resolved.commandTimeout,
-      allowInteractive: options.allowInteractive,
-      deviceTimeout: resolved.deviceFlowTimeout,
-      devicePollInterval: resolved.devicePollInterval,
-      pkce: {
-        timeout: resolved.pkceTimeout,
-        redirectPort: options.redirectPort,
-        onUrl: options.onUrl === undefined ? undefined : (url) => Effect.sync(() => options.onUrl!(url))
-      }
-    }).pipe(Layer.provide(services))
+    // Read once from the keyring of `services`, by the authenticator and the settings alike.
+    const authMode = yield* Effect.cached(chosenAuthMode(resolved))
+    const authenticator = Layer.unwrapEffect(Effect.map(authMode, (authMode) =>
+      Flows.layerFromMode(authMode, {
+        endpoint,
+        clientId: resolved.clientId,
+        clientSecret: resolved.clientSecret,
+        scopes: resolved.scopes,
+        audience: resolved.audience,
+        command: resolved.command,
+        commandTimeout: resolved.commandTimeout,
+        allowInteractive: options.allowInteractive,
+        deviceTimeout: resolved.deviceFlowTimeout,
+        devicePollInterval: resolved.devicePollInterval,
+        pkce: {
+          timeout: resolved.pkceTimeout,
+          redirectPort: options.redirectPort,
+          onUrl: options.onUrl === undefined ? undefined : (url) => Effect.sync(() => options.onUrl!(url))
+        }
+      }))).pipe(Layer.provide(services))
 
     const settings = Layer.effect(
       Settings,
       Effect.gen(function*() {
         const keyringService = yield* Keyring.Keyring
         const store = yield* ClientConfig.ClientConfigStore
+        const mode = yield* authMode
         return {
           endpoint,
-          authMode: resolved.authMode,
+          authMode: mode,
           insecure: resolved.insecure,
           caCertFilePath: resolved.caCertFilePath,
           insecureSkipVerify: resolved.insecureSkipVerify,
@@ -311,9 +316,9 @@ export const layer = (
           dispatcher,
           keyringBackend: keyringService.backend,
           clientConfig: store.get,
-          loginTimeout: resolved.authMode === "DeviceFlow"
+          loginTimeout: mode === "DeviceFlow"
             ? resolved.deviceFlowTimeout
-            : resolved.authMode === "ExternalCommand"
+            : mode === "ExternalCommand"
             ? resolved.commandTimeout
             : resolved.pkceTimeout,
           commandTimeout: resolved.commandTimeout
@@ -451,6 +456,40 @@ const oauthServices = Effect.fnUntraced(function*(
 export const fromFlyteConfig = (
   options: Pick<Options, "configFile" | "keyring" | "allowInteractive" | "env"> = {}
 ): Layer.Layer<Authenticator.Authenticator | Settings | HttpClient.HttpClient, AuthenticationError> => layer(options)
+
+/**
+ * The auth mode to use: the configured one (an option, the config file, `FLYTE_CREDENTIALS_AUTH_MODE`, a client
+ * secret), else the one whose login produced the stored credentials (`Credentials.authMode`: a device login is
+ * renewed as one), else the default.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const authModeFor = (
+  resolved: { readonly authMode: AuthMode.AuthMode; readonly authModeConfigured: boolean },
+  stored: Option.Option<Credentials.Credentials>
+): AuthMode.AuthMode =>
+  resolved.authModeConfigured
+    ? resolved.authMode
+    : Option.match(stored, { onNone: () => resolved.authMode, onSome: (c) => c.authMode ?? resolved.authMode })
+
+/**
+ * `authModeFor` with the endpoint's keyring entry; an unreadable or corrupt entry counts as none.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const chosenAuthMode = (
+  resolved: { readonly endpoint: string; readonly authMode: AuthMode.AuthMode; readonly authModeConfigured: boolean }
+): Effect.Effect<AuthMode.AuthMode, never, Keyring.Keyring> =>
+  resolved.authModeConfigured
+    ? Effect.succeed(resolved.authMode)
+    : Effect.flatMap(Keyring.Keyring, (keyring) => keyring.get(Keyring.serviceName, resolved.endpoint)).pipe(
+      Effect.flatMap((entry) => entry),
+      Effect.flatMap(Credentials.decodeKeyringEntry),
+      Effect.option,
+      Effect.map((stored) => authModeFor(resolved, stored))
+    )
 
 const keyringLayer = (options: Options): Layer.Layer<Keyring.Keyring> =>
   options.keyring === undefined || typeof options.keyring === "string"

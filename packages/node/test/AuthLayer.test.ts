@@ -2,9 +2,9 @@
  * AuthLayer's merge of explicit options over Flyte's config file, and the configuration it hands the flows.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { ClientConfig } from "@flyte-auth/core"
+import { Authenticator, type AuthMode, ClientConfig, Credentials, Keyring } from "@flyte-auth/core"
 import { AuthLayer } from "@flyte-auth/node"
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Layer, Redacted } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -120,5 +120,60 @@ describe("AuthLayer.layer with a static clientConfig", () => {
         audience: "published-audience",
         headerKey: "authorization"
       })
+    }))
+})
+
+describe("AuthLayer.layer: the auth mode of the stored credentials", () => {
+  /** The settings' auth mode with a keyring holding a login of `storedMode` for the endpoint. */
+  const modeWith = (storedMode: AuthMode.AuthMode | undefined, options: AuthLayer.Options) =>
+    Effect.gen(function*() {
+      const keyring = yield* Keyring.makeMemory
+      const entry = yield* Credentials.encodeKeyringEntry(
+        new Credentials.Credentials({
+          accessToken: Redacted.make("stored-access-token"),
+          endpoint: "flyte.example.com:443",
+          ...(storedMode === undefined ? {} : { authMode: storedMode })
+        })
+      )
+      yield* keyring.set(Keyring.serviceName, "flyte.example.com:443", entry)
+      return yield* Effect.map(AuthLayer.Settings, (settings) => settings.authMode).pipe(
+        Effect.provide(AuthLayer.layer({
+          endpoint: "flyte.example.com:443",
+          configFile: configFile(""),
+          env: {},
+          clientConfig: { ...staticConfig, deviceAuthorizationEndpoint: "https://idp.example.com/device" },
+          keyring: Layer.succeed(Keyring.Keyring, keyring),
+          ...options
+        }))
+      )
+    })
+
+  it.effect("a login's mode is used when none is configured; a configured one wins", () =>
+    Effect.gen(function*() {
+      expect(yield* modeWith("DeviceFlow", {})).toBe("DeviceFlow")
+      expect(yield* modeWith("DeviceFlow", { authMode: "Pkce" })).toBe("Pkce")
+      expect(yield* modeWith("DeviceFlow", { configFile: configFile("admin:\n  authType: Pkce\n") })).toBe("Pkce")
+      expect(yield* modeWith("DeviceFlow", { env: { FLYTE_CREDENTIALS_AUTH_MODE: "Pkce" } })).toBe("Pkce")
+      expect(yield* modeWith("DeviceFlow", { clientId: "svc", clientSecret: "s3cret" })).toBe("ClientSecret")
+      // An entry written before the mode was recorded: the default.
+      expect(yield* modeWith(undefined, {})).toBe("Pkce")
+    }))
+
+  it.effect("a login records its mode in the keyring entry", () =>
+    Effect.gen(function*() {
+      const keyring = yield* Keyring.makeMemory
+      yield* Effect.flatMap(Authenticator.Authenticator, (auth) => auth.login).pipe(
+        Effect.provide(AuthLayer.layer({
+          endpoint: "flyte.example.com:443",
+          configFile: configFile(""),
+          env: {},
+          clientConfig: staticConfig,
+          authMode: "ExternalCommand",
+          command: [process.execPath, "-e", "process.stdout.write('from-command')"],
+          keyring: Layer.succeed(Keyring.Keyring, keyring)
+        }))
+      )
+      const entry = yield* Effect.flatten(keyring.get(Keyring.serviceName, "flyte.example.com:443"))
+      expect((yield* Credentials.decodeKeyringEntry(entry)).authMode).toBe("ExternalCommand")
     }))
 })

@@ -338,21 +338,22 @@ export const status = (args: GlobalArgs, json: boolean) =>
       )
       const now = yield* DateTime.now
       const credentials = Option.getOrUndefined(stored)
+      const authMode = AuthLayer.authModeFor(settings, stored)
       const expiresAt = credentials?.expiresAt
       // The Authenticator's own rule: a token that is no longer fresh is renewed, which needs a refresh token or a
       // mode that needs no user.
       const renewable = credentials !== undefined &&
         (Credentials.isFresh(credentials, now) || credentials.refreshToken !== undefined ||
-          !AuthMode.isInteractive(settings.authMode))
+          !AuthMode.isInteractive(authMode))
       const report: StatusReport = {
         endpoint: settings.endpoint,
-        authMode: settings.authMode,
+        authMode,
         keyringBackend: keyring.backend,
         insecure: settings.insecure,
         loggedIn: renewable,
         subject: credentials === undefined ?
           null :
-          subjectOf(credentials, settings.authMode === "ClientSecret" ? settings.clientId : undefined) ??
+          subjectOf(credentials, authMode === "ClientSecret" ? settings.clientId : undefined) ??
             null,
         scopes: credentials === undefined ? null : scopesOf(credentials) ?? null,
         expiresAt: expiresAt === undefined ? null : DateTime.formatIso(expiresAt),
