@@ -336,6 +336,36 @@ describe("bad options and bad config give the documented errors (built CLI)", ()
     expect(result.stderr).not.toMatch(/flyte-auth sandbox.*flyte-auth sandbox/)
   })
 
+  it("a corrupt credentials file: one warning per command, the command still works, the next write replaces it", async () => {
+    const credentials = Path.join(home.dir, "corrupt-credentials")
+    const args = [
+      "token",
+      "--endpoint",
+      "127.0.0.1:1",
+      "--insecure",
+      "--keyring",
+      "file",
+      "--auth-mode",
+      "ExternalCommand",
+      "--command",
+      JSON.stringify([process.execPath, "-e", "process.stdout.write('from-the-command')"])
+    ]
+    const env = { FLYTE_AUTH_CREDENTIALS_DIR: credentials }
+    expect((await runCli(home, args, { env })).code).toBe(0)
+    const [stored, ...others] = Fs.readdirSync(credentials)
+    expect(others).toEqual([])
+    Fs.writeFileSync(Path.join(credentials, stored), "{\"service\":\"flyte-a")
+
+    const result = await runCli(home, args, { env })
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe("from-the-command\n")
+    expect(result.stderr.trim().split("\n")).toEqual([
+      `warning: flyte-auth: ignoring the corrupt credentials file ${Path.join(credentials, stored)}`
+    ])
+    const again = await runCli(home, args, { env })
+    expect(again.stderr).toBe("")
+  })
+
   it("--verbose adds the chain of causes below the line", async () => {
     const result = await runCli(home, [
       "login",

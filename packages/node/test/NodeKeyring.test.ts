@@ -303,6 +303,8 @@ describe("NodeKeyring.layerFile", () => {
         const file = Path.join(dir, NodeKeyring.fileNameFor("flyte-auth", "e"))
         Fs.writeFileSync(file, "{\"service\":\"flyte-auth\",\"acc", { mode: 0o600 })
         expect(yield* keyring.get("flyte-auth", "e")).toEqual(Option.none())
+        // Read again (as a command does under the credential lock): reported once.
+        expect(yield* keyring.get("flyte-auth", "e")).toEqual(Option.none())
         expect(logs.warnings().filter((w) => w.includes("corrupt"))).toEqual([
           `flyte-auth: ignoring the corrupt credentials file ${file}`
         ])

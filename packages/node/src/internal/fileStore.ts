@@ -69,6 +69,7 @@ const checkMode = Effect.fnUntraced(function*(path: string, stats: { mode: numbe
 /** @internal */
 export const make = (dir: string): Keyring.Service => {
   const pathOf = (service: string, account: string) => Path.join(dir, fileName(service, account))
+  const reportedCorrupt = new Set<string>()
 
   const ensureDir = Effect.gen(function*() {
     yield* attempt(`cannot create ${dir}`, () => Fs.mkdir(dir, { recursive: true, mode: dirMode }))
@@ -122,7 +123,11 @@ export const make = (dir: string): Keyring.Service => {
       yield* checkMode(path, read.value.stats, fileMode)
       const entry = parseEntry(read.value.text)
       if (entry === undefined || entry.service !== service || entry.account !== account) {
-        yield* Effect.logWarning(`flyte-auth: ignoring the corrupt credentials file ${path}`)
+        // Once per file: a command reads an entry more than once (before and under the credential lock).
+        if (!reportedCorrupt.has(path)) {
+          reportedCorrupt.add(path)
+          yield* Effect.logWarning(`flyte-auth: ignoring the corrupt credentials file ${path}`)
+        }
         return Option.none<string>()
       }
       return Option.some(entry.value)
