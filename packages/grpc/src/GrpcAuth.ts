@@ -41,6 +41,7 @@ import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import { readFile } from "node:fs/promises"
+import * as IpLiteralTls from "./internal/ipLiteralTls.js"
 import * as RetryingCall from "./internal/retryingCall.js"
 
 /**
@@ -223,7 +224,7 @@ export interface AuthenticatedChannel {
 
 /**
  * The channel credentials for Flyte's connection options: plaintext when `insecure`, else TLS with the system
- * roots or the CA file, optionally without verification.
+ * roots or the CA file, optionally without verification. An IP-literal endpoint gets no SNI (RFC 6066).
  *
  * @since 0.1.0
  * @category channel
@@ -246,12 +247,17 @@ export const channelCredentials = (
       yield* Effect.logWarning(
         `TLS certificate verification is disabled for ${options.endpoint} (insecureSkipVerify); use it only for development`
       )
-      return grpcCredentials.createSsl(rootCerts, null, null, {
-        rejectUnauthorized: false,
-        checkServerIdentity: () => undefined
-      })
+      return IpLiteralTls.isIpLiteral(options.endpoint)
+        ? IpLiteralTls.make(options.endpoint, rootCerts, false)
+        : grpcCredentials.createSsl(rootCerts, null, null, {
+          rejectUnauthorized: false,
+          checkServerIdentity: () => undefined
+        })
     }
-    return grpcCredentials.createSsl(rootCerts)
+    // grpc-js would send an IP literal as SNI, which RFC 6066 forbids (Node warns: DEP0123).
+    return IpLiteralTls.isIpLiteral(options.endpoint)
+      ? IpLiteralTls.make(options.endpoint, rootCerts, true)
+      : grpcCredentials.createSsl(rootCerts)
   })
 
 /**
