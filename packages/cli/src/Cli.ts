@@ -140,6 +140,12 @@ const sandbox = Command.make(
     autoApprove: Options.boolean("auto-approve").pipe(
       Options.withDescription("Sign the demo user in and grant consent without showing the login pages.")
     ),
+    approveDeviceCodes: Options.boolean("approve-device-codes").pipe(
+      Options.withDescription(
+        "Approve every device code as the demo user as soon as it is issued, as a second device would: a " +
+          "`--auth-mode DeviceFlow` login completes on a machine without any browser."
+      )
+    ),
     headerKey: Options.text("header-key").pipe(
       Options.withDescription("Header / metadata key the admin reads the token from (default flyte-authorization)."),
       Options.withPseudoName("KEY"),
@@ -184,6 +190,7 @@ const sandbox = Command.make(
       idpPort: args.idpPort,
       tokenTtl: Option.getOrUndefined(args.tokenTtl),
       autoApprove: args.autoApprove,
+      approveDeviceCodes: args.approveDeviceCodes,
       headerKey: Option.getOrUndefined(args.headerKey),
       proxyToken: Option.getOrUndefined(args.requireProxyToken),
       redirectUri: Option.getOrUndefined(args.redirectUri),

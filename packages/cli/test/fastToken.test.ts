@@ -32,6 +32,7 @@ const credentials = (fields: {
     idToken: Redacted.make("id-token-value"),
     endpoint: fields.endpoint ?? endpoint,
     scopes: ["all", "offline_access"],
+    authMode: "Pkce",
     ...(fields.expiresIn === undefined ? {} : { expiresAt: DateTime.unsafeMake(now + fields.expiresIn * 1000) }),
     ...(fields.expiresIn === undefined || fields.lifetime === undefined
       ? {}
@@ -51,6 +52,7 @@ describe("fast token path", () => {
     expect(FastToken.fileName("a", "b\u0000c")).toBe(NodeKeyring.fileNameFor("a", "b\u0000c"))
     expect(FastToken.defaultSkewMillis).toBe(Duration.toMillis(Credentials.defaultRefreshSkew))
     expect([...keyringBackends]).toEqual([...NodeKeyring.backendNames])
+    expect([...FastToken.entryKeys].sort()).toEqual(Object.keys(Credentials.Credentials.fields).sort())
   })
 
   it("decides freshness exactly as Credentials.isFresh, on entries written by the real codec", () => {

@@ -460,18 +460,27 @@ export const fromFlyteConfig = (
 /**
  * The auth mode to use: the configured one (an option, the config file, `FLYTE_CREDENTIALS_AUTH_MODE`, a client
  * secret), else the one whose login produced the stored credentials (`Credentials.authMode`: a device login is
- * renewed as one), else the default.
+ * renewed as one; ExternalCommand only when a command is configured, ClientSecret only with a secret, which
+ * configures it anyway), else the default.
  *
  * @since 0.2.0
  * @category utils
  */
 export const authModeFor = (
-  resolved: { readonly authMode: AuthMode.AuthMode; readonly authModeConfigured: boolean },
+  resolved: {
+    readonly authMode: AuthMode.AuthMode
+    readonly authModeConfigured: boolean
+    readonly command?: ReadonlyArray<string> | undefined
+  },
   stored: Option.Option<Credentials.Credentials>
-): AuthMode.AuthMode =>
-  resolved.authModeConfigured
+): AuthMode.AuthMode => {
+  if (resolved.authModeConfigured || Option.isNone(stored)) return resolved.authMode
+  const mode = stored.value.authMode
+  // A mode that needs what this run lacks (a client secret, a token command) is not taken over.
+  return mode === undefined || mode === "ClientSecret" || (mode === "ExternalCommand" && resolved.command === undefined)
     ? resolved.authMode
-    : Option.match(stored, { onNone: () => resolved.authMode, onSome: (c) => c.authMode ?? resolved.authMode })
+    : mode
+}
 
 /**
  * `authModeFor` with the endpoint's keyring entry; an unreadable or corrupt entry counts as none.
@@ -480,7 +489,7 @@ export const authModeFor = (
  * @category constructors
  */
 export const chosenAuthMode = (
-  resolved: { readonly endpoint: string; readonly authMode: AuthMode.AuthMode; readonly authModeConfigured: boolean }
+  resolved: Parameters<typeof authModeFor>[0] & { readonly endpoint: string }
 ): Effect.Effect<AuthMode.AuthMode, never, Keyring.Keyring> =>
   resolved.authModeConfigured
     ? Effect.succeed(resolved.authMode)

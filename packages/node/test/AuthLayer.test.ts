@@ -157,6 +157,10 @@ describe("AuthLayer.layer: the auth mode of the stored credentials", () => {
       expect(yield* modeWith("DeviceFlow", { clientId: "svc", clientSecret: "s3cret" })).toBe("ClientSecret")
       // An entry written before the mode was recorded: the default.
       expect(yield* modeWith(undefined, {})).toBe("Pkce")
+      // A mode that needs what this run lacks is not taken over: the default serves the stored token.
+      expect(yield* modeWith("ExternalCommand", {})).toBe("Pkce")
+      expect(yield* modeWith("ExternalCommand", { command: ["get-token"] })).toBe("ExternalCommand")
+      expect(yield* modeWith("ClientSecret", {})).toBe("Pkce")
     }))
 
   it.effect("a login records its mode in the keyring entry", () =>

@@ -29,6 +29,7 @@ import { startIdp } from "./internal/idp.js"
 import type { Idp } from "./internal/idp.js"
 import { assertLoopback } from "./internal/net.js"
 import { Store } from "./internal/store.js"
+import * as UserAgent from "./UserAgent.js"
 
 /**
  * How to start a sandbox. Every port may be 0 (the default): the OS picks a free one.
@@ -109,6 +110,12 @@ export interface Options {
    * do. They differ only for a secret (or client id) that form-encoding changes, e.g. one with `+`, `/` or `=`.
    */
   readonly basicCredentials?: "encoded" | "raw"
+  /**
+   * Approve every device code as the demo user as soon as it is issued, as a second device would (the sandbox's
+   * own `UserAgent` opens the verification URI, confirms, signs in and allows): a device login completes without
+   * anyone at a browser, e.g. on a headless machine. Default false.
+   */
+  readonly approveDeviceCodes?: boolean
   /** Called with unexpected server-side errors (the sandbox never logs by itself). */
   readonly onServerError?: (error: unknown) => void
 }
@@ -333,6 +340,15 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
     refreshTokenTtlSeconds: options.refreshTokenTtlSeconds ?? 86_400,
     deviceCodeTtlSeconds: options.deviceCodeTtlSeconds ?? 600,
     autoApprove: options.autoApprove ?? false,
+    onDeviceCode: options.approveDeviceCodes === true
+      ? (verificationUriComplete) =>
+        void UserAgent.make().approveDevice({ verificationUriComplete }, user).then(
+          (result) => {
+            if (result.outcome !== "approved") onServerError(new Error(`device approval: HTTP ${result.status}`))
+          },
+          onServerError
+        )
+      : undefined,
     user,
     publicClientId,
     confidentialClientId,

@@ -139,7 +139,17 @@ const isoMillis = (value: unknown): number | undefined | null => {
   return Number.isNaN(millis) ? null : millis
 }
 
-const entryKeys = new Set(["accessToken", "refreshToken", "idToken", "expiresAt", "obtainedAt", "endpoint", "scopes"])
+/** The fields of `Credentials` (an entry with any other field is not the plain case). @internal */
+export const entryKeys: ReadonlySet<string> = new Set([
+  "accessToken",
+  "refreshToken",
+  "idToken",
+  "expiresAt",
+  "obtainedAt",
+  "endpoint",
+  "scopes",
+  "authMode"
+])
 
 /**
  * The access token of a keyring entry (the JSON of `Credentials.KeyringEntry`) if the entry is for `endpoint` and

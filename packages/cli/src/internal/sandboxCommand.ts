@@ -23,6 +23,8 @@ export interface SandboxArgs {
   readonly idpPort: number
   readonly tokenTtl: number | undefined
   readonly autoApprove: boolean
+  /** Approve each device code as the demo user when it is issued (a second device, for headless machines). */
+  readonly approveDeviceCodes: boolean
   readonly headerKey: string | undefined
   readonly proxyToken: string | undefined
   readonly redirectUri: string | undefined
@@ -57,6 +59,7 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
       adminGrpcPort: args.adminPort,
       adminHttpPort: args.adminHttpPort,
       autoApprove: args.autoApprove,
+      approveDeviceCodes: args.approveDeviceCodes,
       ...(args.tokenTtl !== undefined ? { tokenTtlSeconds: args.tokenTtl } : {}),
       ...(args.headerKey !== undefined ? { headerKey: args.headerKey } : {}),
       ...(args.proxyToken !== undefined ? { proxyToken: args.proxyToken } : {}),
@@ -88,7 +91,8 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
       [
         `flyte-auth sandbox: admin gRPC ${sandbox.adminGrpc}, admin HTTP ${sandbox.adminHttp}, IdP ${sandbox.issuer}`,
         `  user ${sandbox.user.username} / ${sandbox.user.password}, header key ${sandbox.headerKey}, ` +
-        `access tokens live ${args.tokenTtl ?? 600} s${args.autoApprove ? ", logins are approved automatically" : ""}`,
+        `access tokens live ${args.tokenTtl ?? 600} s${args.autoApprove ? ", logins are approved automatically" : ""}` +
+        `${args.approveDeviceCodes ? ", device codes are approved as they are issued" : ""}`,
         `  try: flyte-auth --endpoint ${sandbox.adminGrpc} --insecure login   (Ctrl-C stops the sandbox)`,
         ...(args.envFile === undefined ? [] : [
           `  ${args.envFile}: the service account's FLYTE_* variables; run an example with ` +

@@ -54,6 +54,8 @@ export interface IdpConfig {
   readonly counters: Counters
   readonly store: Store
   readonly onServerError: (error: unknown) => void
+  /** Called with the `verification_uri_complete` of each device code issued (`Sandbox.Options.approveDeviceCodes`). */
+  readonly onDeviceCode?: ((verificationUriComplete: string) => void) | undefined
 }
 
 /** @internal */
@@ -302,6 +304,12 @@ export const startIdp = async (config: IdpConfig): Promise<Idp> => {
     provider.proxy = false
     provider.silent = true
     provider.on("error", config.onServerError)
+    if (config.onDeviceCode !== undefined) {
+      const onDeviceCode = config.onDeviceCode
+      provider.on("device_authorization.success", (_ctx: unknown, body: { verification_uri_complete?: string }) => {
+        if (body.verification_uri_complete !== undefined) onDeviceCode(body.verification_uri_complete)
+      })
+    }
     provider.on("server_error", (_ctx: unknown, error: unknown) => {
       counters.serverErrors++
       config.onServerError(error)
