@@ -13,7 +13,7 @@ import * as LogLevel from "effect/LogLevel"
 import * as Redacted from "effect/Redacted"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import {
   bin,
   fixtures,
@@ -29,21 +29,30 @@ import {
 
 requireBuild()
 
-describe("flyte-auth sandbox + every command (subprocesses)", () => {
-  let home: Home
+describe.shuffle("flyte-auth sandbox + every command (subprocesses; in random order)", () => {
+  let sandboxHome: Home
   let sandbox: SandboxProcess
   let common: Array<string>
   let memory: Array<string>
-  const allOutput: Array<string> = []
+  /** Each test's own HOME and credentials directory: no test sees what another stored. */
+  let home: Home
   const run = async (args: ReadonlyArray<string>, options?: Parameters<typeof runCli>[2]) => {
     const result = await runCli(home, args, options)
-    allOutput.push(result.stdout, result.stderr)
+    // No secret ever appears in the output of any run (the tokens `token` prints are what it is for).
+    expect(result.stdout + result.stderr).not.toContain(sandbox.info.confidentialClientSecret)
+    expect(result.stdout + result.stderr).not.toMatch(/refresh_token|code_verifier|"access_token"/)
+    return result
+  }
+  /** A PKCE login through the scripted browser into this test's file keyring. */
+  const logIn = async () => {
+    const result = await run(["login", ...common, "--browser-command", userAgentBrowser, "--timeout", "30"])
+    expect(result.code).toBe(0)
     return result
   }
 
   beforeAll(async () => {
-    home = makeHome()
-    sandbox = await startSandboxProcess(home, [
+    sandboxHome = makeHome()
+    sandbox = await startSandboxProcess(sandboxHome, [
       "--admin-port",
       "0",
       "--admin-http-port",
@@ -58,13 +67,17 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
       "X-Flyte-E2E"
     ])
     common = ["--endpoint", `dns:///${sandbox.info.adminGrpc}`, "--insecure", "--keyring", "file"]
-    // The keyring is keyed by endpoint: the flows that must not find the stored PKCE credentials keep nothing.
+    // The flows that must not touch a stored entry keep nothing.
     memory = ["--endpoint", sandbox.info.adminGrpc, "--insecure", "--keyring", "memory"]
   })
+  beforeEach(() => {
+    home = makeHome()
+  })
+  afterEach(() => home.cleanup())
 
   afterAll(async () => {
     const code = await sandbox?.stop()
-    home?.cleanup()
+    sandboxHome?.cleanup()
     // SIGTERM is the normal way to stop the sandbox: exit code 0.
     expect(code).toBe(0)
   })
@@ -121,6 +134,7 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
   })
 
   it("status and status --json show the stored credentials, never a token", async () => {
+    await logIn()
     const [text, json] = await Promise.all([run(["status", ...common]), run(["status", "--json", ...common])])
     expect(text.code).toBe(0)
     expect(text.stdout).toMatch(/logged in\s+yes/)
@@ -147,6 +161,7 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
   })
 
   it("token prints only the access token (the same one twice); whoami prints UserInfo as JSON", async () => {
+    await logIn()
     const first = await run(["token", ...common])
     const second = await run(["token", ...common])
     expect(first.code).toBe(0)
@@ -161,6 +176,7 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
   })
 
   it("options go before or after the command", async () => {
+    await logIn()
     const before = await run([...common, "token"])
     const after = await run(["token", ...common])
     expect(before.code).toBe(0)
@@ -168,6 +184,7 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
   })
 
   it("logout, then token in a non-interactive run fails cleanly with AccessTokenNotFound (exit 3)", async () => {
+    await logIn()
     const logout = await run(["logout", ...common])
     expect(logout.code).toBe(0)
     expect(logout.stderr).toBe(
@@ -379,11 +396,5 @@ describe("flyte-auth sandbox + every command (subprocesses)", () => {
     await store(expired(true))
     const refreshable = await status("--json")
     expect(JSON.parse(refreshable.stdout)).toMatchObject({ loggedIn: true, expired: true, refreshToken: true })
-  })
-
-  it("no secret ever appears in the output of any of these runs, except the tokens `token` printed", () => {
-    const output = allOutput.join("\n")
-    expect(output).not.toContain(sandbox.info.confidentialClientSecret)
-    expect(output).not.toMatch(/refresh_token|code_verifier|"access_token"/)
   })
 })
