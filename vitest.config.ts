@@ -1,7 +1,7 @@
 import * as path from "node:path"
 import { defineConfig } from "vitest/config"
 
-const packages = ["core", "node", "grpc", "sandbox", "cli"]
+const packages = ["core", "node", "grpc", "connect", "sandbox", "cli"]
 
 // Tests run against the TypeScript sources: `@flyte-auth/<pkg>` and `@flyte-auth/<pkg>/<Module>` resolve into src/.
 const alias = packages.flatMap((name) => [

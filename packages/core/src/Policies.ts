@@ -240,6 +240,15 @@ export const resendsOnRejection = 1
 export const retryOnceOnUnauthenticated: Schedule.Schedule<number> = Schedule.recurs(resendsOnRejection)
 
 /**
+ * How many messages of a client-streaming or bidi call the ConnectRPC interceptor keeps so that it can send the
+ * call again after a rejected token; a longer request stream is not sent again (the rejection surfaces).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const maxReplayedMessages = 1_000
+
+/**
  * How often a process that waits for the cross-process credential lock (`CredentialLock`) tries again:
  * exponentially from 10 ms, at most 250 ms apart, jittered so that waiting processes spread out. It recurs
  * forever: the wait is bounded by `credentialLockTimeout`.

@@ -1,0 +1,11 @@
+/**
+ * `@flyte-auth/connect`: authenticated ConnectRPC calls (Flyte 2): the interceptors for `@connectrpc/connect` v2
+ * (Connect, gRPC and gRPC-web protocols, Node and browsers).
+ *
+ * @since 0.2.0
+ */
+
+/**
+ * @since 0.2.0
+ */
+export * as ConnectAuth from "./ConnectAuth.js"
