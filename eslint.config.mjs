@@ -3,7 +3,7 @@ import tseslint from "typescript-eslint"
 
 export default tseslint.config(
   {
-    ignores: ["**/dist/**", "**/build/**", "**/node_modules/**", "**/*.mjs", "**/*.cjs", ".tools/**", "coverage/**"]
+    ignores: ["**/dist/**", "**/src/gen/**", "**/build/**", "**/node_modules/**", "**/*.mjs", "**/*.cjs", ".tools/**", "coverage/**"]
   },
   ...tseslint.configs.recommended,
   ...effectPlugin.configs.dprint,

@@ -9,3 +9,8 @@
  * @since 0.2.0
  */
 export * as ConnectAuth from "./ConnectAuth.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as ConnectClientConfigStore from "./ConnectClientConfigStore.js"

@@ -44,7 +44,9 @@ export class ClientConfig extends Schema.Class<ClientConfig>("@flyte-auth/core/C
   /** The token revocation endpoint (RFC 7009), when published. */
   revocationEndpoint: Schema.optional(Schema.String),
   /** Flyte admin's HTTP endpoint, when its client configuration names one (`service_http_endpoint`). */
-  serviceHttpEndpoint: Schema.optional(Schema.String)
+  serviceHttpEndpoint: Schema.optional(Schema.String),
+  /** Flyte 2's `dataplane_domain`: where dataplane operations go, when the server published one. */
+  dataplaneDomain: Schema.optional(Schema.String)
 }) {}
 
 /**
@@ -308,6 +310,8 @@ export interface PublishedClient {
   /** `authorization_metadata_key`: the header that carries the token. */
   readonly headerKey?: string | null | undefined
   readonly serviceHttpEndpoint?: string | null | undefined
+  /** Flyte 2's `dataplane_domain`. */
+  readonly dataplaneDomain?: string | null | undefined
 }
 
 /**
@@ -363,7 +367,8 @@ export const fromServerMetadata = (
         jwksUri: yield* endpoint("jwks_uri", metadata.jwks_uri),
         tokenEndpointAuthMethods: nonEmptyScopes(metadata.token_endpoint_auth_methods_supported),
         revocationEndpoint: yield* endpoint("revocation_endpoint", metadata.revocation_endpoint),
-        serviceHttpEndpoint: nonEmpty(published.serviceHttpEndpoint)
+        serviceHttpEndpoint: nonEmpty(published.serviceHttpEndpoint),
+        dataplaneDomain: nonEmpty(published.dataplaneDomain)
       }),
       options.overrides ?? {}
     )
