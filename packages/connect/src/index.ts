@@ -14,3 +14,8 @@ export * as ConnectAuth from "./ConnectAuth.js"
  * @since 0.2.0
  */
 export * as ConnectClientConfigStore from "./ConnectClientConfigStore.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as ApiKey from "./ApiKey.js"

@@ -139,7 +139,9 @@ describe("ConnectClientConfigStore against what is not Flyte 2's AuthMetadataSer
   it("a server without the service: a Config error saying so", async () => {
     const baseUrl = await listen(connectNodeAdapter({ routes: () => {} }))
     const error = await Effect.runPromise(
-      Effect.flip(ConnectClientConfigStore.fetchConfig({ endpoint: baseUrl, transport: transport("connect", baseUrl, []) }))
+      Effect.flip(
+        ConnectClientConfigStore.fetchConfig({ endpoint: baseUrl, transport: transport("connect", baseUrl, []) })
+      )
     )
     expect(error.reason).toBe("Config")
     expect(error.message).toContain("does not implement flyteidl2.auth.AuthMetadataService")
@@ -151,7 +153,9 @@ describe("ConnectClientConfigStore against what is not Flyte 2's AuthMetadataSer
     })
     for (const protocol of protocols) {
       const error = await Effect.runPromise(
-        Effect.flip(ConnectClientConfigStore.fetchConfig({ endpoint: baseUrl, transport: transport(protocol, baseUrl, []) }))
+        Effect.flip(
+          ConnectClientConfigStore.fetchConfig({ endpoint: baseUrl, transport: transport(protocol, baseUrl, []) })
+        )
       )
       expect({ protocol, reason: error.reason }).toEqual({ protocol, reason: "InvalidResponse" })
       expect(error.message).toContain("not ConnectRPC")
