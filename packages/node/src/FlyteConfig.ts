@@ -99,8 +99,17 @@ export interface FlyteOptions {
  * @category models
  */
 export interface LoadOptions {
-  /** The config file; else `$FLYTECTL_CONFIG`, else `~/.flyte/config.yaml` when it exists. */
+  /** The config file; else the first one of `configSearch`'s order. */
   readonly configFile?: string | undefined
+  /**
+   * Where to look for the config file when `configFile` is not given (see `configFiles`): `"flyte1"` (default,
+   * flytectl's order) or `"flyte2"` (the order of Flyte 2's SDK).
+   */
+  readonly configSearch?: ConfigSearch | undefined
+  /** The directory the `"flyte2"` search starts in (default `process.cwd()`). */
+  readonly cwd?: string | undefined
+  /** The home directory of the searches (default `os.homedir()`). */
+  readonly home?: string | undefined
   /** The environment; else the current `ConfigProvider` (by default `process.env`). */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined
   readonly clientSecretEnvVar?: string | undefined
@@ -114,6 +123,94 @@ export interface LoadOptions {
  * @category constants
  */
 export const defaultConfigFile = (): string => Path.join(Os.homedir(), ".flyte", "config.yaml")
+
+/**
+ * The config-file search orders.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ConfigSearch = "flyte1" | "flyte2"
+
+/**
+ * A place a config file may be: `required` when a variable named it (then a missing file is an error), else it is
+ * skipped when it does not exist.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ConfigCandidate {
+  readonly path: string
+  readonly required: boolean
+  /** Where the path came from, for messages: `"FLYTECTL_CONFIG"`, `"default"`, ... */
+  readonly origin: string
+}
+
+/**
+ * The config files searched, in order; the first one that exists is read.
+ *
+ * - `"flyte1"` (flytectl, flytekit): `$FLYTECTL_CONFIG`, else `~/.flyte/config.yaml`.
+ * - `"flyte2"` (Flyte 2's `flyte` SDK): `./config.yaml`, `./.flyte/config.yaml`, `<git root>/.flyte/config.yaml`,
+ *   `$UCTL_CONFIG`, `$FLYTECTL_CONFIG`, `~/.union/config.yaml`, `~/.flyte/config.yaml`.
+ *
+ * `gitRoot` is the nearest directory at or above `cwd` holding `.git`, if any.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const configFiles = (
+  search: ConfigSearch,
+  options: {
+    readonly env: (name: string) => string | undefined
+    readonly cwd: string
+    readonly gitRoot: string | undefined
+    readonly home: string
+  }
+): ReadonlyArray<ConfigCandidate> => {
+  const fromEnv = (name: string): Array<ConfigCandidate> => {
+    const value = options.env(name)?.trim()
+    return value === undefined || value === "" ? [] : [{ path: value, required: true, origin: name }]
+  }
+  const home = (...parts: Array<string>): ConfigCandidate => ({
+    path: Path.join(options.home, ...parts),
+    required: false,
+    origin: "default"
+  })
+  if (search === "flyte1") {
+    const env = fromEnv("FLYTECTL_CONFIG")
+    return env.length > 0 ? env : [home(".flyte", "config.yaml")]
+  }
+  const local = (dir: string, ...parts: Array<string>): ConfigCandidate => ({
+    path: Path.join(dir, ...parts),
+    required: false,
+    origin: "search"
+  })
+  return [
+    local(options.cwd, "config.yaml"),
+    local(options.cwd, ".flyte", "config.yaml"),
+    ...(options.gitRoot === undefined || options.gitRoot === options.cwd
+      ? []
+      : [local(options.gitRoot, ".flyte", "config.yaml")]),
+    ...fromEnv("UCTL_CONFIG"),
+    ...fromEnv("FLYTECTL_CONFIG"),
+    home(".union", "config.yaml"),
+    home(".flyte", "config.yaml")
+  ]
+}
+
+/** The nearest directory at or above `dir` that holds `.git` (a directory, or a file in a worktree). */
+const findGitRoot = async (dir: string): Promise<string | undefined> => {
+  for (let current = Path.resolve(dir);;) {
+    try {
+      await Fs.stat(Path.join(current, ".git"))
+      return current
+    } catch {
+      const parent = Path.dirname(current)
+      if (parent === current) return undefined
+      current = parent
+    }
+  }
+}
 
 const configError = (description: string, cause?: unknown) =>
   new AuthenticationError({ reason: "Config", description, cause })
@@ -547,8 +644,8 @@ export const fromSources = (
   })
 
 /**
- * Loads the Flyte configuration: the config file (`configFile`, else `$FLYTECTL_CONFIG`, else
- * `~/.flyte/config.yaml` if it exists) and the environment (`env`, else the current `ConfigProvider`).
+ * Loads the Flyte configuration: the config file (`configFile`, else the first file of `configFiles` that exists,
+ * in the order of `configSearch`) and the environment (`env`, else the current `ConfigProvider`).
  * A missing explicit file, malformed YAML, a bad value or an unreadable secret file is an
  * `AuthenticationError` with reason `Config` that names the file or key.
  *
@@ -559,17 +656,42 @@ export const load: (options?: LoadOptions) => Effect.Effect<FlyteOptions, Authen
   "FlyteConfig.load"
 )(function*(options: LoadOptions = {}) {
   const provider = yield* envProvider(options.env)
-  const fromEnv = yield* Effect.withConfigProvider(Config.option(Config.nonEmptyString("FLYTECTL_CONFIG")), provider)
-    .pipe(Effect.orElseSucceed(() => Option.none<string>()))
-  const explicit = options.configFile ?? Option.getOrUndefined(fromEnv)
-  const path = expandHome(explicit ?? defaultConfigFile())
-  const text = yield* Effect.tryPromise({ try: () => Fs.readFile(path, "utf8"), catch: (cause) => cause }).pipe(
-    Effect.catchAll((cause) =>
-      explicit === undefined && (cause as { code?: unknown }).code === "ENOENT"
-        ? Effect.succeed(undefined)
-        : Effect.fail(configError(`cannot read the Flyte config ${path}: ${errorMessage(cause)}`, cause))
+  const variable = (name: string) =>
+    Effect.withConfigProvider(Config.option(Config.nonEmptyString(name)), provider).pipe(
+      Effect.map(Option.getOrUndefined),
+      Effect.orElseSucceed(() => undefined)
     )
-  )
+  const vars = { UCTL_CONFIG: yield* variable("UCTL_CONFIG"), FLYTECTL_CONFIG: yield* variable("FLYTECTL_CONFIG") }
+  const search = options.configSearch ?? "flyte1"
+  const cwd = options.cwd ?? process.cwd()
+  const candidates: ReadonlyArray<ConfigCandidate> = options.configFile !== undefined
+    ? [{ path: options.configFile, required: true, origin: "configFile" }]
+    : configFiles(search, {
+      env: (name) => vars[name as keyof typeof vars],
+      cwd,
+      gitRoot: search === "flyte2" ? yield* Effect.promise(() => findGitRoot(cwd)) : undefined,
+      home: options.home ?? Os.homedir()
+    })
+  let path = defaultConfigFile()
+  let text: string | undefined
+  for (const candidate of candidates) {
+    path = expandHome(candidate.path)
+    text = yield* Effect.tryPromise({ try: () => Fs.readFile(path, "utf8"), catch: (cause) => cause }).pipe(
+      Effect.catchAll((cause) =>
+        !candidate.required && (cause as { code?: unknown }).code === "ENOENT"
+          ? Effect.succeed(undefined)
+          : Effect.fail(
+            configError(
+              `cannot read the Flyte config ${path}${
+                candidate.origin.endsWith("_CONFIG") ? ` (named by ${candidate.origin})` : ""
+              }: ${errorMessage(cause)}`,
+              cause
+            )
+          )
+      )
+    )
+    if (text !== undefined) break
+  }
   const file = text === undefined ? undefined : yield* Either.map(
     parseYaml(text, path),
     (document) => makeSource(ConfigProvider.fromJson(document), (key) => `${key} in ${path}`)

@@ -417,6 +417,56 @@ describe("FlyteConfig.load", () => {
       )
     }))
 
+  it.effect("configSearch flyte2: ./config.yaml, ./.flyte, <git root>/.flyte, UCTL_CONFIG, FLYTECTL_CONFIG, ~/.union, ~/.flyte", () =>
+    Effect.gen(function*() {
+      const root = tempDir()
+      const write = (relative: string) => {
+        const path = Path.join(root, relative)
+        Fs.mkdirSync(Path.dirname(path), { recursive: true })
+        Fs.writeFileSync(path, `admin:\n  endpoint: ${relative.replace(/[^a-z0-9]+/gi, "-")}.example.com\n`)
+        return path
+      }
+      const home = Path.join(root, "home")
+      const cwd = Path.join(root, "repo", "sub")
+      Fs.mkdirSync(Path.join(root, "repo", ".git"), { recursive: true })
+      const order = [
+        write("repo/sub/config.yaml"),
+        write("repo/sub/.flyte/config.yaml"),
+        write("repo/.flyte/config.yaml"),
+        write("uctl.yaml"),
+        write("flytectl.yaml"),
+        write("home/.union/config.yaml"),
+        write("home/.flyte/config.yaml")
+      ]
+      const [local, localFlyte, gitRoot, uctl, flytectl, union, flyte] = order
+      const found = (env: Record<string, string>) =>
+        Effect.map(FlyteConfig.load({ env, cwd, home, configSearch: "flyte2" }), (o) => o.configFile)
+      const vars = { UCTL_CONFIG: uctl, FLYTECTL_CONFIG: flytectl }
+      // Each found file is removed (or its variable unset) to reveal the next one.
+      expect(yield* found(vars)).toBe(local)
+      Fs.rmSync(local)
+      expect(yield* found(vars)).toBe(localFlyte)
+      Fs.rmSync(localFlyte)
+      expect(yield* found(vars)).toBe(gitRoot)
+      Fs.rmSync(gitRoot)
+      expect(yield* found(vars)).toBe(uctl)
+      expect(yield* found({ FLYTECTL_CONFIG: flytectl })).toBe(flytectl)
+      expect(yield* found({})).toBe(union)
+      Fs.rmSync(union)
+      expect(yield* found({})).toBe(flyte)
+      Fs.rmSync(flyte)
+      expect(yield* found({})).toBeUndefined()
+      // flytectl's order (the default) never looks at the working directory or the git root.
+      write("repo/sub/config.yaml")
+      expect(yield* Effect.map(FlyteConfig.load({ env: {}, cwd, home }), (o) => o.configFile)).toBeUndefined()
+      // A variable naming a missing file is an error naming the variable, not a silent fall-through.
+      Fs.rmSync(Path.join(cwd, "config.yaml"))
+      const missing = yield* Effect.flip(found({ UCTL_CONFIG: Path.join(root, "nope.yaml") }))
+      expect(missing.message).toContain(
+        `cannot read the Flyte config ${Path.join(root, "nope.yaml")} (named by UCTL_CONFIG)`
+      )
+    }))
+
   it.effect("without `env` it reads the current ConfigProvider, and explicit secret options beat both sources", () =>
     Effect.gen(function*() {
       const dir = tempDir()
