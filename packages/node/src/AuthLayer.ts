@@ -32,8 +32,6 @@ import * as Policies from "@flyte-auth/core/Policies"
 import * as ProxyAuthorization from "@flyte-auth/core/ProxyAuthorization"
 import * as Revocation from "@flyte-auth/core/Revocation"
 import type * as TokenSource from "@flyte-auth/core/TokenSource"
-import * as GrpcAuth from "@flyte-auth/grpc/GrpcAuth"
-import * as RemoteClientConfigStore from "@flyte-auth/grpc/RemoteClientConfigStore"
 import * as Console from "effect/Console"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -49,7 +47,6 @@ import * as NodeCommandRunner from "./NodeCommandRunner.js"
 import * as NodeCredentialLock from "./NodeCredentialLock.js"
 import * as NodeKeyring from "./NodeKeyring.js"
 import * as NodeLoopbackServer from "./NodeLoopbackServer.js"
-import * as NodeTransport from "./NodeTransport.js"
 
 /**
  * How to authenticate. Every field is optional: what is not given comes from Flyte's config file
@@ -385,6 +382,9 @@ const oauthServices = Effect.fnUntraced(function*(
 ) {
   const { endpoint } = resolved
   const commandRunner = NodeCommandRunner.layer
+  // undici and grpc-js are loaded only when a layer is built (and grpc-js only for a gRPC endpoint), so that
+  // what needs only `resolve` (`flyte-auth status`, say) does not pay for them.
+  const NodeTransport = yield* Effect.promise(() => import("./NodeTransport.js"))
   // One dispatcher, closed with this layer: under the HttpClient here and under the facade's `fetch`.
   const dispatcher = yield* NodeTransport.makeDispatcher({
     httpProxyUrl: resolved.httpProxyUrl,
@@ -421,6 +421,9 @@ const oauthServices = Effect.fnUntraced(function*(
     : /^https?:\/\//i.test(endpoint)
     ? ClientConfig.layerFlyteHttp(endpoint, overrides).pipe(Layer.provide(httpClient))
     : Layer.unwrapEffect(Effect.gen(function*() {
+      const [GrpcAuth, RemoteClientConfigStore] = yield* Effect.promise(() =>
+        Promise.all([import("@flyte-auth/grpc/GrpcAuth"), import("@flyte-auth/grpc/RemoteClientConfigStore")])
+      )
       const channelCredentials = yield* GrpcAuth.channelCredentials({
         endpoint,
         insecure: resolved.insecure,
