@@ -141,6 +141,8 @@ export interface Options {
  */
 export interface ResolvedSettings {
   readonly endpoint: string
+  /** The configured client id (`undefined`: the admin's): with `endpoint`, whose keyring entry is used. */
+  readonly clientId: string | undefined
   readonly authMode: AuthMode.AuthMode
   readonly insecure: boolean
   readonly keyringBackend: string
@@ -305,6 +307,7 @@ export const layer = (
         const mode = yield* authMode
         return {
           endpoint,
+          clientId: resolved.clientId,
           authMode: mode,
           insecure: resolved.insecure,
           caCertFilePath: resolved.caCertFilePath,
