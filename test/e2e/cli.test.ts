@@ -91,6 +91,8 @@ describe.shuffle("flyte-auth sandbox + every command (subprocesses; in random or
       "publicClientId",
       "confidentialClientId",
       "confidentialClientSecret",
+      "ciClientId",
+      "ciClientSecret",
       "username",
       "password"
     ])
@@ -100,6 +102,9 @@ describe.shuffle("flyte-auth sandbox + every command (subprocesses; in random or
     expect(info.publicClientId).toBe("flytectl")
     expect(info.confidentialClientId).toBe("flytepropeller")
     expect(info.confidentialClientSecret.length).toBeGreaterThan(16)
+    expect(info.ciClientId).toBe("flyte-ci")
+    expect(info.ciClientSecret.length).toBeGreaterThan(16)
+    expect(info.ciClientSecret).not.toBe(info.confidentialClientSecret)
     expect(info.username).toBe("demo")
     expect(info.password).toBe("demo-password")
   })

@@ -162,6 +162,8 @@ export interface SandboxInfo {
   readonly publicClientId: string
   readonly confidentialClientId: string
   readonly confidentialClientSecret: string
+  readonly ciClientId: string
+  readonly ciClientSecret: string
   readonly username: string
   readonly password: string
 }
