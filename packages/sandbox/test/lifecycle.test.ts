@@ -115,6 +115,15 @@ describe("lifecycle", () => {
           authFailures: 1,
           lastAuthFailure: expect.stringMatching(/missing bearer token/),
           proxyRejections: 0
+        },
+        connectAdmin: {
+          userInfoCalls: 0,
+          oauth2MetadataCalls: 0,
+          publicClientConfigCalls: 0,
+          watchCalls: 0,
+          authFailures: 0,
+          lastAuthFailure: undefined,
+          proxyRejections: 0
         }
       })
       expect(sandbox.adminStats()).toEqual(sandbox.stats().admin)
