@@ -25,7 +25,6 @@ import * as crypto from "node:crypto"
 import { startAdmin } from "./internal/admin.js"
 import type { Admin } from "./internal/admin.js"
 import { makeVerifier } from "./internal/bearer.js"
-import { startConnectAdmin } from "./internal/connectAdmin.js"
 import type { ConnectAdmin } from "./internal/connectAdmin.js"
 import { Counters } from "./internal/counters.js"
 import { startIdp } from "./internal/idp.js"
@@ -440,6 +439,8 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
   }
   if (options.flyte2 === true) {
     try {
+      // Loaded only here: connect-node and the flyteidl2 descriptors stay out of a Flyte-1-only sandbox.
+      const { startConnectAdmin } = await import("./internal/connectAdmin.js")
       connectAdmin = await startConnectAdmin({
         host,
         port: options.adminConnectPort ?? 0,
