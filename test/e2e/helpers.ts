@@ -159,6 +159,8 @@ export interface SandboxInfo {
   readonly adminGrpc: string
   readonly adminHttp: string
   readonly issuer: string
+  /** With `--flyte 2` or `both`. */
+  readonly adminConnect?: string
   readonly publicClientId: string
   readonly confidentialClientId: string
   readonly confidentialClientSecret: string

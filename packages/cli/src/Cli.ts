@@ -132,6 +132,19 @@ const sandbox = Command.make(
     adminPort: port("admin-port", SandboxCommand.defaultPorts.adminGrpc, "the admin's gRPC server"),
     adminHttpPort: port("admin-http-port", SandboxCommand.defaultPorts.adminHttp, "the admin's HTTP server"),
     idpPort: port("idp-port", SandboxCommand.defaultPorts.idp, "the IdP (the issuer)"),
+    flyte: Options.choice("flyte", ["1", "2", "both"]).pipe(
+      Options.withDescription(
+        "Which admin: 1, the Flyte 1 admin (flyteidl over gRPC, and HTTP); 2, also a Flyte 2 admin (flyteidl2 over " +
+          "ConnectRPC: Connect, gRPC and gRPC-web on one port), which the printed command and --write-env-file " +
+          "then point at; both, the two with Flyte 1 first (default 1)."
+      ),
+      Options.withDefault("1" as const)
+    ),
+    adminConnectPort: port(
+      "admin-connect-port",
+      SandboxCommand.defaultPorts.adminConnect,
+      "the Flyte 2 admin, with --flyte 2 or both"
+    ),
     tokenTtl: Options.integer("token-ttl").pipe(
       Options.withDescription("Lifetime of access tokens in seconds (default 600)."),
       Options.withPseudoName("SECONDS"),
@@ -153,7 +166,7 @@ const sandbox = Command.make(
     ),
     requireProxyToken: Options.text("require-proxy-token").pipe(
       Options.withDescription(
-        "Put the admin behind an identity-aware proxy: every admin call (gRPC and HTTP) must carry " +
+        "Put the admins behind an identity-aware proxy: every admin call (gRPC, HTTP, ConnectRPC) must carry " +
           "proxy-authorization: Bearer TOKEN, else HTTP 407 / gRPC UNAUTHENTICATED from the proxy."
       ),
       Options.withPseudoName("TOKEN"),
@@ -177,7 +190,9 @@ const sandbox = Command.make(
     )
   },
   (args) => {
-    const invalid = [args.adminPort, args.adminHttpPort, args.idpPort].find((p) => p < 0 || p > 65535)
+    const invalid = [args.adminPort, args.adminHttpPort, args.idpPort, args.adminConnectPort].find((p) =>
+      p < 0 || p > 65535
+    )
     if (invalid !== undefined) {
       return Effect.fail(new CliError({ message: `port ${invalid} is not between 0 and 65535`, exitCode: 2 }))
     }
@@ -188,6 +203,8 @@ const sandbox = Command.make(
       adminPort: args.adminPort,
       adminHttpPort: args.adminHttpPort,
       idpPort: args.idpPort,
+      flyte: args.flyte,
+      adminConnectPort: args.adminConnectPort,
       tokenTtl: Option.getOrUndefined(args.tokenTtl),
       autoApprove: args.autoApprove,
       approveDeviceCodes: args.approveDeviceCodes,
@@ -199,7 +216,8 @@ const sandbox = Command.make(
   }
 ).pipe(
   Command.withDescription(
-    "Run a local Flyte-auth environment (an oidc-provider IdP and a Flyte-like admin on 127.0.0.1) until Ctrl-C. " +
+    "Run a local Flyte-auth environment (an oidc-provider IdP and a Flyte-like admin on 127.0.0.1, with --flyte 2 " +
+      "also a Flyte-2-like one) until Ctrl-C. " +
       "The first stdout line is a JSON object with its addresses, clients and demo user."
   )
 )
