@@ -95,10 +95,11 @@ export interface Options {
   /** Answer polls faster than the interval with `slow_down` (interval +5 s), per RFC 8628 §3.5. Default false. */
   readonly enforceDevicePollInterval?: boolean
   /**
-   * Put the admin behind an identity-aware proxy (as GCP IAP or Cloudflare Access would): every admin call, gRPC
-   * (`AuthMetadataService` included) and HTTP, is refused unless it carries `proxy-authorization: Bearer <token>`
-   * with exactly this token: HTTP 407 with `proxy-authenticate`, gRPC `UNAUTHENTICATED` whose details say the
-   * proxy refused it. Default: no proxy.
+   * Put the admins behind an identity-aware proxy (as GCP IAP or Cloudflare Access would): every admin call, gRPC
+   * (`AuthMetadataService` included), HTTP and ConnectRPC, is refused unless it carries `proxy-authorization:
+   * Bearer <token>` with exactly this token: HTTP 407 with `proxy-authenticate` (the Flyte 2 admin's with a Connect
+   * error body, `unauthenticated`, that says the proxy refused it), gRPC `UNAUTHENTICATED` whose details say so.
+   * Default: no proxy.
    */
   readonly proxyToken?: string
   /**

@@ -9,13 +9,14 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { Sandbox } from "@flyte-auth/sandbox"
 import { startSandbox } from "@flyte-auth/sandbox"
+import { UserAgent } from "@flyte-auth/sandbox"
 import * as http from "node:http"
 import { AuthMetadataService } from "../src/gen/flyteidl2/auth/auth_service_pb.js"
 import { IdentityService } from "../src/gen/flyteidl2/auth/identity_pb.js"
 import { ActionPhase } from "../src/gen/flyteidl2/common/phase_pb.js"
 import { StateService } from "../src/gen/flyteidl2/workflow/state_service_pb.js"
 import type { WatchResponse } from "../src/gen/flyteidl2/workflow/state_service_pb.js"
-import { clientCredentials } from "./helpers.js"
+import { authorizeUrl, clientCredentials, exchangeCode, pkcePair, refresh, startLoopback } from "./helpers.js"
 
 type Protocol = "connect" | "grpc" | "grpc-web"
 const variants: ReadonlyArray<readonly [Protocol, "1.1" | "2"]> = [
@@ -228,6 +229,47 @@ describe("the Flyte 2 admin", () => {
       proxyRejections: 0
     })
     expect(sandbox.stats().admin.oauth2MetadataCalls).toBe(0)
+  })
+})
+
+describe("the Flyte 2 admin and a user's tokens", () => {
+  let sandbox: Sandbox.Service
+  beforeAll(async () => {
+    sandbox = await startSandbox({ flyte2: true, autoApprove: true })
+  })
+  afterAll(() => sandbox.close())
+
+  it("UserInfo names the user; a cut-off token is replaced by a refresh until revokeRefreshTokens", async () => {
+    const loopback = await startLoopback()
+    const { challenge, verifier } = pkcePair()
+    await UserAgent.authorize(authorizeUrl(sandbox, { redirectUri: loopback.redirectUri, challenge }))
+    const code = (await loopback.received).searchParams.get("code")!
+    await loopback.close()
+    const tokens = await exchangeCode(sandbox, code, loopback.redirectUri, verifier)
+    expect(tokens.status).toBe(200)
+    const identity = (token: string) =>
+      createClient(
+        IdentityService,
+        transport("grpc-web", sandbox.adminConnect!, "1.1", { [sandbox.headerKey]: `Bearer ${token}` })
+      )
+    expect(await identity(tokens.json.access_token).userInfo({})).toMatchObject({
+      subject: "sandbox|demo",
+      name: "Demo User",
+      preferredUsername: "demo",
+      email: "demo@flyte-sandbox.local"
+    })
+
+    sandbox.rejectTokensIssuedBefore()
+    expect((await rejection(identity(tokens.json.access_token).userInfo({}))).code).toBe(Code.Unauthenticated)
+    const refreshed = await refresh(sandbox, tokens.json.refresh_token)
+    expect(refreshed.status).toBe(200)
+    expect((await identity(refreshed.json.access_token).userInfo({})).subject).toBe("sandbox|demo")
+
+    expect(sandbox.revokeRefreshTokens()).toBeGreaterThan(0) // the rotated-out one is still stored, consumed
+    const revoked = await refresh(sandbox, refreshed.json.refresh_token)
+    expect(revoked).toMatchObject({ status: 400, json: { error: "invalid_grant" } })
+    // The access token already issued lives on until it expires.
+    expect((await identity(refreshed.json.access_token).userInfo({})).subject).toBe("sandbox|demo")
   })
 })
 
