@@ -2,8 +2,10 @@
  * ConnectRPC transports to a Flyte 2 endpoint on Node (`@connectrpc/connect-node`), with the TLS settings of the
  * Flyte config: plaintext (`insecure`), extra CA certificates, and the (loud) verification bypass.
  *
- * An endpoint written as `host:port` (or `dns:///host:port`, as Flyte's config has it) is reached over HTTP/2, as
- * a gRPC endpoint is; an `http(s)://` URL over HTTP/1.1, which every proxy and ingress passes.
+ * An endpoint written as `host:port` (or `dns:///host:port`, as Flyte's config has it) is a gRPC endpoint: it is
+ * reached with the gRPC protocol over HTTP/2 (which connect-go serves too, and which a Flyte 1 admin answers with a
+ * plain UNIMPLEMENTED); an `http(s)://` URL with the Connect protocol over HTTP/1.1, which every proxy and ingress
+ * passes.
  *
  * @example
  * ```ts
@@ -23,7 +25,7 @@
  * @since 0.2.0
  */
 import type { Interceptor, Transport } from "@connectrpc/connect"
-import { createConnectTransport } from "@connectrpc/connect-node"
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
 import * as Effect from "effect/Effect"
 import * as Fs from "node:fs/promises"
@@ -48,7 +50,7 @@ export interface Options {
 }
 
 /**
- * The base URL and HTTP version of an endpoint (see the module's description).
+ * The base URL and protocol of an endpoint (see the module's description).
  *
  * @since 0.2.0
  * @category utils
@@ -56,22 +58,22 @@ export interface Options {
 export const target = (
   endpoint: string,
   insecure = false
-): { readonly baseUrl: string; readonly httpVersion: "1.1" | "2" } => {
+): { readonly baseUrl: string; readonly protocol: "connect" | "grpc" } => {
   const trimmed = endpoint.trim().replace(/^dns:\/\/\//i, "")
   return /^https?:\/\//i.test(trimmed)
-    ? { baseUrl: trimmed.replace(/\/+$/, ""), httpVersion: "1.1" }
-    : { baseUrl: `${insecure ? "http" : "https"}://${trimmed}`, httpVersion: "2" }
+    ? { baseUrl: trimmed.replace(/\/+$/, ""), protocol: "connect" }
+    : { baseUrl: `${insecure ? "http" : "https"}://${trimmed}`, protocol: "grpc" }
 }
 
 /**
- * A Connect-protocol transport to `options.endpoint`.
+ * A ConnectRPC transport to `options.endpoint` (gRPC or Connect protocol, see the module's description).
  *
  * @since 0.2.0
  * @category constructors
  */
 export const make = (options: Options): Effect.Effect<Transport, AuthenticationError> =>
   Effect.gen(function*() {
-    const { baseUrl, httpVersion } = target(options.endpoint, options.insecure)
+    const { baseUrl, protocol } = target(options.endpoint, options.insecure)
     const ca = options.caCertFilePath === undefined ? undefined : yield* Effect.tryPromise({
       try: () => Fs.readFile(options.caCertFilePath!, "utf8"),
       catch: (cause) =>
@@ -89,7 +91,7 @@ export const make = (options: Options): Effect.Effect<Transport, AuthenticationE
       ...(options.insecureSkipVerify === true ? { rejectUnauthorized: false } : {})
     }
     const interceptors = [...(options.interceptors ?? [])]
-    return httpVersion === "2"
-      ? createConnectTransport({ baseUrl, httpVersion, interceptors, nodeOptions: tls })
-      : createConnectTransport({ baseUrl, httpVersion, interceptors, nodeOptions: tls })
+    return protocol === "grpc"
+      ? createGrpcTransport({ baseUrl, interceptors, nodeOptions: tls })
+      : createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors, nodeOptions: tls })
   })
