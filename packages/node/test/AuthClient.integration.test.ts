@@ -123,6 +123,29 @@ describe("createAuthClient", () => {
     expect(await response.json()).toMatchObject({ subject: sandbox.clients.confidential.clientId })
   })
 
+  it("accessToken() on a valid stored token fetches nothing (no metadata, no token); headers() fetches the header key", async () => {
+    const keyringDir = Fs.mkdtempSync(Path.join(dir, "stored-"))
+    const stored = {
+      ...clientSecretOptions(),
+      keyring: "file" as const,
+      env: { ...env, FLYTE_AUTH_CREDENTIALS_DIR: keyringDir }
+    }
+    {
+      await using login = await createAuthClient({ ...stored, logLevel: "None" })
+      await login.accessToken()
+    }
+    sandbox.resetStats()
+    await using auth = await createAuthClient({ ...stored, logLevel: "None" })
+    const token = await auth.accessToken()
+    expect((await auth.credentials()).endpoint).toBe(sandbox.adminGrpc)
+    const quiet = sandbox.stats()
+    expect([quiet.admin.oauth2MetadataCalls, quiet.admin.publicClientConfigCalls]).toEqual([0, 0])
+    expect(quiet.tokenRequests.client_credentials).toBe(0)
+    expect(await auth.headers()).toEqual({ [sandbox.headerKey]: `Bearer ${token}` })
+    expect(sandbox.stats().admin.publicClientConfigCalls).toBe(1)
+    expect(sandbox.stats().tokenRequests.client_credentials).toBe(0)
+  })
+
   it("answers repeated accessToken calls from the cache, without new token requests", async () => {
     await using auth = await createAuthClient(clientSecretOptions())
     const first = await auth.accessToken()

@@ -35,6 +35,20 @@ export const globalOptions = {
     "Flyte admin endpoint HOST:PORT (a dns:/// prefix is accepted). Config: admin.endpoint, FLYTE_PLATFORM_URL.",
     "HOST:PORT"
   ),
+  flyte: Options.choice("flyte", ["1", "2", "auto"]).pipe(
+    Options.withDescription(
+      "Which Flyte the endpoint is: 2 (flyteidl2 over ConnectRPC), 1 (flyteidl over gRPC, or its HTTP routes for an " +
+        "http(s):// endpoint), or auto: ask Flyte 2 first, then Flyte 1. 2 also looks for the config file in Flyte " +
+        "2's order (./config.yaml, ./.flyte, ~/.union, ~/.flyte). Default: auto (2 with an API key)."
+    ),
+    Options.optional
+  ),
+  apiKey: text(
+    "api-key",
+    "A Flyte 2 API key (a client-credentials login against the endpoint it names). Prefer the environment: " +
+      "FLYTE_API_KEY (also EAGER_API_KEY, _UNION_EAGER_API_KEY), which is not visible to other users of this machine.",
+    "KEY"
+  ),
   insecure: flag(
     "insecure",
     "Plaintext gRPC/HTTP to the admin (no TLS). Config: admin.insecure, FLYTE_PLATFORM_INSECURE."
@@ -163,6 +177,8 @@ export const globalOptions = {
  */
 export interface GlobalArgs {
   readonly endpoint: Option.Option<string>
+  readonly flyte: Option.Option<"1" | "2" | "auto">
+  readonly apiKey: Option.Option<string>
   readonly insecure: Option.Option<boolean>
   readonly config: Option.Option<string>
   readonly authMode: Option.Option<string>
