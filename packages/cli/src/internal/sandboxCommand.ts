@@ -17,20 +17,16 @@ import { CliError } from "./errors.js"
  */
 export const defaultPorts = { adminGrpc: 8089, adminHttp: 8088, idp: 8087, adminConnect: 8090 } as const
 
-/**
- * Which admin the sandbox is for: `1` the Flyte 1 admin (gRPC + HTTP) only; `2` also the Flyte 2 admin
- * (ConnectRPC), which the printed command and the env file then point at; `both` the two, Flyte 1 first.
- *
- * @internal
- */
-export type Flyte = "1" | "2" | "both"
-
 /** @internal */
 export interface SandboxArgs {
   readonly adminPort: number
   readonly adminHttpPort: number
   readonly idpPort: number
-  readonly flyte: Flyte
+  /**
+   * `--flyte 2`: also start the Flyte 2 admin (ConnectRPC), which the printed command and the env file then point
+   * at (the Flyte 1 admin runs too).
+   */
+  readonly flyte2: boolean
   readonly adminConnectPort: number
   readonly tokenTtl: number | undefined
   readonly autoApprove: boolean
@@ -52,7 +48,7 @@ export interface SandboxInfo {
   readonly adminGrpc: string
   readonly adminHttp: string
   readonly issuer: string
-  /** The Flyte 2 admin's base URL (`--flyte 2` or `both` only: the key is absent otherwise). */
+  /** The Flyte 2 admin's base URL (`--flyte 2` only: the key is absent otherwise). */
   readonly adminConnect?: string
   readonly publicClientId: string
   readonly confidentialClientId: string
@@ -71,7 +67,7 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
       idpPort: args.idpPort,
       adminGrpcPort: args.adminPort,
       adminHttpPort: args.adminHttpPort,
-      ...(args.flyte === "1" ? {} : { flyte2: true, adminConnectPort: args.adminConnectPort }),
+      ...(args.flyte2 ? { flyte2: true, adminConnectPort: args.adminConnectPort } : {}),
       autoApprove: args.autoApprove,
       approveDeviceCodes: args.approveDeviceCodes,
       ...(args.tokenTtl !== undefined ? { tokenTtlSeconds: args.tokenTtl } : {}),
@@ -84,9 +80,7 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
         new CliError({
           // The report says `flyte-auth sandbox: ` already; the SandboxError's message starts with it too.
           message: `${error.message.replace(/^flyte-auth sandbox\s*/, "")}; choose other ports with --admin-port, ` +
-            `--admin-http-port${
-              args.flyte === "1" ? "" : ", --admin-connect-port"
-            } and --idp-port (0 picks a free port)`,
+            `--admin-http-port${args.flyte2 ? ", --admin-connect-port" : ""} and --idp-port (0 picks a free port)`,
           cause: error
         })
       )
@@ -102,7 +96,7 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
       username: sandbox.user.username,
       password: sandbox.user.password
     }
-    if (args.envFile !== undefined) yield* writeEnvFile(args.envFile, info, args.flyte)
+    if (args.envFile !== undefined) yield* writeEnvFile(args.envFile, info)
     yield* Console.log(JSON.stringify(info))
     yield* Console.error(
       [
@@ -115,7 +109,7 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
         `access tokens live ${args.tokenTtl ?? 600} s${args.autoApprove ? ", logins are approved automatically" : ""}` +
         `${args.approveDeviceCodes ? ", device codes are approved as they are issued" : ""}`,
         `  try: flyte-auth --endpoint ${
-          args.flyte === "2" ? sandbox.adminConnect : sandbox.adminGrpc
+          sandbox.adminConnect ?? sandbox.adminGrpc
         } --insecure login   (Ctrl-C stops the sandbox)`,
         ...(args.envFile === undefined ? [] : [
           `  ${args.envFile}: the service account's FLYTE_* variables; run an example with ` +
@@ -133,10 +127,10 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
  *
  * @internal
  */
-export const envFileText = (info: SandboxInfo, flyte: Flyte = "1"): string =>
+export const envFileText = (info: SandboxInfo): string =>
   [
     "# flyte-auth sandbox: log in as its service account (client credentials)",
-    `FLYTE_PLATFORM_URL=${flyte === "2" && info.adminConnect !== undefined ? info.adminConnect : info.adminGrpc}`,
+    `FLYTE_PLATFORM_URL=${info.adminConnect ?? info.adminGrpc}`,
     "FLYTE_PLATFORM_INSECURE=true",
     "FLYTE_CREDENTIALS_AUTH_MODE=ClientSecret",
     `FLYTE_CREDENTIALS_CLIENT_ID=${info.confidentialClientId}`,
@@ -146,9 +140,9 @@ export const envFileText = (info: SandboxInfo, flyte: Flyte = "1"): string =>
     ""
   ].join("\n")
 
-const writeEnvFile = (path: string, info: SandboxInfo, flyte: Flyte) =>
+const writeEnvFile = (path: string, info: SandboxInfo) =>
   Effect.try({
-    try: () => Fs.writeFileSync(path, envFileText(info, flyte), { mode: 0o600 }),
+    try: () => Fs.writeFileSync(path, envFileText(info), { mode: 0o600 }),
     catch: (cause) =>
       new CliError({ message: `cannot write --write-env-file ${path}: ${describe(cause)}`, cause, exitCode: 1 })
   })
