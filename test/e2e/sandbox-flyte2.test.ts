@@ -9,7 +9,17 @@ import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Home, makeHome, requireBuild, type SandboxProcess, startSandboxProcess } from "./helpers.js"
+import {
+  bin,
+  type Home,
+  jwtClaims,
+  makeHome,
+  requireBuild,
+  runCli,
+  type SandboxProcess,
+  startSandboxProcess,
+  userAgentBrowser
+} from "./helpers.js"
 
 requireBuild()
 
@@ -54,7 +64,16 @@ describe("flyte-auth sandbox --flyte 2 (built CLI)", () => {
   beforeAll(async () => {
     home = makeHome()
     ;[flyte2, proxied] = await Promise.all([
-      startSandboxProcess(home, [...ports, "--flyte", "2", "--write-env-file", Path.join(home.dir, "flyte2.env")]),
+      startSandboxProcess(home, [
+        ...ports,
+        "--flyte",
+        "2",
+        "--write-env-file",
+        Path.join(home.dir, "flyte2.env"),
+        "--redirect-uri",
+        "http://localhost:0/callback",
+        "--approve-device-codes"
+      ]),
       // `--flyte` is a global option: before the command name too.
       startSandboxProcess(home, [...ports, "--require-proxy-token", "proxy-e2e"], ["--flyte", "2"])
     ])
@@ -103,6 +122,48 @@ describe("flyte-auth sandbox --flyte 2 (built CLI)", () => {
       json: { subject: info.confidentialClientId }
     })
     expect(await connectCall(baseUrl, userInfo)).toMatchObject({ status: 401, json: { code: "unauthenticated" } })
+  })
+
+  it("the four flows of the CLI against the Flyte 2 admin at the printed endpoint; whoami is its UserInfo", async () => {
+    const { info } = flyte2
+    const endpoint = ["--endpoint", info.adminConnect!, "--insecure"]
+    const secret = { MY_SECRET: info.confidentialClientSecret }
+    const service = ["--auth-mode", "ClientSecret", "--client-id", info.confidentialClientId]
+    const flows: ReadonlyArray<readonly [string, ReadonlyArray<string>, string]> = [
+      ["Pkce", ["--browser-command", userAgentBrowser], "sandbox|demo"],
+      ["DeviceFlow", ["--auth-mode", "DeviceFlow"], "sandbox|demo"],
+      ["ClientSecret", [...service, "--client-secret-env-var", "MY_SECRET"], info.confidentialClientId],
+      ["ExternalCommand", [
+        "--auth-mode",
+        "ExternalCommand",
+        "--command",
+        JSON.stringify([
+          process.execPath,
+          bin,
+          "token",
+          ...endpoint,
+          ...service,
+          "--client-secret-env-var",
+          "MY_SECRET",
+          "--keyring",
+          "memory"
+        ])
+      ], info.confidentialClientId]
+    ]
+    for (const [flow, args, subject] of flows) {
+      const options = { env: secret, timeoutMs: 40_000 }
+      const common = [...endpoint, "--keyring", "file", ...args]
+      const login = await runCli(home, ["login", ...common, "--timeout", "30"], options)
+      expect(login.stderr, flow).toContain(`Logged in to ${info.adminConnect} as ${subject}`)
+      expect(login.code, flow).toBe(0)
+      const token = await runCli(home, ["token", ...common], options)
+      expect(jwtClaims(token.stdout.trim()).sub, flow).toBe(subject)
+      const whoami = await runCli(home, ["whoami", ...common], options)
+      expect(whoami.code, flow).toBe(0)
+      // flyteidl2's UserInfoResponse: the sandbox's Flyte 2 admin puts the token's client in additional_claims.
+      expect(JSON.parse(whoami.stdout), flow).toMatchObject({ subject, additional_claims: { scope: "all" } })
+      expect((await runCli(home, ["logout", ...common], options)).code, flow).toBe(0)
+    }
   })
 
   it("--flyte 2 --require-proxy-token: the proxy is in front of both admins", async () => {
