@@ -205,18 +205,31 @@ export const inContainer = (env: Readonly<Record<string, string | undefined>> = 
  * @category layers
  */
 export const layerDetect: Layer.Layer<Browser.Browser> = Layer.sync(Browser.Browser, () => {
-  const reason = noBrowserReason({
-    platform: process.platform,
-    env: process.env,
-    osRelease: Os.release(),
-    inContainer: inContainer()
+  const reason = noBrowserHere()
+  return reason === undefined ? makeSystem : makeNone(reason)
+})
+
+/**
+ * `noBrowserReason` for this process (its platform, environment and kernel, and whether it runs in a container).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const noBrowserHere = (): string | undefined =>
+  noBrowserReason({ platform: process.platform, env: process.env, osRelease: Os.release(), inContainer: inContainer() })
+
+/**
+ * A browser that opens nothing: it prints the URL and fails with reason `Browser`, saying why (`reason`), so that
+ * the PKCE flow warns, and offers to paste the redirect when it can read from a terminal.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeNone = (reason: string): Browser.Browser.Service => ({
+  open: Effect.fn("NodeBrowser.open")(function*(url: string) {
+    yield* printUrl(url)
+    return yield* Effect.fail(browserError(`no browser is opened here: ${reason}`))
   })
-  return reason === undefined ? makeSystem : {
-    open: Effect.fn("NodeBrowser.open")(function*(url: string) {
-      yield* printUrl(url)
-      return yield* Effect.fail(browserError(`no browser is opened here: ${reason}`))
-    })
-  }
 })
 
 const nonBlank = (value: string | undefined): string | undefined =>
