@@ -107,7 +107,7 @@ const loginInChromium = async (authorizeUrl: string): Promise<string> => {
   await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve))
   const { port } = proxy.address() as AddressInfo
   const browser = await chromium.launch({
-    executablePath: process.env.FLYTE_AUTH_TEST_CHROMIUM,
+    executablePath: process.env.FLYTE_AUTH_TEST_CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
     args: [
       "--no-sandbox",
@@ -130,7 +130,8 @@ const loginInChromium = async (authorizeUrl: string): Promise<string> => {
       await page.click("button[value=approve]")
     }
     const url = await redirect
-    await page.waitForFunction(() => document.body?.textContent?.includes("intercepted by the test") === true)
+    await page.waitForURL((url) => url.pathname === "/callback")
+    expect(await page.textContent("body")).toBe("intercepted by the test")
     return url
   } finally {
     await browser.close()
