@@ -36,7 +36,10 @@ export const make = (
       }
       reader.once("line", (line) => finish(Option.some(line)))
       reader.once("close", () => finish(Option.none()))
+      // Interrupted (the callback came first, a timeout, Ctrl-C): end the prompt's line, so what follows starts on
+      // its own.
       return Effect.sync(() => {
+        if (!done) output.write("\n")
         done = true
         reader.close()
       })
