@@ -12,6 +12,7 @@ import * as Encoding from "effect/Encoding"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import { AuthenticationError } from "./AuthError.js"
 import { Browser } from "./Browser.js"
@@ -140,23 +141,31 @@ export const authenticate: (
     // that never returns does not hang the login either: it is interrupted when the flow moves on. Only when it
     // could not be opened is the user asked to paste the redirect too.
     const opening = yield* Effect.fork(openBrowser)
+    const pasteOffered = yield* Ref.make(false)
     const pasted = Option.match(paste, {
       onNone: () => Effect.never,
       onSome: (paste) =>
-        Effect.flatMap(Fiber.join(opening), (opened) => opened ? Effect.never : readPasted(paste, state))
+        Effect.flatMap(
+          Fiber.join(opening),
+          (opened) => opened ? Effect.never : Effect.zipRight(Ref.set(pasteOffered, true), readPasted(paste, state))
+        )
     })
     const received = yield* Effect.raceFirst(
       Effect.map(listener.next, (callback): Received => ({ callback, stateless: false })),
       pasted
     ).pipe(
-      Effect.timeoutFail({
-        duration: timeout,
-        onTimeout: () =>
-          new AuthenticationError({
-            reason: "Timeout",
-            description: `No login callback arrived at ${redirectUri} within ${Duration.format(timeout)}`
-          })
-      })
+      Effect.timeout(timeout),
+      Effect.catchTag(
+        "TimeoutException",
+        () =>
+          Effect.flatMap(Ref.get(pasteOffered), (offered) =>
+            new AuthenticationError({
+              reason: "Timeout",
+              description: `No login callback arrived at ${redirectUri}${
+                offered ? " (and no redirect was pasted)" : ""
+              } within ${Duration.format(timeout)}`
+            }))
+      )
     )
     const { callback } = received
     const failurePage = options.failurePage ?? defaultFailurePage

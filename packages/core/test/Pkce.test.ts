@@ -569,6 +569,15 @@ describe("Pkce.authenticate with a pasted redirect (no browser opened)", () => {
       expect(paste.prompts()).toHaveLength(1)
     }))
 
+  it.effect("a timeout says that nothing was pasted either", () =>
+    Effect.gen(function*() {
+      const { fiber } = yield* pasting()
+      yield* TestClock.adjust(Duration.minutes(5))
+      const error = failure(yield* Fiber.await(fiber))
+      expect(error.reason).toBe("Timeout")
+      expect(error.message).toContain("(and no redirect was pasted) within 5m")
+    }))
+
   it.effect("asks nothing when the browser was opened", () =>
     Effect.gen(function*() {
       const h = yield* makeHarness({ visit: approve })
