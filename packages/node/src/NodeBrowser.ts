@@ -197,19 +197,6 @@ export const inContainer = (env: Readonly<Record<string, string | undefined>> = 
   nonBlank(env.container) !== undefined || Fs.existsSync("/.dockerenv") || Fs.existsSync("/run/.containerenv")
 
 /**
- * The browser of this machine: the system one (`layerSystem`), or, when `noBrowserReason` says none can be
- * opened, one that only prints the URL and reports why it opened nothing (the PKCE flow warns and waits for the
- * callback, from a browser the user opens anywhere that reaches it).
- *
- * @since 0.2.0
- * @category layers
- */
-export const layerDetect: Layer.Layer<Browser.Browser> = Layer.sync(Browser.Browser, () => {
-  const reason = noBrowserHere()
-  return reason === undefined ? makeSystem : makeNone(reason)
-})
-
-/**
  * `noBrowserReason` for this process (its platform, environment and kernel, and whether it runs in a container).
  *
  * @since 0.2.0
