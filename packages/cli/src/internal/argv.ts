@@ -34,6 +34,7 @@ export const valueOptions: ReadonlyArray<string> = [
   "keyring",
   "browser-command",
   "redirect-port",
+  "headless",
   "ca-cert-file-path",
   "http-proxy-url",
   "timeout"
