@@ -23,7 +23,7 @@ import type * as Authenticator from "@flyte-auth/core/Authenticator"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
 import * as AuthHttpClient from "@flyte-auth/core/AuthHttpClient"
 import * as AuthMode from "@flyte-auth/core/AuthMode"
-import type * as Browser from "@flyte-auth/core/Browser"
+import * as Browser from "@flyte-auth/core/Browser"
 import * as ClientConfig from "@flyte-auth/core/ClientConfig"
 import * as Credentials from "@flyte-auth/core/Credentials"
 import * as DevicePrompt from "@flyte-auth/core/DevicePrompt"
@@ -45,6 +45,7 @@ import * as Ref from "effect/Ref"
 import type { Dispatcher } from "undici"
 import * as FlyteConfig from "./FlyteConfig.js"
 import * as NodeBrowser from "./NodeBrowser.js"
+import * as NodeCallbackPaste from "./NodeCallbackPaste.js"
 import * as NodeCommandRunner from "./NodeCommandRunner.js"
 import * as NodeCredentialLock from "./NodeCredentialLock.js"
 import * as NodeKeyring from "./NodeKeyring.js"
@@ -111,6 +112,15 @@ export interface Options {
    * container, no display, `BROWSER=none`).
    */
   readonly openBrowser?: boolean | undefined
+  /**
+   * What a login does when no browser is opened (none can be opened here, or `openBrowser: false`); Flyte 2's SDK
+   * calls this `headless`. `auto` (default): when the identity provider publishes a device authorization endpoint
+   * and the auth mode was not configured (no `authMode`, none in the config, no client secret), the login uses the
+   * device flow and says so; otherwise it is a PKCE login that prints the URL and, when stdin is a terminal, also
+   * accepts the redirected URL (or just the code) pasted there. `paste`: never switch, PKCE with the paste prompt.
+   * `off`: neither: print the URL and wait for the loopback callback only.
+   */
+  readonly headless?: Headless | undefined
   /** Called with the authorize URL of a PKCE login (in addition to the browser). */
   readonly onUrl?: ((url: string) => void) | undefined
   /** Called with the device-flow instructions instead of printing them to stderr. */
@@ -150,6 +160,20 @@ export interface Options {
   /** Replace the browser (e.g. a scripted user agent in tests). */
   readonly browser?: Layer.Layer<Browser.Browser> | undefined
 }
+
+/**
+ * The values of `Options.headless`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Headless = "auto" | "paste" | "off"
+
+/**
+ * @since 0.2.0
+ * @category constants
+ */
+export const headlessModes: ReadonlyArray<Headless> = ["auto", "paste", "off"]
 
 /**
  * What the layer resolved, for `status` and for building gRPC channels.
@@ -295,7 +319,15 @@ export const layer = (
     )
 
     const keyring = keyringLayer(options)
-    const browser = options.browser ?? browserLayer(options, resolved.browserCommand)
+    const headless = options.headless ?? "auto"
+    if (!headlessModes.includes(headless)) {
+      return yield* new AuthenticationError({
+        reason: "Config",
+        description: `The headless option is "${String(headless)}": use one of ${headlessModes.join(", ")}`
+      })
+    }
+    const noBrowser = noBrowserReason(options, resolved.browserCommand)
+    const browser = options.browser ?? browserLayer(noBrowser, resolved.browserCommand)
     const prompt = options.onDeviceCode === undefined
       ? Layer.succeed(DevicePrompt.DevicePrompt, { show: (prompt) => Console.error(DevicePrompt.format(prompt)) })
       : Layer.succeed(DevicePrompt.DevicePrompt, {
@@ -307,6 +339,7 @@ export const layer = (
       // Processes sharing this keyring refresh one at a time (see NodeCredentialLock).
       NodeCredentialLock.layerForKeyring.pipe(Layer.provide(keyring)),
       browser,
+      headless === "off" ? Layer.empty : NodeCallbackPaste.layerIfTerminal,
       prompt,
       NodeLoopbackServer.layer,
       commandRunner,
@@ -327,6 +360,13 @@ export const layer = (
         allowInteractive: options.allowInteractive,
         deviceTimeout: resolved.deviceFlowTimeout,
         devicePollInterval: resolved.devicePollInterval,
+        deviceFlowWithoutBrowser: headless === "auto" && noBrowser !== undefined && !resolved.authModeConfigured
+          ? {
+            because: noBrowser,
+            hint: "to log in with PKCE instead (and paste the redirect), set headless to paste " +
+              "(flyte-auth: --headless paste) or the auth mode to Pkce"
+          }
+          : undefined,
         pkce: {
           timeout: resolved.pkceTimeout,
           redirectPort: options.redirectPort,
@@ -601,11 +641,20 @@ const keyringLayer = (options: Options): Layer.Layer<Keyring.Keyring> =>
 const stripDns = (endpoint: string | undefined): string | undefined =>
   endpoint === undefined ? undefined : endpoint.trim().replace(/^dns:\/\/\//i, "")
 
+/** Why no browser is opened for a login, or `undefined` when one is (a given browser or command, or the system's). */
+const noBrowserReason = (options: Options, command: ReadonlyArray<string> | undefined): string | undefined =>
+  options.browser !== undefined || command !== undefined || options.openBrowser === true
+    ? undefined
+    : options.openBrowser === false
+    ? "it is turned off (--no-browser, openBrowser: false)"
+    : NodeBrowser.noBrowserHere()
+
 const browserLayer = (
-  options: Options,
+  noBrowser: string | undefined,
   command: ReadonlyArray<string> | undefined
 ): Layer.Layer<Browser.Browser> => {
   if (command !== undefined) return NodeBrowser.layerCommand(command)
-  if (options.openBrowser === false) return NodeBrowser.layerCallback(() => undefined)
-  return options.openBrowser === true ? NodeBrowser.layerSystem : NodeBrowser.layerDetect
+  return noBrowser === undefined
+    ? NodeBrowser.layerSystem
+    : Layer.succeed(Browser.Browser, NodeBrowser.makeNone(noBrowser))
 }

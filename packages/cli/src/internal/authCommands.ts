@@ -99,6 +99,7 @@ export const authOptions = (
       browserCommand: pick(args.browserCommand),
       redirectPort: pick(args.redirectPort),
       openBrowser: Option.isSome(args.noBrowser) ? false : undefined,
+      headless: pick(args.headless),
       caCertFilePath: pick(args.caCertFilePath),
       insecureSkipVerify: pick(args.insecureSkipVerify),
       httpProxyUrl: pick(args.httpProxyUrl),

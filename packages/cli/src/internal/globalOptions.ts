@@ -128,6 +128,15 @@ export const globalOptions = {
     "Do not open a browser for a PKCE login, only print its URL (also the default over SSH, in a container, without " +
       "a display, or with BROWSER=none)."
   ),
+  headless: Options.choice("headless", ["auto", "paste", "off"] as const).pipe(
+    Options.withDescription(
+      "What a login does when no browser is opened (--no-browser, SSH, a container, no display, BROWSER=none). " +
+        "auto: the device flow when the IdP offers it and no auth mode is configured (it says so), else PKCE with the " +
+        "URL printed and the redirected URL (or code) accepted when pasted into the terminal; paste: always that PKCE " +
+        "login; off: print the URL and wait for the callback only. Default: auto (Flyte 2's SDK: headless)."
+    ),
+    Options.optional
+  ),
   redirectPort: Options.integer("redirect-port").pipe(
     Options.withDescription(
       "Pin the PKCE callback port (replaces the redirect URI's port): a busy port is then an error. Without it, a " +
@@ -194,6 +203,7 @@ export interface GlobalArgs {
   readonly browserCommand: Option.Option<string>
   readonly redirectPort: Option.Option<number>
   readonly noBrowser: Option.Option<boolean>
+  readonly headless: Option.Option<"auto" | "paste" | "off">
   readonly caCertFilePath: Option.Option<string>
   readonly insecureSkipVerify: Option.Option<boolean>
   readonly httpProxyUrl: Option.Option<string>
