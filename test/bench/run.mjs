@@ -14,14 +14,15 @@ import { fileURLToPath } from "node:url"
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.join(here, "..", "..")
 
-/** In run order; cli-token last (it needs the bundled CLI). */
+/** In run order; cli-token (it needs the bundled CLI) and cold-start (fresh processes) last. */
 const benchmarks = [
   { name: "grpc-overhead", file: "grpc-overhead.mjs" },
   { name: "http-overhead", file: "http-overhead.mjs" },
   { name: "refresh-storm", file: "refresh-storm.mjs" },
   { name: "cache-hit", file: "cache-hit.mjs" },
   { name: "soak", file: "soak.mjs" },
-  { name: "cli-token", file: "cli-token.mjs" }
+  { name: "cli-token", file: "cli-token.mjs" },
+  { name: "cold-start", file: "cold-start.mjs" }
 ]
 
 const wanted = process.argv.slice(2)

@@ -4,6 +4,7 @@
  * by the real codec, same endpoint resolution as `AuthLayer.resolve`, and it bails out on everything else.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { ApiKey } from "@flyte-auth/connect"
 import { AuthMode, Credentials, Keyring } from "@flyte-auth/core"
 import { AuthLayer, NodeKeyring } from "@flyte-auth/node"
 import * as DateTime from "effect/DateTime"
@@ -55,6 +56,7 @@ describe("fast token path", () => {
     expect([...keyringBackends]).toEqual([...NodeKeyring.backendNames])
     expect([...FastToken.entryKeys].sort()).toEqual(Object.keys(Credentials.Credentials.fields).sort())
     expect(FastToken.authModeAliases).toEqual(AuthMode.aliases)
+    expect(FastToken.apiKeyEnvVars).toEqual(ApiKey.envVars)
   })
 
   it("decides freshness exactly as Credentials.isFresh, on entries written by the real codec", () => {
@@ -170,6 +172,14 @@ describe("fast token path", () => {
       expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "memory"])).toBeUndefined()
       expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "file", "extra"])).toBeUndefined()
       expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "file"], env)).toBeUndefined()
+      // An API key names its own endpoint and client: the full path decodes it.
+      for (const name of ApiKey.envVars) {
+        expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "file"], { ...noConfig, [name]: "a2V5" }))
+          .toBeUndefined()
+      }
+      expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "file", "--api-key", "a2V5"]))
+        .toBeUndefined()
+      expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "file", "--flyte", "2"])).toBeUndefined()
       // A credentials file that is not private is left to the full path (which tightens it, with a warning).
       const file = Path.join(
         store,

@@ -9,6 +9,7 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import { Authenticator, make } from "./Authenticator.js"
 import { AuthenticationError } from "./AuthError.js"
@@ -17,8 +18,9 @@ import type { Browser } from "./Browser.js"
 import { ClientConfig, ClientConfigStore } from "./ClientConfig.js"
 import * as ClientCredentials from "./ClientCredentials.js"
 import type { CommandRunner } from "./CommandRunner.js"
+import * as Credentials from "./Credentials.js"
 import * as DeviceCode from "./DeviceCode.js"
-import type { DevicePrompt } from "./DevicePrompt.js"
+import { DevicePrompt } from "./DevicePrompt.js"
 import * as ExternalCommand from "./ExternalCommand.js"
 import type * as Keyring from "./Keyring.js"
 import type { LoopbackServer } from "./LoopbackServer.js"
@@ -50,6 +52,13 @@ export interface FlowOptions {
   readonly authMethod?: ClientCredentials.AuthMethod | undefined
   /** `Pkce`: browser pages, timeout, extra authorize parameters, URL callback. */
   readonly pkce?: Omit<Pkce.Options, "endpoint" | "config" | "clientSecret"> | undefined
+  /**
+   * `Pkce`: set when no browser can be opened here and the login may then switch to the device flow (what Flyte 2's
+   * SDK calls `headless`). When the identity provider publishes a device authorization endpoint and a
+   * `DevicePrompt` is provided, the login runs the device flow instead, says so (`because`: why no browser, `hint`:
+   * how to keep PKCE), and its credentials are recorded as `DeviceFlow`; otherwise it is a PKCE login.
+   */
+  readonly deviceFlowWithoutBrowser?: { readonly because: string; readonly hint: string } | undefined
   /**
    * `DeviceFlow`: gives up earlier than the device code's expiry. With a `CredentialLock` it also bounds how long
    * the lock is held (`Policies.credentialLockHold`, 5 minutes plus a margin when not given).
@@ -123,14 +132,34 @@ export const layerFromMode = <M extends AuthMode>(
       const configError = (description: string) => new AuthenticationError({ reason: "Config", description })
       const m: AuthMode = mode
       switch (m) {
-        case "Pkce":
+        case "Pkce": {
+          const headless = options.deviceFlowWithoutBrowser
+          const prompt = yield* Effect.serviceOption(DevicePrompt)
           return yield* make({
             ...common,
             ...lockBound(options.pkce?.timeout),
             interactive: true,
             login: Effect.flatMap(config, (config) =>
-              Pkce.authenticate({ ...options.pkce, endpoint, config, clientSecret: options.clientSecret }))
+              headless !== undefined && Option.isSome(prompt) && config.deviceAuthorizationEndpoint !== undefined
+                ? Effect.logWarning(
+                  `No browser can be opened here (${headless.because}), so this login uses the device flow, which ` +
+                    `the identity provider offers; ${headless.hint}`
+                ).pipe(
+                  Effect.zipRight(DeviceCode.authenticate({
+                    endpoint,
+                    config,
+                    clientSecret: options.clientSecret,
+                    timeout: options.deviceTimeout,
+                    pollInterval: options.devicePollInterval
+                  })),
+                  Effect.map((credentials) =>
+                    new Credentials.Credentials({ ...credentials, authMode: "DeviceFlow" })
+                  ),
+                  Effect.provideService(DevicePrompt, prompt.value)
+                )
+                : Pkce.authenticate({ ...options.pkce, endpoint, config, clientSecret: options.clientSecret }))
           })
+        }
         case "DeviceFlow": {
           const resolved = yield* config
           if (resolved.deviceAuthorizationEndpoint === undefined) {

@@ -9,10 +9,14 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Encoding from "effect/Encoding"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import { AuthenticationError } from "./AuthError.js"
 import { Browser } from "./Browser.js"
+import * as CallbackPaste from "./CallbackPaste.js"
 import type { ClientConfig } from "./ClientConfig.js"
 import type { Credentials } from "./Credentials.js"
 import * as IdToken from "./IdToken.js"
@@ -73,6 +77,13 @@ export interface Options {
  * `?error=`), `StateMismatch` (the code is then not exchanged), `InvalidResponse`, or any reason of
  * `TokenClient.authorizationCode`. A browser that cannot be opened is only a warning: the URL is logged.
  *
+ * When the browser could not be opened and a `CallbackPaste` is provided (a terminal to type in), the user may also
+ * paste the address the identity provider redirected to (from a browser on any machine), or just its `code`: the
+ * first of the loopback callback and the paste wins. A pasted address is checked exactly like a callback (state,
+ * `error=`, code); a bare code carries no state, so that check cannot be made for it. A paste that is not a
+ * redirect of this attempt (another state, no code, not a URL) is reported and asked for again; a pasted
+ * `error=` ends the login as the callback would.
+ *
  * @example
  * ```ts
  * import { Pkce } from "@flyte-auth/core"
@@ -97,6 +108,7 @@ export const authenticate: (
   const timeout = Duration.decode(options.timeout ?? Policies.interactiveTimeout)
   const server = yield* LoopbackServer
   const browser = yield* Browser
+  const paste = yield* Effect.serviceOption(CallbackPaste.CallbackPaste)
 
   return yield* Effect.scoped(Effect.gen(function*() {
     const listener = yield* listen(server, configuredRedirectUri, options.redirectPort)
@@ -119,25 +131,45 @@ export const authenticate: (
     yield* Effect.logInfo(`To log in, open this URL in a browser: ${url}`)
     if (options.onUrl !== undefined) yield* options.onUrl(url)
     const openBrowser = browser.open(url).pipe(
+      Effect.as(true),
       Effect.catchAll((error) =>
-        Effect.logWarning(`Could not open a browser (${error.message}); open the URL above by hand`)
+        Effect.as(Effect.logWarning(`Could not open a browser (${error.message}); open the URL above by hand`), false)
       )
     )
     // The browser is opened while the callback is awaited, not before: a `Browser` that settles only once the page
     // is done (a callback awaiting a headless browser's visit) must not hold up the callback it leads to. A browser
-    // that never returns does not hang the login either: it is interrupted when the flow moves on.
-    const callback = yield* Effect.zipRight(Effect.fork(openBrowser), listener.next).pipe(
-      Effect.timeoutFail({
-        duration: timeout,
-        onTimeout: () =>
-          new AuthenticationError({
-            reason: "Timeout",
-            description: `No login callback arrived at ${redirectUri} within ${Duration.format(timeout)}`
-          })
-      })
+    // that never returns does not hang the login either: it is interrupted when the flow moves on. Only when it
+    // could not be opened is the user asked to paste the redirect too.
+    const opening = yield* Effect.fork(openBrowser)
+    const pasteOffered = yield* Ref.make(false)
+    const pasted = Option.match(paste, {
+      onNone: () => Effect.never,
+      onSome: (paste) =>
+        Effect.flatMap(
+          Fiber.join(opening),
+          (opened) => opened ? Effect.never : Effect.zipRight(Ref.set(pasteOffered, true), readPasted(paste, state))
+        )
+    })
+    const received = yield* Effect.raceFirst(
+      Effect.map(listener.next, (callback): Received => ({ callback, stateless: false })),
+      pasted
+    ).pipe(
+      Effect.timeout(timeout),
+      Effect.catchTag(
+        "TimeoutException",
+        () =>
+          Effect.flatMap(Ref.get(pasteOffered), (offered) =>
+            new AuthenticationError({
+              reason: "Timeout",
+              description: `No login callback arrived at ${redirectUri}${
+                offered ? " (and no redirect was pasted)" : ""
+              } within ${Duration.format(timeout)}`
+            }))
+      )
     )
+    const { callback } = received
     const failurePage = options.failurePage ?? defaultFailurePage
-    const credentials = yield* exchange(callback, {
+    const credentials = yield* exchange(received, {
       state,
       codeVerifier,
       redirectUri,
@@ -372,24 +404,52 @@ const constantTimeEquals = (a: string, b: string): boolean => {
   return difference === 0
 }
 
-/** Checks a callback and exchanges its code; the callback is not answered here. */
-const exchange = Effect.fnUntraced(function*(
-  callback: CallbackRequest,
-  attempt: {
-    readonly state: string
-    readonly codeVerifier: Redacted.Redacted<string>
-    readonly redirectUri: string
-    readonly tokenEndpoint: string
-    readonly endpoint: string
-    readonly client: TokenClient.ClientAuthentication
-  }
-) {
+/** A callback from the loopback server, or a pasted one; a pasted bare code has no state to check. */
+interface Received {
+  readonly callback: CallbackRequest
+  readonly stateless: boolean
+}
+
+/** The prompt for a paste, after a problem with the last one when there was one. */
+const pastePrompt = (problem: string | undefined): string =>
+  (problem === undefined ? "" : `${problem}\n`) +
+  "Or paste the address your browser was redirected to (or just the code) and press Enter: "
+
+/**
+ * Reads pasted lines until one is a redirect of this attempt (or a bare code). A paste that cannot be one is
+ * reported with the error a callback like it would get, and asked for again; the identity provider's `error=` ends
+ * the login. When the input ends, only the loopback callback is awaited.
+ */
+const readPasted = (
+  paste: CallbackPaste.CallbackPaste.Service,
+  state: string
+): Effect.Effect<Received, AuthenticationError> => {
+  const ask = (problem: string | undefined): Effect.Effect<Received, AuthenticationError> =>
+    Effect.flatMap(paste.read(pastePrompt(problem)), (line) => {
+      if (Option.isNone(line)) return Effect.never
+      const pasted = CallbackPaste.parse(line.value)
+      if (pasted._tag === "Invalid") return ask(`Not a login redirect: ${pasted.reason}.`)
+      const received: Received = { callback: pasted.callback, stateless: pasted._tag === "Code" }
+      return checkCallback(received, state).pipe(
+        Effect.as(received),
+        Effect.catchIf((error) => error.reason !== "CallbackError", (error) => ask(error.message))
+      )
+    })
+  return ask(undefined)
+}
+
+/**
+ * Checks a callback as RFC 6749 §4.1.2 and §10.12 ask: its state is this attempt's, it is not an error redirect,
+ * it carries a code. Answers the code.
+ */
+const checkCallback = Effect.fnUntraced(function*(received: Received, state: string) {
+  const { callback } = received
   // An error redirect without state still ends the attempt with the provider's error (some providers omit
   // state there, and nothing is exchanged either way); a wrong state is always a mismatch.
   if (
-    callback.state !== undefined
-      ? !constantTimeEquals(callback.state, attempt.state)
-      : callback.error === undefined
+    !received.stateless && (callback.state !== undefined
+      ? !constantTimeEquals(callback.state, state)
+      : callback.error === undefined)
   ) {
     return yield* new AuthenticationError({
       reason: "StateMismatch",
@@ -413,11 +473,27 @@ const exchange = Effect.fnUntraced(function*(
       description: "The login callback carried neither a code nor an error"
     })
   }
+  return callback.code
+})
+
+/** Checks a callback and exchanges its code; the callback is not answered here. */
+const exchange = Effect.fnUntraced(function*(
+  received: Received,
+  attempt: {
+    readonly state: string
+    readonly codeVerifier: Redacted.Redacted<string>
+    readonly redirectUri: string
+    readonly tokenEndpoint: string
+    readonly endpoint: string
+    readonly client: TokenClient.ClientAuthentication
+  }
+) {
+  const code = yield* checkCallback(received, attempt.state)
   return yield* TokenClient.authorizationCode({
     tokenEndpoint: attempt.tokenEndpoint,
     client: attempt.client,
     endpoint: attempt.endpoint,
-    code: callback.code,
+    code,
     codeVerifier: attempt.codeVerifier,
     redirectUri: attempt.redirectUri
   })

@@ -23,6 +23,10 @@ export * as AuthMode from "./AuthMode.js"
  */
 export * as Browser from "./Browser.js"
 /**
+ * @since 0.2.0
+ */
+export * as CallbackPaste from "./CallbackPaste.js"
+/**
  * @since 0.1.0
  */
 export * as ClientConfig from "./ClientConfig.js"

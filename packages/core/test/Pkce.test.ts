@@ -1,6 +1,6 @@
 import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Browser, ClientConfig, type Credentials, LoopbackServer, Pkce } from "@flyte-auth/core"
+import { Browser, CallbackPaste, ClientConfig, type Credentials, LoopbackServer, Pkce } from "@flyte-auth/core"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Logger, Queue, Redacted, Ref, TestClock } from "effect"
 import { createHash } from "node:crypto"
@@ -471,6 +471,139 @@ describe("Pkce.authenticate", () => {
       expect(yield* Queue.take(h.pages)).toEqual(LoopbackServer.endedPage)
       expect(yield* h.loopback.listening).toEqual([])
     }))
+})
+
+describe("Pkce.authenticate with a pasted redirect (no browser opened)", () => {
+  /** A login whose browser cannot be opened, with a paste reader; `redirect` builds a redirect of the attempt. */
+  const pasting = (setup: Parameters<typeof makeHarness>[0] = {}) =>
+    Effect.gen(function*() {
+      const h = yield* makeHarness({ browserFails: true, ...setup })
+      const paste = yield* CallbackPaste.makeScripted([])
+      const fiber = yield* Effect.fork(
+        h.run().pipe(Effect.provideService(CallbackPaste.CallbackPaste, paste.service))
+      )
+      const authorize = new URL(yield* Deferred.await(h.opened))
+      const redirect = (query: Record<string, string>) => {
+        const url = new URL(authorize.searchParams.get("redirect_uri")!)
+        for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value)
+        return url.toString()
+      }
+      return { h, paste, fiber, state: authorize.searchParams.get("state")!, redirect }
+    })
+
+  it.effect("exchanges the code of a pasted redirect URL, with the attempt's redirect URI", () =>
+    Effect.gen(function*() {
+      const { fiber, h, paste, redirect, state } = yield* pasting()
+      yield* paste.type(`  ${redirect({ code: "pasted-code", state })}  `)
+      const credentials = yield* Fiber.join(fiber)
+      expect(Redacted.value(credentials.accessToken)).toBe("at-123")
+      const [request] = yield* Ref.get(h.tokenRequests)
+      expect(request.form.get("code")).toBe("pasted-code")
+      expect(request.form.get("redirect_uri")).toBe("http://localhost:53593/callback")
+      expect(paste.prompts()).toHaveLength(1)
+      expect(paste.prompts()[0]).toContain("paste the address your browser was redirected to (or just the code)")
+      expect(h.logs.join("\n")).not.toContain("pasted-code")
+    }))
+
+  it.effect("a pasted redirect of another state is the StateMismatch message and the prompt again, nothing exchanged", () =>
+    Effect.gen(function*() {
+      const { fiber, h, paste, redirect, state } = yield* pasting()
+      yield* paste.type(redirect({ code: "old-code", state: "state-of-another-attempt" }))
+      yield* paste.type(redirect({ code: "no-state-code" }))
+      yield* paste.type("not a url at all")
+      yield* paste.type(redirect({ state }))
+      yield* paste.type(redirect({ code: "good-code", state }))
+      yield* Fiber.join(fiber)
+      const prompts = paste.prompts()
+      expect(prompts).toHaveLength(5)
+      expect(prompts[1]).toContain("carried a state that is not the one of this login attempt")
+      expect(prompts[2]).toContain("carried no state")
+      expect(prompts[3]).toContain("Not a login redirect")
+      expect(prompts[4]).toContain("carried neither a code nor an error")
+      for (const prompt of prompts) expect(prompt).not.toMatch(/old-code|no-state-code/)
+      const requests = yield* Ref.get(h.tokenRequests)
+      expect(requests.map((r) => r.form.get("code"))).toEqual(["good-code"])
+    }))
+
+  it.effect("accepts a bare code (no state to check) and a pasted query string", () =>
+    Effect.gen(function*() {
+      const bare = yield* pasting()
+      yield* bare.paste.type("bare-code-123")
+      yield* Fiber.join(bare.fiber)
+      expect((yield* Ref.get(bare.h.tokenRequests))[0].form.get("code")).toBe("bare-code-123")
+
+      const query = yield* pasting()
+      yield* query.paste.type(`?code=query-code&state=${encodeURIComponent(query.state)}`)
+      yield* Fiber.join(query.fiber)
+      expect((yield* Ref.get(query.h.tokenRequests))[0].form.get("code")).toBe("query-code")
+    }))
+
+  it.effect("a pasted error= from the identity provider ends the login as the callback would", () =>
+    Effect.gen(function*() {
+      const { fiber, h, paste, redirect, state } = yield* pasting()
+      yield* paste.type(redirect({ error: "access_denied", error_description: "no", state }))
+      const error = failure(yield* Fiber.await(fiber))
+      expect(error.reason).toBe("CallbackError")
+      expect(error.error).toBe("access_denied")
+      expect(yield* Ref.get(h.tokenRequests)).toEqual([])
+    }))
+
+  it.effect("the loopback callback still wins while the prompt waits", () =>
+    Effect.gen(function*() {
+      const { fiber, h, paste, redirect, state } = yield* pasting()
+      yield* Effect.yieldNow()
+      const page = yield* Effect.fork(h.loopback.request(redirect({ code: "callback-code", state })))
+      yield* Fiber.join(fiber)
+      expect((yield* Fiber.join(page)).status).toBe(200)
+      expect((yield* Ref.get(h.tokenRequests))[0].form.get("code")).toBe("callback-code")
+      expect(paste.prompts()).toHaveLength(1)
+    }))
+
+  it.effect("with the input ended, waits for the callback alone", () =>
+    Effect.gen(function*() {
+      const { fiber, h, paste, redirect, state } = yield* pasting()
+      yield* paste.end
+      yield* Effect.yieldNow()
+      yield* h.loopback.request(redirect({ code: "callback-code", state }))
+      yield* Fiber.join(fiber)
+      expect(paste.prompts()).toHaveLength(1)
+    }))
+
+  it.effect("a timeout says that nothing was pasted either", () =>
+    Effect.gen(function*() {
+      const { fiber } = yield* pasting()
+      yield* TestClock.adjust(Duration.minutes(5))
+      const error = failure(yield* Fiber.await(fiber))
+      expect(error.reason).toBe("Timeout")
+      expect(error.message).toContain("(and no redirect was pasted) within 5m")
+    }))
+
+  it.effect("asks nothing when the browser was opened", () =>
+    Effect.gen(function*() {
+      const h = yield* makeHarness({ visit: approve })
+      const paste = yield* CallbackPaste.makeScripted([])
+      yield* h.run().pipe(Effect.provideService(CallbackPaste.CallbackPaste, paste.service))
+      expect(paste.prompts()).toEqual([])
+    }))
+})
+
+describe("CallbackPaste.parse", () => {
+  it("reads URLs, queries and bare codes; rejects what is neither", () => {
+    const code = (line: string) => {
+      const pasted = CallbackPaste.parse(line)
+      return pasted._tag === "Invalid"
+        ? pasted._tag
+        : [pasted._tag, pasted.callback.code && Redacted.value(pasted.callback.code), pasted.callback.state]
+    }
+    expect(code("http://localhost:53593/callback?code=c1&state=s1")).toEqual(["Redirect", "c1", "s1"])
+    expect(code("\"http://127.0.0.1:1/callback?state=s2&code=c%2B2#frag\"")).toEqual(["Redirect", "c+2", "s2"])
+    expect(code("code=c3&state=s3")).toEqual(["Redirect", "c3", "s3"])
+    expect(code("?code=c4")).toEqual(["Redirect", "c4", undefined])
+    expect(code(" c5.-_~xyz ")).toEqual(["Code", "c5.-_~xyz", undefined])
+    expect(code("")).toBe("Invalid")
+    expect(code("two words")).toBe("Invalid")
+    expect(code("http://[bad")).toBe("Invalid")
+  })
 })
 
 describe("Pkce.escapeHtml", () => {

@@ -124,15 +124,23 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
   })
 
   // The fast path: the last credentials handed out, answered without entering the runtime while they are fresh.
+  // The header key comes from the client configuration, which only `headers()` needs: `accessToken()` on a valid
+  // stored token does not fetch it.
   let current: Credentials.Credentials | undefined
   let currentToken: string | undefined
   let currentHeaders: Record<string, string> | undefined
+  let headerKey: string | undefined
   let freshUntil = 0
-  const remember = (credentials: Credentials.Credentials, headerKey: string) => {
+  const remember = (credentials: Credentials.Credentials, key = headerKey) => {
     current = credentials
     currentToken = Redacted.value(credentials.accessToken)
-    const header = AuthHeader.make(headerKey, credentials)
-    currentHeaders = { [header.key]: Redacted.value(header.value) }
+    headerKey = key
+    if (key === undefined) {
+      currentHeaders = undefined
+    } else {
+      const header = AuthHeader.make(key, credentials)
+      currentHeaders = { [header.key]: Redacted.value(header.value) }
+    }
     freshUntil = Credentials.freshUntil(credentials)
   }
   const forget = () => {
@@ -141,13 +149,20 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
     currentHeaders = undefined
     freshUntil = 0
   }
+  const withHeader = (credentials: Effect.Effect<Credentials.Credentials, AuthError, Authenticator>) =>
+    Effect.flatMap(Authenticator, (auth) => Effect.zip(credentials, auth.header)).pipe(
+      Effect.tap(([credentials, header]) => Effect.sync(() => remember(credentials, header.key))),
+      Effect.map(([credentials]) => credentials)
+    )
   const load = (call?: CallOptions) =>
     run(
-      Effect.flatMap(Authenticator, (auth) => Effect.zip(auth.credentials, auth.header)).pipe(
-        Effect.tap(([credentials, header]) => Effect.sync(() => remember(credentials, header.key)))
+      Effect.flatMap(Authenticator, (auth) => auth.credentials).pipe(
+        Effect.tap((credentials) => Effect.sync(() => remember(credentials)))
       ),
       call
     )
+  const loadWithHeader = (call?: CallOptions) =>
+    run(Effect.flatMap(Authenticator, (auth) => withHeader(auth.credentials)), call)
 
   const accessToken = async (call?: CallOptions): Promise<string> => {
     if (currentToken !== undefined && Date.now() < freshUntil) return currentToken
@@ -158,7 +173,7 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
   const headers = async (call?: CallOptions): Promise<Record<string, string>> => {
     const cached = cachedHeaders()
     if (cached !== undefined) return { ...cached }
-    await load(call)
+    await loadWithHeader(call)
     return { ...currentHeaders! }
   }
   const credentials = async (call?: CallOptions): Promise<Credentials.Credentials> => {
@@ -168,17 +183,7 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
   }
   const refresh = (call?: CallOptions): Promise<Credentials.Credentials> => {
     forget()
-    return run(
-      Effect.flatMap(
-        Authenticator,
-        (auth) =>
-          Effect.tap(
-            Effect.zip(auth.refresh, auth.header),
-            ([credentials, header]) => Effect.sync(() => remember(credentials, header.key))
-          )
-      ),
-      call
-    ).then(([credentials]) => credentials)
+    return run(Effect.flatMap(Authenticator, (auth) => withHeader(auth.refresh)), call)
   }
   /** After a server rejected `sentHeaders`: refreshes unless a concurrent caller already replaced that token. */
   const rejected = (sentHeaders: Readonly<Record<string, string>>, call?: CallOptions): Promise<unknown> => {
@@ -189,12 +194,11 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
     const held = currentHeaders
     if (held !== undefined && sent.some((header) => held[header.key] === Redacted.value(header.value))) forget()
     return run(
-      Effect.flatMap(Authenticator, (auth) =>
-        Effect.zipRight(
-          Effect.forEach(sent, auth.invalidate, { discard: true }),
-          Effect.tap(Effect.zip(auth.credentials, auth.header), ([credentials, header]) =>
-            Effect.sync(() => remember(credentials, header.key)))
-        )),
+      Effect.flatMap(
+        Authenticator,
+        (auth) =>
+          Effect.zipRight(Effect.forEach(sent, auth.invalidate, { discard: true }), withHeader(auth.credentials))
+      ),
       call
     )
   }

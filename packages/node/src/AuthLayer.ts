@@ -18,11 +18,12 @@
  * @since 0.1.0
  */
 import * as HttpClient from "@effect/platform/HttpClient"
+import * as ApiKey from "@flyte-auth/connect/ApiKey"
 import type * as Authenticator from "@flyte-auth/core/Authenticator"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
 import * as AuthHttpClient from "@flyte-auth/core/AuthHttpClient"
 import * as AuthMode from "@flyte-auth/core/AuthMode"
-import type * as Browser from "@flyte-auth/core/Browser"
+import * as Browser from "@flyte-auth/core/Browser"
 import * as ClientConfig from "@flyte-auth/core/ClientConfig"
 import * as Credentials from "@flyte-auth/core/Credentials"
 import * as DevicePrompt from "@flyte-auth/core/DevicePrompt"
@@ -41,9 +42,11 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Ref from "effect/Ref"
 import type { Dispatcher } from "undici"
 import * as FlyteConfig from "./FlyteConfig.js"
 import * as NodeBrowser from "./NodeBrowser.js"
+import * as NodeCallbackPaste from "./NodeCallbackPaste.js"
 import * as NodeCommandRunner from "./NodeCommandRunner.js"
 import * as NodeCredentialLock from "./NodeCredentialLock.js"
 import * as NodeKeyring from "./NodeKeyring.js"
@@ -58,8 +61,25 @@ import * as NodeLoopbackServer from "./NodeLoopbackServer.js"
  * @category models
  */
 export interface Options {
-  /** Flyte admin: `host:port` (gRPC; `dns:///` accepted) or an `http(s)://` base URL (HTTP metadata). */
+  /**
+   * Flyte admin: `host:port` (`dns:///` accepted) or an `http(s)://` base URL. Which API it speaks is detected
+   * (see `flyte`).
+   */
   readonly endpoint?: string | undefined
+  /**
+   * Which Flyte the endpoint is: `2` (Flyte 2: `flyteidl2.auth.AuthMetadataService` over ConnectRPC), `1` (Flyte 1:
+   * `AuthMetadataService` over gRPC for a `host:port` endpoint, its HTTP routes for an `http(s)://` one), or
+   * `"auto"` (default): Flyte 2 is asked first and Flyte 1 when the endpoint does not answer as Flyte 2, once
+   * per layer (the first metadata fetch). `2` also searches for the config file in Flyte 2's order (see
+   * `FlyteConfig.configFiles`). An API key means `2` unless this says otherwise.
+   */
+  readonly flyte?: 1 | 2 | "auto" | undefined
+  /**
+   * A Flyte 2 API key (base64 of `endpoint:client_id:client_secret:org`): a client-credentials login against the
+   * key's endpoint (`endpoint`, `clientId`, `clientSecret` and `authMode` given here still win). Default: the
+   * first of `FLYTE_API_KEY`, `EAGER_API_KEY`, `_UNION_EAGER_API_KEY` that is set.
+   */
+  readonly apiKey?: string | Redacted.Redacted<string> | undefined
   /** Plaintext gRPC / HTTP instead of TLS. */
   readonly insecure?: boolean | undefined
   /** `Pkce`, `DeviceFlow`, `ClientSecret`, `ExternalCommand`, or one of flytekit's aliases. Default `Pkce`. */
@@ -93,6 +113,15 @@ export interface Options {
    * container, no display, `BROWSER=none`).
    */
   readonly openBrowser?: boolean | undefined
+  /**
+   * What a login does when no browser is opened (none can be opened here, or `openBrowser: false`); Flyte 2's SDK
+   * calls this `headless`. `auto` (default): when the identity provider publishes a device authorization endpoint
+   * and the auth mode was not configured (no `authMode`, none in the config, no client secret), the login uses the
+   * device flow and says so; otherwise it is a PKCE login that prints the URL and, when stdin is a terminal, also
+   * accepts the redirected URL (or just the code) pasted there. `paste`: never switch, PKCE with the paste prompt.
+   * `off`: neither: print the URL and wait for the loopback callback only.
+   */
+  readonly headless?: Headless | undefined
   /** Called with the authorize URL of a PKCE login (in addition to the browser). */
   readonly onUrl?: ((url: string) => void) | undefined
   /** Called with the device-flow instructions instead of printing them to stderr. */
@@ -134,6 +163,20 @@ export interface Options {
 }
 
 /**
+ * The values of `Options.headless`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Headless = "auto" | "paste" | "off"
+
+/**
+ * @since 0.2.0
+ * @category constants
+ */
+export const headlessModes: ReadonlyArray<Headless> = ["auto", "paste", "off"]
+
+/**
  * What the layer resolved, for `status` and for building gRPC channels.
  *
  * @since 0.1.0
@@ -143,6 +186,11 @@ export interface ResolvedSettings {
   readonly endpoint: string
   /** The configured client id (`undefined`: the admin's): with `endpoint`, whose keyring entry is used. */
   readonly clientId: string | undefined
+  /**
+   * Which Flyte the endpoint is (`Options.flyte`); detected by the first metadata fetch when not configured, so
+   * this may fetch the client configuration.
+   */
+  readonly flyte: Effect.Effect<1 | 2, AuthenticationError>
   readonly authMode: AuthMode.AuthMode
   readonly insecure: boolean
   readonly keyringBackend: string
@@ -193,13 +241,21 @@ export const parseArgv = (
  * @category constructors
  */
 export const resolve = Effect.fn("AuthLayer.resolve")(function*(options: Options) {
+  const apiKey = options.apiKey !== undefined
+    ? { key: yield* ApiKey.decode(options.apiKey, "The apiKey option (--api-key)"), from: "apiKey" }
+    : yield* Effect.map(
+      ApiKey.fromEnv(options.env ?? process.env),
+      (found) => found === undefined ? undefined : { key: found.key, from: found.envVar }
+    )
+  const platform = options.flyte ?? (apiKey === undefined ? "auto" : 2)
   const flyte = yield* FlyteConfig.load({
     configFile: options.configFile,
+    configSearch: platform === 2 ? "flyte2" : "flyte1",
     env: options.env,
     clientSecretEnvVar: options.clientSecretEnvVar,
     clientSecretLocation: options.clientSecretLocation
   })
-  const endpoint = stripDns(options.endpoint ?? flyte.endpoint)
+  const endpoint = stripDns(options.endpoint ?? apiKey?.key.endpoint ?? flyte.endpoint)
   if (endpoint === undefined || endpoint === "") {
     return yield* new AuthenticationError({
       reason: "Config",
@@ -208,26 +264,29 @@ export const resolve = Effect.fn("AuthLayer.resolve")(function*(options: Options
     })
   }
   const clientSecret = options.clientSecret === undefined
-    ? flyte.clientSecret
+    ? apiKey?.key.clientSecret ?? flyte.clientSecret
     : Redacted.isRedacted(options.clientSecret)
     ? options.clientSecret
     : Redacted.make(options.clientSecret)
-  // As in Flyte's config: an explicit mode is kept; without one, a client secret means ClientSecret.
+  // As in Flyte's config: an explicit mode is kept; without one, a client secret means ClientSecret (and an API key
+  // is one, whatever the config file says).
   const authMode: AuthMode.AuthMode = options.authMode !== undefined
     ? yield* AuthMode.parse(options.authMode)
-    : flyte.authModeExplicit || clientSecret === undefined
+    : apiKey === undefined && (flyte.authModeExplicit || clientSecret === undefined)
     ? flyte.authMode
     : "ClientSecret"
   const timeout = options.timeoutSeconds === undefined ? undefined : Duration.seconds(options.timeoutSeconds)
   return {
     endpoint,
+    flyte: platform,
+    apiKeyFrom: apiKey?.from,
     authMode,
     authModeConfigured: options.authMode !== undefined || flyte.authModeExplicit || clientSecret !== undefined,
     insecure: options.insecure ?? flyte.insecure ?? false,
     insecureSkipVerify: options.insecureSkipVerify ?? flyte.insecureSkipVerify ?? false,
     caCertFilePath: options.caCertFilePath ?? flyte.caCertFilePath,
     httpProxyUrl: options.httpProxyUrl ?? flyte.httpProxyUrl,
-    clientId: options.clientId ?? flyte.clientId,
+    clientId: options.clientId ?? apiKey?.key.clientId ?? flyte.clientId,
     clientSecret,
     scopes: options.scopes ?? flyte.scopes,
     audience: options.audience ?? flyte.audience,
@@ -257,10 +316,21 @@ export const layer = (
   Layer.unwrapScoped(Effect.gen(function*() {
     const resolved = yield* resolve(options)
     const { endpoint } = resolved
-    const { commandRunner, configStore, dispatcher, httpClient, proxyToken } = yield* oauthServices(options, resolved)
+    const { commandRunner, configStore, detected, dispatcher, httpClient, proxyToken } = yield* oauthServices(
+      options,
+      resolved
+    )
 
     const keyring = keyringLayer(options)
-    const browser = options.browser ?? browserLayer(options, resolved.browserCommand)
+    const headless = options.headless ?? "auto"
+    if (!headlessModes.includes(headless)) {
+      return yield* new AuthenticationError({
+        reason: "Config",
+        description: `The headless option is "${String(headless)}": use one of ${headlessModes.join(", ")}`
+      })
+    }
+    const noBrowser = noBrowserReason(options, resolved.browserCommand)
+    const browser = options.browser ?? browserLayer(noBrowser, resolved.browserCommand)
     const prompt = options.onDeviceCode === undefined
       ? Layer.succeed(DevicePrompt.DevicePrompt, { show: (prompt) => Console.error(DevicePrompt.format(prompt)) })
       : Layer.succeed(DevicePrompt.DevicePrompt, {
@@ -272,6 +342,7 @@ export const layer = (
       // Processes sharing this keyring refresh one at a time (see NodeCredentialLock).
       NodeCredentialLock.layerForKeyring.pipe(Layer.provide(keyring)),
       browser,
+      headless === "off" ? Layer.empty : NodeCallbackPaste.layerIfTerminal,
       prompt,
       NodeLoopbackServer.layer,
       commandRunner,
@@ -292,6 +363,13 @@ export const layer = (
         allowInteractive: options.allowInteractive,
         deviceTimeout: resolved.deviceFlowTimeout,
         devicePollInterval: resolved.devicePollInterval,
+        deviceFlowWithoutBrowser: headless === "auto" && noBrowser !== undefined && !resolved.authModeConfigured
+          ? {
+            because: noBrowser,
+            hint: "to log in with PKCE instead (and paste the redirect), set headless to paste " +
+              "(flyte-auth: --headless paste) or the auth mode to Pkce"
+          }
+          : undefined,
         pkce: {
           timeout: resolved.pkceTimeout,
           redirectPort: options.redirectPort,
@@ -308,6 +386,11 @@ export const layer = (
         return {
           endpoint,
           clientId: resolved.clientId,
+          // Configured, else known once the configuration was fetched (a fixed one: Flyte 1).
+          flyte: Effect.flatMap(Ref.get(detected), (known) =>
+            known !== undefined
+              ? Effect.succeed(known)
+              : Effect.zipRight(store.get, Effect.map(Ref.get(detected), (flyte) => flyte ?? 1))),
           authMode: mode,
           insecure: resolved.insecure,
           caCertFilePath: resolved.caCertFilePath,
@@ -415,16 +498,7 @@ const oauthServices = Effect.fnUntraced(function*(
     redirectUri: options.redirectUri,
     headerKey: resolved.authorizationHeader
   }
-  const metadataStore = options.clientConfig !== undefined
-    ? ClientConfig.layerStatic(ClientConfig.withOverrides(
-      options.clientConfig instanceof ClientConfig.ClientConfig
-        ? options.clientConfig
-        : new ClientConfig.ClientConfig(options.clientConfig),
-      overrides
-    ))
-    : resolved.authorizationServerUrl !== undefined
-    ? ClientConfig.layerOidcDiscovery(resolved.authorizationServerUrl, overrides).pipe(Layer.provide(httpClient))
-    : /^https?:\/\//i.test(endpoint)
+  const flyte1Store = /^https?:\/\//i.test(endpoint)
     ? ClientConfig.layerFlyteHttp(endpoint, overrides).pipe(Layer.provide(httpClient))
     : Layer.unwrapEffect(Effect.gen(function*() {
       const [GrpcAuth, RemoteClientConfigStore] = yield* Effect.promise(() =>
@@ -445,6 +519,62 @@ const oauthServices = Effect.fnUntraced(function*(
         overrides
       })
     }))
+  // connect-node is loaded only for an endpoint that may be Flyte 2.
+  const flyte2Fetch = Effect.gen(function*() {
+    const [ConnectAuth, ConnectClientConfigStore, NodeConnectTransport] = yield* Effect.promise(() =>
+      Promise.all([
+        import("@flyte-auth/connect/ConnectAuth"),
+        import("@flyte-auth/connect/ConnectClientConfigStore"),
+        import("./NodeConnectTransport.js")
+      ])
+    )
+    const transport = yield* NodeConnectTransport.make({
+      endpoint,
+      insecure: resolved.insecure,
+      caCertFilePath: resolved.caCertFilePath,
+      insecureSkipVerify: resolved.insecureSkipVerify,
+      interceptors: proxyToken === undefined ? [] : [yield* ConnectAuth.proxyInterceptor(proxyToken)]
+    })
+    return yield* ConnectClientConfigStore.fetchConfig({ endpoint, transport, overrides })
+  })
+  const detected = yield* Ref.make<1 | 2 | undefined>(resolved.flyte === "auto" ? undefined : resolved.flyte)
+  const metadataStore = options.clientConfig !== undefined
+    ? ClientConfig.layerStatic(ClientConfig.withOverrides(
+      options.clientConfig instanceof ClientConfig.ClientConfig
+        ? options.clientConfig
+        : new ClientConfig.ClientConfig(options.clientConfig),
+      overrides
+    ))
+    : resolved.authorizationServerUrl !== undefined
+    ? ClientConfig.layerOidcDiscovery(resolved.authorizationServerUrl, overrides).pipe(Layer.provide(httpClient))
+    : resolved.flyte === 1
+    ? flyte1Store
+    : resolved.flyte === 2
+    ? Layer.scoped(ClientConfig.ClientConfigStore, ClientConfig.makeCached(flyte2Fetch))
+    : Layer.scoped(
+      ClientConfig.ClientConfigStore,
+      Effect.gen(function*() {
+        // Flyte 2 first; Flyte 1 (built only then) when the endpoint does not answer as Flyte 2. When neither
+        // answers, Flyte 1's error is the one reported (a Flyte 1 user sees what they always saw).
+        const scope = yield* Effect.scope
+        const flyte1 = yield* Effect.cached(
+          Effect.map(Layer.buildWithScope(flyte1Store, scope), Context.get(ClientConfig.ClientConfigStore))
+        )
+        return yield* ClientConfig.makeCached(
+          flyte2Fetch.pipe(
+            Effect.tap(() => Ref.set(detected, 2)),
+            Effect.catchAll((notFlyte2) =>
+              Effect.flatMap(flyte1, (store) => store.get).pipe(
+                Effect.tap(() => Ref.set(detected, 1)),
+                Effect.tapError(() =>
+                  Effect.logDebug(`${endpoint} does not answer as Flyte 2 either: ${notFlyte2.description}`)
+                )
+              )
+            )
+          )
+        )
+      })
+    )
   // The proxy token before the metadata: a failing or hanging proxy command is reported as itself (reason
   // `CommandFailed` or `Timeout`, naming the proxy command), not as the metadata call it would fail inside.
   const configStore = proxyToken === undefined ? metadataStore : Layer.effect(
@@ -452,7 +582,7 @@ const oauthServices = Effect.fnUntraced(function*(
     Effect.map(ClientConfig.ClientConfigStore, (store) => ({ get: Effect.zipRight(proxyToken.get, store.get) }))
   ).pipe(Layer.provide(metadataStore))
 
-  return { commandRunner, configStore, dispatcher, httpClient, proxyToken }
+  return { commandRunner, configStore, detected, dispatcher, httpClient, proxyToken }
 })
 
 /**
@@ -523,11 +653,20 @@ const keyringLayer = (options: Options): Layer.Layer<Keyring.Keyring> =>
 const stripDns = (endpoint: string | undefined): string | undefined =>
   endpoint === undefined ? undefined : endpoint.trim().replace(/^dns:\/\/\//i, "")
 
+/** Why no browser is opened for a login, or `undefined` when one is (a given browser or command, or the system's). */
+const noBrowserReason = (options: Options, command: ReadonlyArray<string> | undefined): string | undefined =>
+  options.browser !== undefined || command !== undefined || options.openBrowser === true
+    ? undefined
+    : options.openBrowser === false
+    ? "it is turned off (--no-browser, openBrowser: false)"
+    : NodeBrowser.noBrowserHere()
+
 const browserLayer = (
-  options: Options,
+  noBrowser: string | undefined,
   command: ReadonlyArray<string> | undefined
 ): Layer.Layer<Browser.Browser> => {
   if (command !== undefined) return NodeBrowser.layerCommand(command)
-  if (options.openBrowser === false) return NodeBrowser.layerCallback(() => undefined)
-  return options.openBrowser === true ? NodeBrowser.layerSystem : NodeBrowser.layerDetect
+  return noBrowser === undefined
+    ? NodeBrowser.layerSystem
+    : Layer.succeed(Browser.Browser, NodeBrowser.makeNone(noBrowser))
 }

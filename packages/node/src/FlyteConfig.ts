@@ -45,7 +45,7 @@ import * as Redacted from "effect/Redacted"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import * as Yaml from "yaml"
+import type * as YamlModule from "yaml"
 import { errorMessage } from "./internal/optionalModule.js"
 
 /**
@@ -252,7 +252,15 @@ const makeSource = (provider: ConfigProvider.ConfigProvider, describe: (key: str
 
 const environmentSource = (provider: ConfigProvider.ConfigProvider): Source => makeSource(provider, (key) => key)
 
-const parseYaml = (text: string, file: string): Either.Either<Record<string, unknown>, AuthenticationError> => {
+// The YAML parser (70-odd modules) is loaded only when there is a config file to read.
+const parseYaml = (text: string, file: string): Effect.Effect<Record<string, unknown>, AuthenticationError> =>
+  Effect.flatMap(Effect.promise(() => import("yaml")), (Yaml) => parseYamlWith(Yaml, text, file))
+
+const parseYamlWith = (
+  Yaml: typeof YamlModule,
+  text: string,
+  file: string
+): Either.Either<Record<string, unknown>, AuthenticationError> => {
   let document: unknown
   try {
     // Warnings (e.g. an unknown tag) would go to stderr with an excerpt of the file: errors only.
@@ -636,7 +644,7 @@ export const fromSources = (
 ): Effect.Effect<FlyteOptions, AuthenticationError> =>
   Effect.gen(function*() {
     const fileName = options.configFile ?? "the Flyte config"
-    const file = yamlText === undefined ? undefined : yield* Either.map(
+    const file = yamlText === undefined ? undefined : yield* Effect.map(
       parseYaml(yamlText, fileName),
       (document) => makeSource(ConfigProvider.fromJson(document), (key) => `${key} in ${fileName}`)
     )
@@ -692,7 +700,7 @@ export const load: (options?: LoadOptions) => Effect.Effect<FlyteOptions, Authen
     )
     if (text !== undefined) break
   }
-  const file = text === undefined ? undefined : yield* Either.map(
+  const file = text === undefined ? undefined : yield* Effect.map(
     parseYaml(text, path),
     (document) => makeSource(ConfigProvider.fromJson(document), (key) => `${key} in ${path}`)
   )

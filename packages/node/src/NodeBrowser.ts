@@ -197,26 +197,26 @@ export const inContainer = (env: Readonly<Record<string, string | undefined>> = 
   nonBlank(env.container) !== undefined || Fs.existsSync("/.dockerenv") || Fs.existsSync("/run/.containerenv")
 
 /**
- * The browser of this machine: the system one (`layerSystem`), or, when `noBrowserReason` says none can be
- * opened, one that only prints the URL and reports why it opened nothing (the PKCE flow warns and waits for the
- * callback, from a browser the user opens anywhere that reaches it).
+ * `noBrowserReason` for this process (its platform, environment and kernel, and whether it runs in a container).
  *
  * @since 0.2.0
- * @category layers
+ * @category utils
  */
-export const layerDetect: Layer.Layer<Browser.Browser> = Layer.sync(Browser.Browser, () => {
-  const reason = noBrowserReason({
-    platform: process.platform,
-    env: process.env,
-    osRelease: Os.release(),
-    inContainer: inContainer()
+export const noBrowserHere = (): string | undefined =>
+  noBrowserReason({ platform: process.platform, env: process.env, osRelease: Os.release(), inContainer: inContainer() })
+
+/**
+ * A browser that opens nothing: it prints the URL and fails with reason `Browser`, saying why (`reason`), so that
+ * the PKCE flow warns, and offers to paste the redirect when it can read from a terminal.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeNone = (reason: string): Browser.Browser.Service => ({
+  open: Effect.fn("NodeBrowser.open")(function*(url: string) {
+    yield* printUrl(url)
+    return yield* Effect.fail(browserError(`no browser is opened here: ${reason}`))
   })
-  return reason === undefined ? makeSystem : {
-    open: Effect.fn("NodeBrowser.open")(function*(url: string) {
-      yield* printUrl(url)
-      return yield* Effect.fail(browserError(`no browser is opened here: ${reason}`))
-    })
-  }
 })
 
 const nonBlank = (value: string | undefined): string | undefined =>

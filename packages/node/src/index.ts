@@ -19,6 +19,10 @@ export * as NodeCredentialLock from "./NodeCredentialLock.js"
  */
 export * as NodeLoopbackServer from "./NodeLoopbackServer.js"
 /**
+ * @since 0.2.0
+ */
+export * as NodeCallbackPaste from "./NodeCallbackPaste.js"
+/**
  * @since 0.1.0
  */
 export * as NodeTransport from "./NodeTransport.js"

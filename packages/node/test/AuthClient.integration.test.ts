@@ -172,6 +172,29 @@ describe("createAuthClient", () => {
     expect(sandbox.stats().tokenRequests.client_credentials ?? 0).toBe(0)
   })
 
+  it("accessToken() on a valid stored token fetches nothing (no metadata, no token); headers() fetches the header key", async () => {
+    const keyringDir = Fs.mkdtempSync(Path.join(dir, "stored-"))
+    const stored = {
+      ...clientSecretOptions(),
+      keyring: "file" as const,
+      env: { ...env, FLYTE_AUTH_CREDENTIALS_DIR: keyringDir }
+    }
+    {
+      await using login = await createAuthClient({ ...stored, logLevel: "None" })
+      await login.accessToken()
+    }
+    sandbox.resetStats()
+    await using auth = await createAuthClient({ ...stored, logLevel: "None" })
+    const token = await auth.accessToken()
+    expect((await auth.credentials()).endpoint).toBe(sandbox.adminGrpc)
+    const quiet = sandbox.stats()
+    expect([quiet.admin.oauth2MetadataCalls, quiet.admin.publicClientConfigCalls]).toEqual([0, 0])
+    expect(quiet.tokenRequests.client_credentials).toBe(0)
+    expect(await auth.headers()).toEqual({ [sandbox.headerKey]: `Bearer ${token}` })
+    expect(sandbox.stats().admin.publicClientConfigCalls).toBe(1)
+    expect(sandbox.stats().tokenRequests.client_credentials).toBe(0)
+  })
+
   it("answers repeated accessToken calls from the cache, without new token requests", async () => {
     await using auth = await createAuthClient(clientSecretOptions())
     const first = await auth.accessToken()
@@ -498,5 +521,69 @@ describe("createAuthClient", () => {
     const auth = await createAuthClient(clientSecretOptions())
     await auth.close()
     await expect(auth.accessToken()).rejects.toThrow("closed")
+  })
+})
+
+describe("createAuthClient without a browser (headless)", () => {
+  it("with no auth mode configured, switches to the device flow the IdP offers, and records it as DeviceFlow", async () => {
+    const urls: Array<string> = []
+    const prompts: Array<string> = []
+    await using auth = await createAuthClient({
+      endpoint: sandbox.adminGrpc,
+      insecure: true,
+      keyring: "memory",
+      openBrowser: false,
+      onUrl: (url) => void urls.push(url),
+      onDeviceCode: (prompt) => {
+        prompts.push(prompt.userCode)
+        void UserAgent.approveDevice(prompt, sandbox.user)
+      },
+      logLevel: "None",
+      env
+    })
+    const credentials = await auth.credentials()
+    expect(credentials.authMode).toBe("DeviceFlow")
+    expect(prompts).toHaveLength(1)
+    expect(urls).toEqual([])
+  })
+
+  it("headless paste (or a pinned Pkce) keeps the PKCE login: the URL is handed out, no device code is asked for", async () => {
+    for (const pin of [{ headless: "paste" as const }, { authMode: "Pkce" }]) {
+      const prompts: Array<string> = []
+      const urls: Array<string> = []
+      await using auth = await createAuthClient({
+        endpoint: sandbox.adminGrpc,
+        insecure: true,
+        keyring: "memory",
+        openBrowser: false,
+        redirectUri: "http://127.0.0.1:0/callback",
+        onUrl: (url) => {
+          urls.push(url)
+          void UserAgent.authorize(url, sandbox.user)
+        },
+        onDeviceCode: (prompt) => void prompts.push(prompt.userCode),
+        logLevel: "None",
+        env,
+        ...pin
+      })
+      const credentials = await auth.credentials()
+      expect(credentials.authMode, JSON.stringify(pin)).not.toBe("DeviceFlow")
+      expect(urls, JSON.stringify(pin)).toHaveLength(1)
+      expect(prompts).toEqual([])
+    }
+  })
+
+  it("an unknown headless value is a Config error", async () => {
+    await expect(createAuthClient({
+      endpoint: sandbox.adminGrpc,
+      insecure: true,
+      keyring: "memory",
+      headless: "sometimes" as never,
+      logLevel: "None",
+      env
+    })).rejects.toMatchObject({
+      reason: "Config",
+      message: expect.stringContaining("headless")
+    })
   })
 })

@@ -5,8 +5,18 @@
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { ClientConfig, ClientCredentials, DeviceCode, DevicePrompt, ExternalCommand } from "@flyte-auth/core"
-import { NodeCommandRunner } from "@flyte-auth/node"
+import {
+  Authenticator,
+  Browser,
+  ClientConfig,
+  ClientCredentials,
+  DeviceCode,
+  DevicePrompt,
+  ExternalCommand,
+  Flows,
+  Keyring
+} from "@flyte-auth/core"
+import { NodeCommandRunner, NodeLoopbackServer } from "@flyte-auth/node"
 import { type Sandbox, startSandbox, UserAgent } from "@flyte-auth/sandbox"
 import { DateTime, Effect, Layer, Redacted } from "effect"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -154,5 +164,61 @@ describe("flows against the sandbox IdP", () => {
       const me = yield* whoami(credentials.accessToken)
       expect(me.status).toBe(200)
       expect(me.json.client_id).toBe(sandbox.clients.confidential.clientId)
+    }))
+})
+
+describe("Flows: the Pkce mode without a browser (deviceFlowWithoutBrowser)", () => {
+  /** A Pkce login whose browser is the sandbox's user agent; `device` says whether the config has the device endpoint. */
+  const login = (device: boolean, prompt: Layer.Layer<DevicePrompt.DevicePrompt> | undefined) => {
+    const pkceConfig = new ClientConfig.ClientConfig({
+      ...config,
+      authorizationEndpoint: sandbox.endpoints.authorization,
+      redirectUri: "http://127.0.0.1:0/callback",
+      deviceAuthorizationEndpoint: device ? sandbox.endpoints.deviceAuthorization : undefined
+    })
+    const opened: Array<string> = []
+    const browser = Browser.layerScripted((url) =>
+      Effect.sync(() => opened.push(url)).pipe(
+        Effect.zipRight(Effect.tryPromise(() => UserAgent.authorize(url, sandbox.user)))
+      )
+    )
+    const services = Layer.mergeAll(
+      Keyring.layerMemory,
+      ClientConfig.layerStatic(pkceConfig),
+      NodeHttpClient.layerUndici,
+      browser,
+      NodeLoopbackServer.layer,
+      prompt ?? Layer.empty
+    )
+    return Effect.flatMap(Authenticator.Authenticator, (auth) => auth.credentials).pipe(
+      Effect.provide(
+        Flows.layerFromMode("Pkce", {
+          endpoint: sandbox.adminHttp,
+          deviceFlowWithoutBrowser: { because: "there is no display", hint: "pin Pkce to keep it" }
+        }).pipe(Layer.provide(services))
+      ),
+      Effect.map((credentials) => ({ credentials, opened }))
+    )
+  }
+  const approving = DevicePrompt.layerScripted((p) =>
+    Effect.tryPromise(() =>
+      UserAgent.approveDevice({ verificationUriComplete: p.verificationUriComplete! }, sandbox.user)
+    )
+  )
+
+  it.live("with a device endpoint and a prompt: the device flow, recorded as DeviceFlow; no browser opened", () =>
+    Effect.gen(function*() {
+      const { credentials, opened } = yield* login(true, approving)
+      expect(credentials.authMode).toBe("DeviceFlow")
+      expect(opened).toEqual([])
+    }))
+
+  it.live("without a device endpoint, or without a DevicePrompt: the PKCE login", () =>
+    Effect.gen(function*() {
+      for (const [device, prompt] of [[false, approving], [true, undefined]] as const) {
+        const { credentials, opened } = yield* login(device, prompt)
+        expect(credentials.authMode).not.toBe("DeviceFlow")
+        expect(opened).toHaveLength(1)
+      }
     }))
 })

@@ -19,6 +19,8 @@ export const parseScopes = (input: string): Array<string> => input.split(/[\s,]+
  */
 export const valueOptions: ReadonlyArray<string> = [
   "endpoint",
+  "flyte",
+  "api-key",
   "config",
   "auth-mode",
   "client-id",
@@ -32,6 +34,7 @@ export const valueOptions: ReadonlyArray<string> = [
   "keyring",
   "browser-command",
   "redirect-port",
+  "headless",
   "ca-cert-file-path",
   "http-proxy-url",
   "timeout"

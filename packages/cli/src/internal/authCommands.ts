@@ -81,6 +81,11 @@ export const authOptions = (
     const pick = <A>(o: Option.Option<A>): A | undefined => Option.getOrUndefined(o)
     const options: AuthLayer.Options = {
       endpoint: pick(args.endpoint),
+      flyte: Option.match(args.flyte, {
+        onNone: () => undefined,
+        onSome: (flyte) => flyte === "auto" ? "auto" : flyte === "2" ? 2 : 1
+      }),
+      apiKey: pick(args.apiKey),
       insecure: pick(args.insecure),
       configFile: pick(args.config),
       authMode: pick(args.authMode),
@@ -95,6 +100,7 @@ export const authOptions = (
       browserCommand: pick(args.browserCommand),
       redirectPort: pick(args.redirectPort),
       openBrowser: Option.isSome(args.noBrowser) ? false : undefined,
+      headless: pick(args.headless),
       caCertFilePath: pick(args.caCertFilePath),
       insecureSkipVerify: pick(args.insecureSkipVerify),
       httpProxyUrl: pick(args.httpProxyUrl),
@@ -541,6 +547,10 @@ export const whoami = (args: GlobalArgs) =>
       // Obtain the token first, so that "not logged in" is reported as such and not as a failed call.
       yield* (allowInteractive(args, "whoami") ? withProgress(auth.accessToken) : auth.accessToken)
       const timeout = Duration.seconds(30)
+      if ((yield* settings.flyte) === 2) {
+        const Connect = yield* Effect.promise(() => import("./connectUserInfo.js"))
+        return yield* Console.log(JSON.stringify(yield* Connect.userInfo(settings, timeout), null, 2))
+      }
       if (/^https?:\/\//i.test(settings.endpoint)) {
         const client = yield* HttpClient.HttpClient
         const url = `${settings.endpoint.replace(/\/+$/, "")}/me`

@@ -56,6 +56,14 @@ const acceptedFlags = new Set(["insecure", "verbose", "interactive", "no-interac
 
 type Env = Readonly<Record<string, string | undefined>>
 
+/**
+ * The variables of a Flyte 2 API key (`ApiKey.envVars`): with one set, the endpoint and client come from the key,
+ * which this path does not decode.
+ *
+ * @internal
+ */
+export const apiKeyEnvVars: ReadonlyArray<string> = ["FLYTE_API_KEY", "EAGER_API_KEY", "_UNION_EAGER_API_KEY"]
+
 const nonBlank = (value: string | undefined): string | undefined =>
   value === undefined || value.trim() === "" ? undefined : value.trim()
 
@@ -288,6 +296,7 @@ export const tryFastToken = async (
   if (parsed.flags.has("interactive") && parsed.flags.has("no-interactive")) return undefined
   const backend = parsed.values.get("keyring") ?? "auto"
   if (backend !== "file" && backend !== "keytar" && backend !== "auto") return undefined
+  if (apiKeyEnvVars.some((name) => nonBlank(env[name]) !== undefined)) return undefined
   const caller = await resolveCaller({
     endpoint: parsed.values.get("endpoint"),
     config: parsed.values.get("config"),

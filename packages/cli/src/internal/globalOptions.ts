@@ -35,6 +35,20 @@ export const globalOptions = {
     "Flyte admin endpoint HOST:PORT (a dns:/// prefix is accepted). Config: admin.endpoint, FLYTE_PLATFORM_URL.",
     "HOST:PORT"
   ),
+  flyte: Options.choice("flyte", ["1", "2", "auto"]).pipe(
+    Options.withDescription(
+      "Which Flyte the endpoint is: 2 (flyteidl2 over ConnectRPC), 1 (flyteidl over gRPC, or its HTTP routes for an " +
+        "http(s):// endpoint), or auto: ask Flyte 2 first, then Flyte 1. 2 also looks for the config file in Flyte " +
+        "2's order (./config.yaml, ./.flyte, ~/.union, ~/.flyte). Default: auto (2 with an API key)."
+    ),
+    Options.optional
+  ),
+  apiKey: text(
+    "api-key",
+    "A Flyte 2 API key (a client-credentials login against the endpoint it names). Prefer the environment: " +
+      "FLYTE_API_KEY (also EAGER_API_KEY, _UNION_EAGER_API_KEY), which is not visible to other users of this machine.",
+    "KEY"
+  ),
   insecure: flag(
     "insecure",
     "Plaintext gRPC/HTTP to the admin (no TLS). Config: admin.insecure, FLYTE_PLATFORM_INSECURE."
@@ -114,6 +128,15 @@ export const globalOptions = {
     "Do not open a browser for a PKCE login, only print its URL (also the default over SSH, in a container, without " +
       "a display, or with BROWSER=none)."
   ),
+  headless: Options.choice("headless", ["auto", "paste", "off"] as const).pipe(
+    Options.withDescription(
+      "What a login does when no browser is opened (--no-browser, SSH, a container, no display, BROWSER=none). " +
+        "auto: the device flow when the IdP offers it and no auth mode is configured (it says so), else PKCE with the " +
+        "URL printed and the redirected URL (or code) accepted when pasted into the terminal; paste: always that PKCE " +
+        "login; off: print the URL and wait for the callback only. Default: auto (Flyte 2's SDK: headless)."
+    ),
+    Options.optional
+  ),
   redirectPort: Options.integer("redirect-port").pipe(
     Options.withDescription(
       "Pin the PKCE callback port (replaces the redirect URI's port): a busy port is then an error. Without it, a " +
@@ -163,6 +186,8 @@ export const globalOptions = {
  */
 export interface GlobalArgs {
   readonly endpoint: Option.Option<string>
+  readonly flyte: Option.Option<"1" | "2" | "auto">
+  readonly apiKey: Option.Option<string>
   readonly insecure: Option.Option<boolean>
   readonly config: Option.Option<string>
   readonly authMode: Option.Option<string>
@@ -178,6 +203,7 @@ export interface GlobalArgs {
   readonly browserCommand: Option.Option<string>
   readonly redirectPort: Option.Option<number>
   readonly noBrowser: Option.Option<boolean>
+  readonly headless: Option.Option<"auto" | "paste" | "off">
   readonly caCertFilePath: Option.Option<string>
   readonly insecureSkipVerify: Option.Option<boolean>
   readonly httpProxyUrl: Option.Option<string>
