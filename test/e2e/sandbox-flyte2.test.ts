@@ -166,6 +166,31 @@ describe("flyte-auth sandbox --flyte 2 (built CLI)", () => {
     }
   })
 
+  it("a Flyte 2 API key (FLYTE_API_KEY, --api-key): a client-credentials login against the key's endpoint", async () => {
+    const { info } = flyte2
+    const key = Buffer.from(
+      `${info.adminConnect}:${info.confidentialClientId}:${info.confidentialClientSecret}:None`
+    ).toString("base64")
+    const options = { env: { FLYTE_API_KEY: key }, timeoutMs: 40_000 }
+    // No endpoint, client or mode on the command line: all of it comes from the key.
+    const token = await runCli(home, ["token", "--insecure", "--keyring", "memory"], options)
+    expect(token.code, token.stderr).toBe(0)
+    expect(jwtClaims(token.stdout.trim()).sub).toBe(info.confidentialClientId)
+    const whoami = await runCli(home, ["whoami", "--insecure", "--keyring", "memory"], options)
+    expect(JSON.parse(whoami.stdout)).toMatchObject({ subject: info.confidentialClientId })
+    const flag = await runCli(home, ["token", "--api-key", key, "--insecure", "--keyring", "memory"], {
+      timeoutMs: 40_000
+    })
+    expect(jwtClaims(flag.stdout.trim()).sub).toBe(info.confidentialClientId)
+
+    // A malformed key: a usage-like failure naming where it came from, never the key itself.
+    const bad = Buffer.from("no-colons-here").toString("base64")
+    const failed = await runCli(home, ["token", "--keyring", "memory"], { env: { FLYTE_API_KEY: bad } })
+    expect(failed.code).toBe(1)
+    expect(failed.stderr).toMatch(/FLYTE_API_KEY is not a valid Flyte API key/)
+    expect(failed.stderr).not.toContain(bad)
+  })
+
   it("--flyte 2 --require-proxy-token: the proxy is in front of both admins", async () => {
     const { info } = proxied
     expect(info.adminConnect).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)

@@ -118,7 +118,9 @@ export const resolveCaller = async (
   if (text !== undefined) {
     let document: unknown
     try {
-      const Yaml = await import("yaml")
+      // `yaml` is CommonJS: the bundle's chunk of it exports only `default`.
+      const imported = await import("yaml")
+      const Yaml = (imported as { default?: typeof imported }).default ?? imported
       document = Yaml.parse(text)
     } catch {
       return undefined
