@@ -429,9 +429,9 @@ export interface LogoutResult {
  * Logs out of the endpoint without building the `Authenticator`, so for any auth mode and without starting or
  * checking a flow: the stored refresh token is revoked at the identity provider (RFC 7009, see
  * `Revocation.revokeCredentials`), then the stored credentials of the configured client are deleted (the other
- * clients' logins on the endpoint stay). A failed revocation (the IdP or the admin
- * cannot be reached, it refuses) is a warning and the local delete still happens; a keyring that cannot read or
- * delete fails with its `KeyringError`. `flyte-auth logout` is this.
+ * clients' logins on the endpoint stay). A failed revocation (the IdP or the admin cannot be reached, it refuses) is
+ * a warning and the local delete still happens; a keyring that cannot read or delete fails with its `KeyringError`.
+ * `flyte-auth logout` is this.
  *
  * @since 0.2.0
  * @category constructors
