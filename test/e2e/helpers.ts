@@ -164,6 +164,8 @@ export interface SandboxInfo {
   readonly publicClientId: string
   readonly confidentialClientId: string
   readonly confidentialClientSecret: string
+  readonly ciClientId: string
+  readonly ciClientSecret: string
   readonly username: string
   readonly password: string
 }

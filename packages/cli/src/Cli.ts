@@ -88,14 +88,20 @@ const token = Command.make(
 
 const status = Command.make(
   "status",
-  { ...globalOptions, json: Options.boolean("json").pipe(Options.withDescription("Print one JSON object.")) },
-  ({ json, ...args }) => runAuth(args, (m, merged) => m.status(merged, json))
+  {
+    ...globalOptions,
+    json: Options.boolean("json").pipe(Options.withDescription("Print one JSON object.")),
+    all: Options.boolean("all").pipe(Options.withDescription("List the stored logins of every endpoint."))
+  },
+  ({ all, json, ...args }) => runAuth(args, (m, merged) => m.status(merged, json, all))
 ).pipe(
   Command.withDescription(
-    "Show the endpoint, auth mode, keyring backend and the stored credentials (subject, scopes, expiry); " +
-      "offline: nothing is contacted, nothing refreshed. \"logged in\" (loggedIn with --json) means `token` can " +
-      "hand out a token without a new login: credentials are stored, and their access token is still fresh, or a " +
-      "refresh token is stored, or the auth mode needs no user (ClientSecret, ExternalCommand)."
+    "Show the endpoint, client id, auth mode, keyring backend and the selected login (subject, scopes, expiry), " +
+      "then every stored login of the endpoint (--all: of every endpoint), the selected one marked *; offline: " +
+      "nothing is contacted, nothing refreshed. \"logged in\" (loggedIn with --json) means `token` can hand out a " +
+      "token without a new login: credentials are stored for this client and mode, and their access token is " +
+      "still fresh, or a refresh token is stored, or the auth mode needs no user (ClientSecret, ExternalCommand). " +
+      "Exits with 1 when not logged in, so that scripts can test it."
   )
 )
 
@@ -104,7 +110,9 @@ const logout = Command.make(
   globalOptions,
   (args) => runAuth(args, (m, merged) => m.logout(merged))
 ).pipe(
-  Command.withDescription("Forget the stored credentials for the endpoint (offline: only the keyring is touched).")
+  Command.withDescription(
+    "Revoke and forget the stored credentials of the endpoint and the configured client (other clients' logins stay)."
+  )
 )
 
 const whoami = Command.make(

@@ -84,6 +84,8 @@ export interface Options {
   readonly publicClientId?: string
   /** The confidential (client credentials) client. Default id `"flytepropeller"`, random secret. */
   readonly confidentialClient?: { readonly clientId?: string; readonly clientSecret?: string }
+  /** A second confidential client, for two service accounts on one endpoint. Default id `"flyte-ci"`, random secret. */
+  readonly ciClient?: { readonly clientId?: string; readonly clientSecret?: string }
   /** Redirect URI published by `GetPublicClientConfig`. Default `"http://localhost:53593/callback"` (like Flyte). */
   readonly redirectUri?: string
   /** Scopes published by `GetPublicClientConfig`. Default `["all", "offline_access"]`. */
@@ -293,6 +295,8 @@ export interface Service {
   readonly clients: {
     readonly public: { readonly clientId: string }
     readonly confidential: { readonly clientId: string; readonly clientSecret: string }
+    /** The second confidential client (`ciClient`). */
+    readonly ci: { readonly clientId: string; readonly clientSecret: string }
   }
   readonly user: { readonly username: string; readonly password: string; readonly subject: string }
   readonly stats: () => Stats
@@ -376,6 +380,8 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
   const confidentialClientId = options.confidentialClient?.clientId ?? "flytepropeller"
   const confidentialClientSecret = options.confidentialClient?.clientSecret ??
     crypto.randomBytes(24).toString("base64url")
+  const ciClientId = options.ciClient?.clientId ?? "flyte-ci"
+  const ciClientSecret = options.ciClient?.clientSecret ?? crypto.randomBytes(24).toString("base64url")
   const redirectUri = options.redirectUri ?? "http://localhost:53593/callback"
   const scopes = [...(options.scopes ?? ["all", "offline_access"])]
   const onServerError = options.onServerError ?? (() => {})
@@ -403,6 +409,8 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
     publicClientId,
     confidentialClientId,
     confidentialClientSecret,
+    ciClientId,
+    ciClientSecret,
     audience,
     resourceScopes: ["all"],
     deviceFlow: options.deviceFlow ?? true,
@@ -503,7 +511,8 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
     },
     clients: {
       public: { clientId: publicClientId },
-      confidential: { clientId: confidentialClientId, clientSecret: confidentialClientSecret }
+      confidential: { clientId: confidentialClientId, clientSecret: confidentialClientSecret },
+      ci: { clientId: ciClientId, clientSecret: ciClientSecret }
     },
     user: { username, password, subject: user.subject },
     stats: () => ({

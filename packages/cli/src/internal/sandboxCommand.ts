@@ -53,6 +53,9 @@ export interface SandboxInfo {
   readonly publicClientId: string
   readonly confidentialClientId: string
   readonly confidentialClientSecret: string
+  /** The second service account, for a second login on the same endpoint. */
+  readonly ciClientId: string
+  readonly ciClientSecret: string
   readonly username: string
   readonly password: string
 }
@@ -93,6 +96,8 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
       publicClientId: sandbox.clients.public.clientId,
       confidentialClientId: sandbox.clients.confidential.clientId,
       confidentialClientSecret: sandbox.clients.confidential.clientSecret,
+      ciClientId: sandbox.clients.ci.clientId,
+      ciClientSecret: sandbox.clients.ci.clientSecret,
       username: sandbox.user.username,
       password: sandbox.user.password
     }
