@@ -35,10 +35,12 @@ const moduleUrlPlugin = (own) => ({
 
 /**
  * Bundles `entryPoints` (name → source) of the package in `pkg` into `outdir` (chunks in `outdir/chunks/`, which is
- * emptied first); `external` names what is loaded at run time by name. Answers the sizes of the output files,
+ * emptied first); `external` names what is loaded at run time by name, `plugins` come after the shared one. Answers the sizes of the output files,
  * relative to `pkg`.
  */
-export const bundle = async ({ pkg, entryPoints, outdir, external = [], sourcemap = false, esbuildOptions = {} }) => {
+export const bundle = async (
+  { pkg, entryPoints, outdir, external = [], sourcemap = false, plugins = [], esbuildOptions = {} }
+) => {
   rmSync(path.join(outdir, "chunks"), { recursive: true, force: true })
   // From an entry (in outdir) and from a chunk (one level deeper) to packages/.
   const up = path.relative(outdir, packagesDir).split(path.sep).join("/") + "/"
@@ -72,7 +74,7 @@ export const bundle = async ({ pkg, entryPoints, outdir, external = [], sourcema
         ") ? " + JSON.stringify(`../${up}`) + " : " + JSON.stringify(up) + ") + p, import.meta.url).href;"
       ].join("\n")
     },
-    plugins: [moduleUrlPlugin(path.join(pkg, "src"))],
+    plugins: [moduleUrlPlugin(path.join(pkg, "src")), ...plugins],
     ...esbuildOptions
   })
   return Object.entries(result.metafile.outputs)
