@@ -52,6 +52,7 @@ import * as NodeCommandRunner from "./NodeCommandRunner.js"
 import * as NodeCredentialLock from "./NodeCredentialLock.js"
 import * as NodeKeyring from "./NodeKeyring.js"
 import * as NodeLoopbackServer from "./NodeLoopbackServer.js"
+import * as NodeTransport from "./NodeTransport.js"
 
 /**
  * How to authenticate. Every field is optional: what is not given comes from Flyte's config file
@@ -474,17 +475,13 @@ const oauthServices = Effect.fnUntraced(function*(
   // One dispatcher, closed with this layer: under the HttpClient here and under the facade's `fetch`.
   const scope = yield* Effect.scope
   const transportOnce = yield* Effect.cached(
-    Effect.promise(() => import("./NodeTransport.js")).pipe(
-      Effect.flatMap((NodeTransport) =>
-        NodeTransport.makeDispatcher({
-          httpProxyUrl: resolved.httpProxyUrl,
-          caCertFilePath: resolved.caCertFilePath,
-          insecureSkipVerify: resolved.insecureSkipVerify
-        }).pipe(
-          Scope.extend(scope),
-          Effect.map((dispatcher) => ({ dispatcher, client: NodeTransport.fromDispatcher(dispatcher) }))
-        )
-      )
+    NodeTransport.makeDispatcher({
+      httpProxyUrl: resolved.httpProxyUrl,
+      caCertFilePath: resolved.caCertFilePath,
+      insecureSkipVerify: resolved.insecureSkipVerify
+    }).pipe(
+      Scope.extend(scope),
+      Effect.map((dispatcher) => ({ dispatcher, client: NodeTransport.fromDispatcher(dispatcher) }))
     )
   )
   const dispatcher = Effect.map(transportOnce, (transport) => transport.dispatcher)
