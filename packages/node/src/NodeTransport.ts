@@ -11,7 +11,6 @@
  *
  * @since 0.1.0
  */
-import type * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
@@ -28,8 +27,7 @@ import { errorMessage } from "./internal/optionalModule.js"
 
 // undici (110-odd modules) and @effect/platform-node's client on it are loaded by the first dispatcher made or
 // request sent, not by importing this module (which the `@flyte-auth/node` barrel does).
-const loadUndici = Effect.promise(() => import("undici"))
-const loadNodeHttpClient = Effect.promise(() => import("@effect/platform-node/NodeHttpClient"))
+const loadUndici = Effect.promise(() => import("./internal/undici.js"))
 
 /**
  * How to reach the identity provider and the Flyte admin. The names match `FlyteConfig.FlyteOptions`, so a
@@ -179,10 +177,7 @@ export const fromDispatcher = (
   const client = HttpClient.make((request) =>
     Effect.suspend(() =>
       undiciClient === undefined
-        ? Effect.map(
-          loadNodeHttpClient,
-          (Client: typeof NodeHttpClient) => (undiciClient = Client.makeUndici(dispatcher))
-        )
+        ? Effect.map(loadUndici, (undici) => (undiciClient = undici.makeUndici(dispatcher)))
         : Effect.succeed(undiciClient)
     ).pipe(Effect.flatMap((client) => client.execute(request)))
   )
