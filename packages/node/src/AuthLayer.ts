@@ -481,7 +481,9 @@ const oauthServices = Effect.fnUntraced(function*(
       insecureSkipVerify: resolved.insecureSkipVerify
     }).pipe(
       Scope.extend(scope),
-      Effect.map((dispatcher) => ({ dispatcher, client: NodeTransport.fromDispatcher(dispatcher) }))
+      Effect.map((dispatcher) => ({ dispatcher, client: NodeTransport.fromDispatcher(dispatcher) })),
+      // Made once: a caller interrupted meanwhile (an aborted signal) must not leave it interrupted for all.
+      Effect.uninterruptible
     )
   )
   const dispatcher = Effect.map(transportOnce, (transport) => transport.dispatcher)
