@@ -8,6 +8,9 @@
 //   `import.meta.url` is rewritten to the module's original location, relative to the output file (entries sit in
 //   `outdir`, chunks in `outdir/chunks/`).
 // - CommonJS dependencies that are bundled get a `require` (createRequire of the output file).
+// - A CommonJS package that the sources only `import()` gets a chunk whose one export is `default` (its
+//   `module.exports`): take `.default` when present (FlyteConfig's yaml), or import it statically from a module that
+//   is itself imported on demand (packages/node/src/internal/undici.ts).
 import * as esbuild from "esbuild"
 import { rmSync } from "node:fs"
 import { readFile } from "node:fs/promises"
@@ -35,12 +38,10 @@ const moduleUrlPlugin = (own) => ({
 
 /**
  * Bundles `entryPoints` (name → source) of the package in `pkg` into `outdir` (chunks in `outdir/chunks/`, which is
- * emptied first); `external` names what is loaded at run time by name, `plugins` come after the shared one. Answers the sizes of the output files,
+ * emptied first); `external` names what is loaded at run time by name. Answers the sizes of the output files,
  * relative to `pkg`.
  */
-export const bundle = async (
-  { pkg, entryPoints, outdir, external = [], sourcemap = false, plugins = [], esbuildOptions = {} }
-) => {
+export const bundle = async ({ pkg, entryPoints, outdir, external = [], sourcemap = false, esbuildOptions = {} }) => {
   rmSync(path.join(outdir, "chunks"), { recursive: true, force: true })
   // From an entry (in outdir) and from a chunk (one level deeper) to packages/.
   const up = path.relative(outdir, packagesDir).split(path.sep).join("/") + "/"
@@ -74,7 +75,7 @@ export const bundle = async (
         ") ? " + JSON.stringify(`../${up}`) + " : " + JSON.stringify(up) + ") + p, import.meta.url).href;"
       ].join("\n")
     },
-    plugins: [moduleUrlPlugin(path.join(pkg, "src")), ...plugins],
+    plugins: [moduleUrlPlugin(path.join(pkg, "src"))],
     ...esbuildOptions
   })
   return Object.entries(result.metafile.outputs)

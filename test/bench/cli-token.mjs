@@ -56,15 +56,22 @@ const run = (args, extraEnv = {}) =>
 
 const sandbox = await startSandbox()
 try {
-  const common = ["--endpoint", sandbox.adminGrpc, "--insecure", "--keyring", "file"]
+  // The service account's own keyring entry (credentials are kept per endpoint and client id).
+  const common = [
+    "--endpoint",
+    sandbox.adminGrpc,
+    "--insecure",
+    "--keyring",
+    "file",
+    "--auth-mode",
+    "ClientSecret",
+    "--client-id",
+    sandbox.clients.confidential.clientId
+  ]
   await run([
     bin,
     "login",
     ...common,
-    "--auth-mode",
-    "ClientSecret",
-    "--client-id",
-    sandbox.clients.confidential.clientId,
     "--client-secret-env-var",
     "FLYTE_BENCH_CLIENT_SECRET"
   ], { FLYTE_BENCH_CLIENT_SECRET: sandbox.clients.confidential.clientSecret })

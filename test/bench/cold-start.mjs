@@ -59,7 +59,23 @@ const run = (code, expected) =>
     })
   })
 
-const options = JSON.stringify({ endpoint, insecure: true, keyring: "file", configFile, env: {} })
+// The stored login is an ExternalCommand one (its "login" prints the token); the measured clients are of that mode
+// too, since a stored entry is only handed to a client of its own mode and client id (its command never runs: the
+// stored token is valid).
+const command = [
+  process.execPath,
+  "-e",
+  `process.stdout.write(${JSON.stringify(JSON.stringify({ access_token: token, expires_in: 86400 }))})`
+]
+const options = JSON.stringify({
+  endpoint,
+  insecure: true,
+  keyring: "file",
+  configFile,
+  env: {},
+  authMode: "ExternalCommand",
+  command
+})
 const scripts = {
   facade: (entry) => `
     const { createAuthClient } = await import(${JSON.stringify(entry)})
@@ -93,8 +109,6 @@ await run(`
   const { createAuthClient } = await import("@flyte-auth/node")
   const auth = await createAuthClient({
     ...${options},
-    authMode: "ExternalCommand",
-    command: ${JSON.stringify([process.execPath, "-e", `process.stdout.write(${JSON.stringify(JSON.stringify({ access_token: token, expires_in: 86400 }))})`])},
     clientConfig: { tokenEndpoint: "https://idp.bench.invalid/token", clientId: "bench", scopes: [] }
   })
   await auth.accessToken()

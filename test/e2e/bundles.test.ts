@@ -38,8 +38,22 @@ describe("the published bundles (built)", () => {
 
   beforeAll(async () => {
     home = makeHome()
+    // The login is an external command printing the token, once: a later run fails, so what is answered after the
+    // first login is the stored token (credentials are kept per auth mode and client).
+    const once = Path.join(home.dir, "logged-in-once")
+    const command = [
+      process.execPath,
+      "-e",
+      `const fs = require("node:fs"); if (fs.existsSync(${JSON.stringify(once)})) process.exit(3); ` +
+      `fs.writeFileSync(${JSON.stringify(once)}, ""); ` +
+      `process.stdout.write(${JSON.stringify(JSON.stringify({ access_token: token, expires_in: 86400 }))})`
+    ]
     configFile = Path.join(home.dir, "config.yaml")
-    Fs.writeFileSync(configFile, `admin:\n  endpoint: dns:///${endpoint}\n  insecure: true\n`)
+    Fs.writeFileSync(
+      configFile,
+      `admin:\n  endpoint: dns:///${endpoint}\n  insecure: true\n  authType: ExternalCommand\n` +
+        `  command: ${JSON.stringify(command)}\n`
+    )
     // Every module the ES module loader loads, one URL a line.
     loadLog = Path.join(home.dir, "loaded.log")
     const hookModule = Path.join(home.dir, "hooks.mjs")
@@ -55,18 +69,12 @@ describe("the published bundles (built)", () => {
       hooks,
       `import { register } from "node:module"\nregister(${JSON.stringify(`file://${hookModule}`)})\n`
     )
-    // One valid token in the file keyring, written by the facade (an ExternalCommand login printing it).
-    const command = [
-      process.execPath,
-      "-e",
-      `process.stdout.write(${JSON.stringify(JSON.stringify({ access_token: token, expires_in: 86400 }))})`
-    ]
+    // One valid token in the file keyring, written by the facade (with a fixed client configuration: no admin).
     await runModule(
       home,
       `const { createAuthClient } = await import("@flyte-auth/node/client")
       const auth = await createAuthClient({
-        configFile: ${JSON.stringify(configFile)}, keyring: "file", logLevel: "None", authMode: "ExternalCommand",
-        command: ${JSON.stringify(command)},
+        configFile: ${JSON.stringify(configFile)}, keyring: "file", logLevel: "None",
         clientConfig: { tokenEndpoint: "https://idp.bundle.invalid/token", clientId: "bundle", scopes: [] }
       })
       process.stdout.write(await auth.accessToken())

@@ -6,6 +6,8 @@
  */
 import type { Sandbox } from "@flyte-auth/sandbox"
 import { startSandbox } from "@flyte-auth/sandbox"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Home, jwtClaims, makeHome, requireBuild, runCli, sleep, userAgentBrowser } from "./helpers.js"
 
@@ -66,6 +68,14 @@ describe("token cache and refresh (built CLI, in-process sandbox)", () => {
       authorize: 0,
       metadata: 0
     })
+    // The fast path (no Effect, no warning of the file keyring on stderr) also when a config file names the
+    // endpoint: it reads the YAML itself.
+    const config = Path.join(home.dir, "fast-path.yaml")
+    Fs.writeFileSync(config, `admin:\n  endpoint: dns:///${sandbox.adminGrpc}\n  insecure: true\n`)
+    const fromConfig = await runCli(home, ["token", "--config", config, "--keyring", "file"])
+    expect(fromConfig.stdout).toBe(first.stdout)
+    expect(fromConfig.stderr).toBe("")
+    expect(second.stderr).toBe("")
   })
 
   it("near expiry, `token` refreshes with the refresh token (one request) and stores the result", async () => {

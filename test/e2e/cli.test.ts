@@ -91,6 +91,8 @@ describe.shuffle("flyte-auth sandbox + every command (subprocesses; in random or
       "publicClientId",
       "confidentialClientId",
       "confidentialClientSecret",
+      "ciClientId",
+      "ciClientSecret",
       "username",
       "password"
     ])
@@ -100,6 +102,9 @@ describe.shuffle("flyte-auth sandbox + every command (subprocesses; in random or
     expect(info.publicClientId).toBe("flytectl")
     expect(info.confidentialClientId).toBe("flytepropeller")
     expect(info.confidentialClientSecret.length).toBeGreaterThan(16)
+    expect(info.ciClientId).toBe("flyte-ci")
+    expect(info.ciClientSecret.length).toBeGreaterThan(16)
+    expect(info.ciClientSecret).not.toBe(info.confidentialClientSecret)
     expect(info.username).toBe("demo")
     expect(info.password).toBe("demo-password")
   })
@@ -364,34 +369,40 @@ describe.shuffle("flyte-auth sandbox + every command (subprocesses; in random or
 
   it("status: expired credentials without a refresh token are not logged in, unless the mode renews them", async () => {
     const endpoint = "expired.example.com:443"
-    const expired = (refreshToken: boolean) =>
+    const expired = (refreshToken: boolean, authMode: "Pkce" | "ClientSecret" = "Pkce", clientId?: string) =>
       new Credentials.Credentials({
         accessToken: Redacted.make("expired-access-token"),
         ...(refreshToken ? { refreshToken: Redacted.make("a-refresh-token") } : {}),
         expiresAt: DateTime.unsafeMake(Date.now() - 60_000),
-        endpoint
+        endpoint,
+        authMode,
+        ...(clientId === undefined ? {} : { clientId })
       })
     const store = (credentials: Credentials.Credentials) =>
       Effect.runPromise(
         Effect.gen(function*() {
           const keyring = yield* NodeKeyring.makeFile(home.credentials)
           const entry = yield* Credentials.encodeKeyringEntry(credentials)
-          yield* keyring.set(Keyring.serviceName, endpoint, entry)
+          yield* keyring.set(Keyring.serviceName, Credentials.keyringAccount(endpoint, credentials.clientId), entry)
         }).pipe(Logger.withMinimumLogLevel(LogLevel.Error))
       )
     const status = (...more: Array<string>) => run(["status", "--endpoint", endpoint, "--keyring", "file", ...more])
 
     await store(expired(false))
+    await store(expired(false, "ClientSecret", "svc"))
     const [text, json, clientSecret] = await Promise.all([
       status(),
       status("--json"),
-      status("--json", "--auth-mode", "ClientSecret")
+      status("--json", "--auth-mode", "ClientSecret", "--client-id", "svc")
     ])
     expect(text.stdout).toMatch(/logged in\s+no \(expired, no refresh token: run flyte-auth login\)\n/)
     expect(text.stdout).toMatch(/refresh token\s+no/)
     expect(JSON.parse(json.stdout)).toMatchObject({ loggedIn: false, expired: true, refreshToken: false })
+    // Not logged in: exit code 1, as `gh auth status`, so that scripts can test it.
+    expect([text.code, json.code]).toEqual([1, 1])
     // ClientSecret gets a new token without a user.
     expect(JSON.parse(clientSecret.stdout)).toMatchObject({ loggedIn: true, expired: true })
+    expect(clientSecret.code).toBe(0)
 
     await store(expired(true))
     const refreshable = await status("--json")

@@ -1,6 +1,7 @@
 /**
  * `flyte-auth demo` (what `npm run demo` runs) passes on this machine: all four flows, whoami over gRPC and HTTP,
- * forced expiry and refresh, keyring reuse and the proactive refresh — and says so in its summary.
+ * forced expiry and refresh, keyring reuse and the proactive refresh, then the four flows against the Flyte 2
+ * admin (ConnectRPC) — and says so in its summary.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Home, makeHome, requireBuild, runCli } from "./helpers.js"
@@ -19,8 +20,10 @@ describe("flyte-auth demo", () => {
     expect(result.stdout, result.stderr).toMatch(/\d+\/\d+ checks passed in [\d.]+ s — ALL PASSED/)
     expect(result.code).toBe(0)
     for (const flow of ["PKCE", "Device code", "Client credentials", "External command"]) {
-      expect(result.stdout).toMatch(new RegExp(`^${flow} +✓`, "m"))
+      // Once against the Flyte 1 admin, once against the Flyte 2 one.
+      expect(result.stdout.match(new RegExp(`^${flow} +✓`, "gm"))).toHaveLength(2)
     }
+    expect(result.stdout).toMatch(/^Flyte 2 \(ConnectRPC\) +login +flyteidl2 UserInfo/m)
     expect(result.stdout).not.toContain("✗")
     expect(result.stdout).toMatch(/proactive refresh of a 12 s token: ✓/)
     // Progress goes to stderr, the summary to stdout.

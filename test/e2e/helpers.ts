@@ -159,9 +159,13 @@ export interface SandboxInfo {
   readonly adminGrpc: string
   readonly adminHttp: string
   readonly issuer: string
+  /** With `--flyte 2`. */
+  readonly adminConnect?: string
   readonly publicClientId: string
   readonly confidentialClientId: string
   readonly confidentialClientSecret: string
+  readonly ciClientId: string
+  readonly ciClientSecret: string
   readonly username: string
   readonly password: string
 }
@@ -175,10 +179,14 @@ export interface SandboxProcess {
   readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
 }
 
-/** Starts `flyte-auth sandbox <args>` and waits for its first stdout line. */
-export const startSandboxProcess = (home: Home, args: ReadonlyArray<string>): Promise<SandboxProcess> =>
+/** Starts `flyte-auth <before> sandbox <args>` and waits for its first stdout line. */
+export const startSandboxProcess = (
+  home: Home,
+  args: ReadonlyArray<string>,
+  before: ReadonlyArray<string> = []
+): Promise<SandboxProcess> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, "sandbox", ...args], {
+    const child = spawn(process.execPath, [bin, ...before, "sandbox", ...args], {
       cwd: home.dir,
       env: home.env,
       stdio: ["ignore", "pipe", "pipe"]

@@ -63,7 +63,7 @@ describe("logins that work wherever the user is (built CLI against the sandbox)"
     )
   const stored = (endpoint: string) =>
     fileKeyring((keyring) =>
-      keyring.get(Keyring.serviceName, endpoint).pipe(
+      keyring.get(Keyring.serviceName, Credentials.keyringAccount(endpoint, undefined)).pipe(
         Effect.flatMap(Option.match({
           onNone: () => Effect.succeed(undefined),
           onSome: (entry) => Credentials.decodeKeyringEntry(entry)
@@ -155,10 +155,14 @@ describe("logins that work wherever the user is (built CLI against the sandbox)"
       accessToken: Redacted.make("access-token-of-a-dead-admin"),
       refreshToken: Redacted.make("refresh-token-of-a-dead-admin"),
       expiresAt: DateTime.unsafeMake(Date.now() + 600_000),
-      endpoint
+      endpoint,
+      authMode: "Pkce"
     })
     await fileKeyring((keyring) =>
-      Effect.flatMap(Credentials.encodeKeyringEntry(entry), (json) => keyring.set(Keyring.serviceName, endpoint, json))
+      Effect.flatMap(
+        Credentials.encodeKeyringEntry(entry),
+        (json) => keyring.set(Keyring.serviceName, Credentials.keyringAccount(endpoint, undefined), json)
+      )
     )
     const result = await runCli(home, ["logout", "--endpoint", endpoint, "--insecure", "--keyring", "file"], {
       timeoutMs: 60_000

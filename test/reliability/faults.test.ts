@@ -202,7 +202,7 @@ describe("external command through the Authenticator (real processes)", () => {
           endpoint: world.endpoint
         })
         const entry = yield* Credentials.encodeKeyringEntry(expired)
-        yield* keyring.set(Keyring.serviceName, world.endpoint, entry)
+        yield* keyring.set(Keyring.serviceName, Credentials.keyringAccount(world.endpoint, undefined), entry)
         const context = yield* Layer.build(
           Flows.layerFromMode("ExternalCommand", {
             endpoint: world.endpoint,

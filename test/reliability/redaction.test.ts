@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Authenticator, Browser, ClientConfig, ClientCredentials, Credentials, Flows, Keyring } from "@flyte-auth/core"
 import { NodeCommandRunner, NodeTransport } from "@flyte-auth/node"
 import { UserAgent } from "@flyte-auth/sandbox"
-import { Context, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { Context, Effect, Exit, Layer, Redacted } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -195,7 +195,7 @@ describe("redaction audit: no secret in logs, spans, errors or pages (library, L
         expect(Exit.isSuccess(exit)).toBe(succeeds)
         yield* recordStored(
           audit,
-          Option.getOrUndefined(yield* Effect.orDie(keyring.get(Keyring.serviceName, world.endpoint)))
+          yield* entryOf(keyring, world)
         )
       }
       expect(audit.leaks()).toEqual([])

@@ -12,7 +12,7 @@
  * Also: a killed lock holder (SIGKILL) is recovered from at once, a live one is waited for, and a storm of
  * processes that die while holding the lock never lets two holders in at a time.
  */
-import { Keyring } from "@flyte-auth/core"
+import { Credentials, Keyring } from "@flyte-auth/core"
 import { NodeCredentialLock } from "@flyte-auth/node"
 import { startSandbox } from "@flyte-auth/sandbox"
 import type { Sandbox } from "@flyte-auth/sandbox"
@@ -171,7 +171,11 @@ describe.skipIf(!process.env.FLYTE_AUTH_TEST_SECRET_SERVICE)("cross-process refr
       try {
         await crossProcessRefresh(store)
       } finally {
-        await Effect.runPromise(Effect.ignore(store.keyring.delete(Keyring.serviceName, sandbox.adminGrpc)))
+        await Effect.runPromise(
+          Effect.ignore(
+            store.keyring.delete(Keyring.serviceName, Credentials.keyringAccount(sandbox.adminGrpc, undefined))
+          )
+        )
       }
     },
     180_000

@@ -2,7 +2,7 @@
  * Helpers of the stress suites: many subprocesses at once (the built `flyte-auth`, or the lock fixtures), the
  * stored file-keyring entry, and the sandbox admin's verdict on a token.
  */
-import { Keyring } from "@flyte-auth/core"
+import { Credentials, Keyring } from "@flyte-auth/core"
 import { NodeKeyring } from "@flyte-auth/node"
 import type { Sandbox } from "@flyte-auth/sandbox"
 import { Effect, Option } from "effect"
@@ -104,7 +104,7 @@ export const storedEntry = (
   keyring: Keyring.Keyring.Service,
   endpoint: string
 ): Promise<Record<string, unknown> | undefined> =>
-  Effect.runPromise(keyring.get(Keyring.serviceName, endpoint)).then((entry) =>
+  Effect.runPromise(keyring.get(Keyring.serviceName, Credentials.keyringAccount(endpoint, undefined))).then((entry) =>
     Option.isNone(entry) ? undefined : JSON.parse(entry.value) as Record<string, unknown>
   )
 
@@ -116,7 +116,9 @@ export const expireStoredToken = async (keyring: Keyring.Keyring.Service, endpoi
   const entry = await storedEntry(keyring, endpoint)
   if (entry === undefined) throw new Error(`nothing is stored for ${endpoint}`)
   const expired = { ...entry, expiresAt: new Date(Date.now() - 60_000).toISOString() }
-  await Effect.runPromise(keyring.set(Keyring.serviceName, endpoint, JSON.stringify(expired)))
+  await Effect.runPromise(
+    keyring.set(Keyring.serviceName, Credentials.keyringAccount(endpoint, undefined), JSON.stringify(expired))
+  )
 }
 
 /** The file keyring of `dir`, or the Secret Service through keytar. */

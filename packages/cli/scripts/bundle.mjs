@@ -7,8 +7,6 @@
 //   into chunks that are read only when a command needs them.
 // - The native keyring modules (keytar, @napi-rs/keyring) are loaded at run time by name; they are optional
 //   dependencies of this package so that they resolve from `dist/`.
-// - yaml too (a dependency of this package): it is CommonJS and imported only dynamically, and esbuild would give
-//   its chunk a default export only (`Yaml.parse is not a function` for every config file).
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { bundle, summary } from "../../../scripts/bundle.mjs"
@@ -19,7 +17,7 @@ const sizes = await bundle({
   pkg,
   entryPoints: { bin: path.join(pkg, "src", "bin.ts") },
   outdir: path.join(pkg, "dist"),
-  external: ["keytar", "@napi-rs/keyring", "yaml"],
+  external: ["keytar", "@napi-rs/keyring"],
   // oidc-provider names its adapter models after its classes (`Session`, `AccessToken`...): keep the names.
   esbuildOptions: { keepNames: true }
 })

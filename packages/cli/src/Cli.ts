@@ -88,14 +88,20 @@ const token = Command.make(
 
 const status = Command.make(
   "status",
-  { ...globalOptions, json: Options.boolean("json").pipe(Options.withDescription("Print one JSON object.")) },
-  ({ json, ...args }) => runAuth(args, (m, merged) => m.status(merged, json))
+  {
+    ...globalOptions,
+    json: Options.boolean("json").pipe(Options.withDescription("Print one JSON object.")),
+    all: Options.boolean("all").pipe(Options.withDescription("List the stored logins of every endpoint."))
+  },
+  ({ all, json, ...args }) => runAuth(args, (m, merged) => m.status(merged, json, all))
 ).pipe(
   Command.withDescription(
-    "Show the endpoint, auth mode, keyring backend and the stored credentials (subject, scopes, expiry); " +
-      "offline: nothing is contacted, nothing refreshed. \"logged in\" (loggedIn with --json) means `token` can " +
-      "hand out a token without a new login: credentials are stored, and their access token is still fresh, or a " +
-      "refresh token is stored, or the auth mode needs no user (ClientSecret, ExternalCommand)."
+    "Show the endpoint, client id, auth mode, keyring backend and the selected login (subject, scopes, expiry), " +
+      "then every stored login of the endpoint (--all: of every endpoint), the selected one marked *; offline: " +
+      "nothing is contacted, nothing refreshed. \"logged in\" (loggedIn with --json) means `token` can hand out a " +
+      "token without a new login: credentials are stored for this client and mode, and their access token is " +
+      "still fresh, or a refresh token is stored, or the auth mode needs no user (ClientSecret, ExternalCommand). " +
+      "Exits with 1 when not logged in, so that scripts can test it."
   )
 )
 
@@ -104,7 +110,9 @@ const logout = Command.make(
   globalOptions,
   (args) => runAuth(args, (m, merged) => m.logout(merged))
 ).pipe(
-  Command.withDescription("Forget the stored credentials for the endpoint (offline: only the keyring is touched).")
+  Command.withDescription(
+    "Revoke and forget the stored credentials of the endpoint and the configured client (other clients' logins stay)."
+  )
 )
 
 const whoami = Command.make(
@@ -132,6 +140,11 @@ const sandbox = Command.make(
     adminPort: port("admin-port", SandboxCommand.defaultPorts.adminGrpc, "the admin's gRPC server"),
     adminHttpPort: port("admin-http-port", SandboxCommand.defaultPorts.adminHttp, "the admin's HTTP server"),
     idpPort: port("idp-port", SandboxCommand.defaultPorts.idp, "the IdP (the issuer)"),
+    adminConnectPort: port(
+      "admin-connect-port",
+      SandboxCommand.defaultPorts.adminConnect,
+      "the Flyte 2 admin, with --flyte 2"
+    ),
     tokenTtl: Options.integer("token-ttl").pipe(
       Options.withDescription("Lifetime of access tokens in seconds (default 600)."),
       Options.withPseudoName("SECONDS"),
@@ -153,7 +166,7 @@ const sandbox = Command.make(
     ),
     requireProxyToken: Options.text("require-proxy-token").pipe(
       Options.withDescription(
-        "Put the admin behind an identity-aware proxy: every admin call (gRPC and HTTP) must carry " +
+        "Put the admins behind an identity-aware proxy: every admin call (gRPC, HTTP, ConnectRPC) must carry " +
           "proxy-authorization: Bearer TOKEN, else HTTP 407 / gRPC UNAUTHENTICATED from the proxy."
       ),
       Options.withPseudoName("TOKEN"),
@@ -176,30 +189,38 @@ const sandbox = Command.make(
       Options.optional
     )
   },
-  (args) => {
-    const invalid = [args.adminPort, args.adminHttpPort, args.idpPort].find((p) => p < 0 || p > 65535)
-    if (invalid !== undefined) {
-      return Effect.fail(new CliError({ message: `port ${invalid} is not between 0 and 65535`, exitCode: 2 }))
-    }
-    if (Option.isSome(args.tokenTtl) && args.tokenTtl.value <= 0) {
-      return Effect.fail(new CliError({ message: "--token-ttl must be a positive number of seconds", exitCode: 2 }))
-    }
-    return SandboxCommand.run({
-      adminPort: args.adminPort,
-      adminHttpPort: args.adminHttpPort,
-      idpPort: args.idpPort,
-      tokenTtl: Option.getOrUndefined(args.tokenTtl),
-      autoApprove: args.autoApprove,
-      approveDeviceCodes: args.approveDeviceCodes,
-      headerKey: Option.getOrUndefined(args.headerKey),
-      proxyToken: Option.getOrUndefined(args.requireProxyToken),
-      redirectUri: Option.getOrUndefined(args.redirectUri),
-      envFile: Option.getOrUndefined(args.envFile)
+  (args) =>
+    // `--flyte` is a global option: it may come before `sandbox` too.
+    Effect.flatMap(globals(args), ({ flyte }) => {
+      const invalid = [args.adminPort, args.adminHttpPort, args.idpPort, args.adminConnectPort].find((p) =>
+        p < 0 || p > 65535
+      )
+      if (invalid !== undefined) {
+        return Effect.fail(new CliError({ message: `port ${invalid} is not between 0 and 65535`, exitCode: 2 }))
+      }
+      if (Option.isSome(args.tokenTtl) && args.tokenTtl.value <= 0) {
+        return Effect.fail(new CliError({ message: "--token-ttl must be a positive number of seconds", exitCode: 2 }))
+      }
+      return SandboxCommand.run({
+        adminPort: args.adminPort,
+        adminHttpPort: args.adminHttpPort,
+        idpPort: args.idpPort,
+        flyte2: Option.getOrUndefined(flyte) === "2",
+        adminConnectPort: args.adminConnectPort,
+        tokenTtl: Option.getOrUndefined(args.tokenTtl),
+        autoApprove: args.autoApprove,
+        approveDeviceCodes: args.approveDeviceCodes,
+        headerKey: Option.getOrUndefined(args.headerKey),
+        proxyToken: Option.getOrUndefined(args.requireProxyToken),
+        redirectUri: Option.getOrUndefined(args.redirectUri),
+        envFile: Option.getOrUndefined(args.envFile)
+      })
     })
-  }
 ).pipe(
   Command.withDescription(
-    "Run a local Flyte-auth environment (an oidc-provider IdP and a Flyte-like admin on 127.0.0.1) until Ctrl-C. " +
+    "Run a local Flyte-auth environment (an oidc-provider IdP and a Flyte-like admin on 127.0.0.1) until Ctrl-C; " +
+      "with --flyte 2 also a Flyte-2-like admin (flyteidl2 over ConnectRPC: Connect, gRPC and gRPC-web on one " +
+      "port), which the printed command and --write-env-file then point at. " +
       "The first stdout line is a JSON object with its addresses, clients and demo user."
   )
 )

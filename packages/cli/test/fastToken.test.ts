@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ApiKey } from "@flyte-auth/connect"
-import { Credentials, Keyring } from "@flyte-auth/core"
+import { AuthMode, Credentials, Keyring } from "@flyte-auth/core"
 import { AuthLayer, NodeKeyring } from "@flyte-auth/node"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
@@ -20,6 +20,7 @@ import { keyringBackends } from "../src/internal/argv.js"
 import * as FastToken from "../src/internal/fastToken.js"
 
 const endpoint = "flyte.example.com:443"
+const user: FastToken.Caller = { endpoint, clientId: undefined, authMode: undefined }
 const now = Date.UTC(2030, 0, 1, 12, 0, 0)
 
 const credentials = (fields: {
@@ -54,6 +55,7 @@ describe("fast token path", () => {
     expect(FastToken.defaultSkewMillis).toBe(Duration.toMillis(Credentials.defaultRefreshSkew))
     expect([...keyringBackends]).toEqual([...NodeKeyring.backendNames])
     expect([...FastToken.entryKeys].sort()).toEqual(Object.keys(Credentials.Credentials.fields).sort())
+    expect(FastToken.authModeAliases).toEqual(AuthMode.aliases)
     expect(FastToken.apiKeyEnvVars).toEqual(ApiKey.envVars)
   })
 
@@ -75,7 +77,7 @@ describe("fast token path", () => {
     for (const c of cases) {
       const creds = credentials(c)
       const fresh = Credentials.isFresh(creds, DateTime.unsafeMake(now))
-      const token = FastToken.freshToken(encode(creds), endpoint, now)
+      const token = FastToken.freshToken(encode(creds), user, now)
       expect({ case: c, fresh: token !== undefined }).toEqual({ case: c, fresh })
       if (fresh) expect(token).toBe("access-token-value")
     }
@@ -83,12 +85,39 @@ describe("fast token path", () => {
 
   it("refuses an entry for another endpoint, a token with a line break, unknown fields or bad dates", () => {
     const entry = JSON.parse(encode(credentials({ expiresIn: 3600, lifetime: 3600 })))
-    expect(FastToken.freshToken(JSON.stringify(entry), endpoint, now)).toBe("access-token-value")
-    expect(FastToken.freshToken(JSON.stringify(entry), "other:443", now)).toBeUndefined()
-    expect(FastToken.freshToken(JSON.stringify({ ...entry, accessToken: "a\nb" }), endpoint, now)).toBeUndefined()
-    expect(FastToken.freshToken(JSON.stringify({ ...entry, surprise: 1 }), endpoint, now)).toBeUndefined()
-    expect(FastToken.freshToken(JSON.stringify({ ...entry, expiresAt: "soon" }), endpoint, now)).toBeUndefined()
-    expect(FastToken.freshToken("not json", endpoint, now)).toBeUndefined()
+    expect(FastToken.freshToken(JSON.stringify(entry), user, now)).toBe("access-token-value")
+    expect(FastToken.freshToken(JSON.stringify(entry), { ...user, endpoint: "other:443" }, now)).toBeUndefined()
+    expect(FastToken.freshToken(JSON.stringify({ ...entry, accessToken: "a\nb" }), user, now)).toBeUndefined()
+    expect(FastToken.freshToken(JSON.stringify({ ...entry, surprise: 1 }), user, now)).toBeUndefined()
+    expect(FastToken.freshToken(JSON.stringify({ ...entry, expiresAt: "soon" }), user, now)).toBeUndefined()
+    expect(FastToken.freshToken("not json", user, now)).toBeUndefined()
+  })
+
+  it("hands an entry only to its own client and mode, as Credentials.isFor", () => {
+    const entry = (
+      fields: { readonly clientId?: string; readonly authMode?: "Pkce" | "ClientSecret" | "DeviceFlow" }
+    ) =>
+      encode(
+        new Credentials.Credentials({
+          ...credentials({ expiresIn: 3600, lifetime: 3600 }),
+          authMode: fields.authMode,
+          clientId: fields.clientId
+        })
+      )
+    const serviceA: FastToken.Caller = { endpoint, clientId: "a", authMode: "ClientSecret" }
+    expect(FastToken.freshToken(entry({ clientId: "a", authMode: "ClientSecret" }), serviceA, now)).toBe(
+      "access-token-value"
+    )
+    expect(FastToken.freshToken(entry({ clientId: "b", authMode: "ClientSecret" }), serviceA, now)).toBeUndefined()
+    expect(FastToken.freshToken(entry({ authMode: "ClientSecret" }), serviceA, now)).toBeUndefined()
+    expect(FastToken.freshToken(entry({ clientId: "a", authMode: "Pkce" }), serviceA, now)).toBeUndefined()
+    expect(FastToken.freshToken(entry({ clientId: "a" }), serviceA, now)).toBeUndefined()
+    // Without a configured mode: a user's login only (AuthLayer.authModeFor adopts Pkce and DeviceFlow).
+    expect(FastToken.freshToken(entry({ authMode: "DeviceFlow" }), user, now)).toBe("access-token-value")
+    expect(FastToken.freshToken(entry({ authMode: "ClientSecret" }), user, now)).toBeUndefined()
+    expect(FastToken.freshToken(entry({ clientId: "a", authMode: "Pkce" }), user, now)).toBeUndefined()
+    expect(FastToken.keyringAccount(endpoint, "a b#c")).toBe(Credentials.keyringAccount(endpoint, "a b#c"))
+    expect(FastToken.keyringAccount(endpoint, undefined)).toBe(Credentials.keyringAccount(endpoint, undefined))
   })
 
   it.effect("answers `token` from a file keyring written by NodeKeyring, and bails out on anything else", () =>
@@ -101,7 +130,7 @@ describe("fast token path", () => {
       const write = (c: Credentials.Credentials) =>
         Effect.gen(function*() {
           const keyring = yield* Keyring.Keyring
-          yield* keyring.set(Keyring.serviceName, c.endpoint, encode(c))
+          yield* keyring.set(Keyring.serviceName, Credentials.keyringAccount(c.endpoint, undefined), encode(c))
         }).pipe(Effect.provide(NodeKeyring.layerFile(store)), Logger.withMinimumLogLevel(LogLevel.None))
       yield* write(credentials({ expiresIn: 3600, lifetime: 3600 }))
       yield* write(credentials({ expiresIn: 10, lifetime: 3600, endpoint: "stale.example.com:443" }))
@@ -121,6 +150,25 @@ describe("fast token path", () => {
       expect(yield* fast(["status", "--endpoint", endpoint, "--keyring", "file"])).toBeUndefined()
       expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "file", "--help"])).toBeUndefined()
       expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "file", "--auth-mode", "x"])).toBeUndefined()
+      // Another client's account, another mode: not this token.
+      expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "file", "--client-id", "a"])).toBeUndefined()
+      expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "file", "--auth-mode", "basic"]))
+        .toBeUndefined()
+      expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "file", "--auth-mode", "standard"])).toBe(
+        "access-token-value"
+      )
+      expect(
+        yield* fast(["token", "--endpoint", endpoint, "--keyring", "file"], {
+          ...noConfig,
+          FLYTE_CREDENTIALS_CLIENT_ID: "a"
+        })
+      ).toBeUndefined()
+      expect(
+        yield* fast(["token", "--endpoint", endpoint, "--keyring", "file"], {
+          ...noConfig,
+          FLYTE_CREDENTIALS_CLIENT_SECRET: "s"
+        })
+      ).toBeUndefined()
       expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "memory"])).toBeUndefined()
       expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "file", "extra"])).toBeUndefined()
       expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "file"], env)).toBeUndefined()
@@ -133,7 +181,10 @@ describe("fast token path", () => {
         .toBeUndefined()
       expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "file", "--flyte", "2"])).toBeUndefined()
       // A credentials file that is not private is left to the full path (which tightens it, with a warning).
-      const file = Path.join(store, NodeKeyring.fileNameFor(Keyring.serviceName, endpoint))
+      const file = Path.join(
+        store,
+        NodeKeyring.fileNameFor(Keyring.serviceName, Credentials.keyringAccount(endpoint, undefined))
+      )
       Fs.chmodSync(file, 0o644)
       expect(yield* fast(["token", "--endpoint", endpoint, "--keyring", "file"])).toBeUndefined()
       Fs.rmSync(dir, { recursive: true, force: true })
@@ -176,6 +227,54 @@ describe("fast token path", () => {
         )
         expect({ case: c, endpoint: fast }).toEqual({ case: c, endpoint: real })
       }
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }))
+
+  it.effect("resolves the client id and auth mode as AuthLayer.resolve does, or leaves the case to it", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const config = (name: string, text: string) => {
+        const path = Path.join(dir, name)
+        Fs.writeFileSync(path, text)
+        return path
+      }
+      const service = config("s.yaml", "admin:\n  endpoint: dns:///e:1\n  clientId: from-file\n  authType: basic\n")
+      const plain = config("p.yaml", "admin:\n  endpoint: dns:///e:1\n")
+      const cases: Array<{ clientId?: string; authMode?: string; configFile: string; env: Record<string, string> }> = [
+        { configFile: service, env: {} },
+        { configFile: service, env: { FLYTE_CREDENTIALS_CLIENT_ID: "from-env" } },
+        { clientId: "explicit", configFile: service, env: { FLYTE_CREDENTIALS_CLIENT_ID: "from-env" } },
+        { configFile: service, env: { FLYTE_CREDENTIALS_AUTH_MODE: "DeviceFlow" } },
+        { authMode: "client_credentials", configFile: plain, env: {} },
+        { authMode: "PKCE", configFile: plain, env: {} },
+        { configFile: plain, env: {} },
+        { clientId: "a", configFile: plain, env: {} }
+      ]
+      for (const c of cases) {
+        const real = yield* AuthLayer.resolve({ ...c, env: c.env }).pipe(
+          Effect.map((r) => ({
+            endpoint: r.endpoint,
+            clientId: r.clientId,
+            authMode: r.authModeConfigured ? r.authMode : undefined
+          })),
+          Effect.orElseSucceed(() => undefined)
+        )
+        const fast = yield* Effect.promise(() =>
+          FastToken.resolveCaller({ clientId: c.clientId, authMode: c.authMode, config: c.configFile }, c.env)
+        )
+        expect({ case: c, caller: fast }).toEqual({ case: c, caller: real })
+      }
+      // A secret or a command without a mode chooses the mode: the full path decides.
+      expect(
+        yield* Effect.promise(() =>
+          FastToken.resolveCaller({ config: plain }, { FLYTE_CREDENTIALS_CLIENT_SECRET: "x" })
+        )
+      )
+        .toBeUndefined()
+      expect(
+        yield* Effect.promise(() => FastToken.resolveCaller({ config: plain }, { FLYTE_CREDENTIALS_COMMAND: "x" }))
+      )
+        .toBeUndefined()
       Fs.rmSync(dir, { recursive: true, force: true })
     }))
 })

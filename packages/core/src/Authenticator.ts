@@ -32,6 +32,7 @@ import * as SingleFlight from "./internal/singleFlight.js"
 import * as Keyring from "./Keyring.js"
 import * as Policies from "./Policies.js"
 import * as Revocation from "./Revocation.js"
+import * as StoredCredentials from "./StoredCredentials.js"
 import * as TokenClient from "./TokenClient.js"
 import type { TokenSource } from "./TokenSource.js"
 
@@ -126,7 +127,10 @@ export interface AuthClientLike {
  * @category models
  */
 export interface Options<R = never> {
-  /** The endpoint the credentials are for: the keyring account under `Keyring.serviceName`. */
+  /**
+   * The endpoint the credentials are for. With `clientId` it names the keyring account under
+   * `Keyring.serviceName` (`Credentials.keyringAccount`).
+   */
   readonly endpoint: string
   /** The full flow (PKCE, device code, client credentials, external command). */
   readonly login: Effect.Effect<Credentials.Credentials, AuthError, R>
@@ -150,7 +154,12 @@ export interface Options<R = never> {
     | undefined
   /** The client secret of a confidential client, sent with the refresh-token grant (HTTP Basic). */
   readonly clientSecret?: Redacted.Redacted<string> | undefined
-  /** The client id for the refresh-token grant, when it is not the configuration's `clientId`. */
+  /**
+   * The configured client id (`undefined`: the configuration's `clientId`, the client the admin publishes): the
+   * client of the refresh-token grant, and the owner of the keyring entry. Credentials stored for another client
+   * id, or by a login of another `authMode`, are never handed out (`Credentials.isFor`); an entry under the bare
+   * endpoint, written before accounts were per client, is taken over only by `Credentials.isLegacyFor`.
+   */
   readonly clientId?: string | undefined
   /**
    * What the refresh-token grant sends as `scope`: nothing (the default; RFC 6749 §6: the scope "as granted"), or
@@ -245,34 +254,41 @@ export const make = <R = never>(
           `The keyring is not usable (${error.message}); credentials for ${endpoint} are kept in memory only`
         ))
 
-    const load = keyring.get(Keyring.serviceName, endpoint).pipe(
-      Effect.flatMap(Option.match({
-        onNone: () => Effect.succeedNone,
-        onSome: (entry) =>
-          Credentials.decodeKeyringEntry(entry).pipe(
-            Effect.asSome,
-            Effect.catchTag("ParseError", () =>
-              Effect.as(
-                Effect.logWarning(`The keyring entry for ${endpoint} is not valid credentials; it is ignored`),
-                Option.none()
-              ))
+    // One account per endpoint and client; another client's or another mode's entry is never handed out.
+    const owner: Credentials.Owner = { clientId: options.clientId, authMode: options.authMode }
+    const account = Credentials.keyringAccount(endpoint, options.clientId)
+
+    const encode = (credentials: Credentials.Credentials) =>
+      Credentials.encodeKeyringEntry(
+        new Credentials.Credentials({
+          ...credentials,
+          authMode: credentials.authMode ?? options.authMode,
+          clientId: options.clientId
+        })
+      ).pipe(Effect.orDie)
+
+    // An entry of the time before accounts were per client is moved to this caller's account when it is its own.
+    const load = StoredCredentials.find(keyring, endpoint, owner).pipe(
+      Effect.tap((found) =>
+        Option.isSome(found) && found.value.legacy
+          ? encode(found.value.credentials).pipe(
+            Effect.flatMap((entry) => keyring.set(Keyring.serviceName, account, entry)),
+            Effect.zipRight(keyring.delete(Keyring.serviceName, Credentials.legacyKeyringAccount(endpoint))),
+            Effect.zipRight(Effect.logDebug(`The credentials for ${endpoint} are now under the account ${account}`))
           )
-      })),
+          : Effect.void
+      ),
+      Effect.map(Option.map((found) => found.credentials)),
       Effect.catchTag("KeyringError", (error) => Effect.as(warnOnce(error), Option.none()))
     )
 
     const save = (credentials: Credentials.Credentials) =>
-      Credentials.encodeKeyringEntry(
-        credentials.authMode === undefined && options.authMode !== undefined
-          ? new Credentials.Credentials({ ...credentials, authMode: options.authMode })
-          : credentials
-      ).pipe(
-        Effect.orDie,
-        Effect.flatMap((entry) => keyring.set(Keyring.serviceName, endpoint, entry)),
+      encode(credentials).pipe(
+        Effect.flatMap((entry) => keyring.set(Keyring.serviceName, account, entry)),
         Effect.catchTag("KeyringError", warnOnce)
       )
 
-    const remove = keyring.delete(Keyring.serviceName, endpoint).pipe(Effect.catchTag("KeyringError", warnOnce))
+    const remove = keyring.delete(Keyring.serviceName, account).pipe(Effect.catchTag("KeyringError", warnOnce))
 
     /** The stored credentials (else the cached ones) revoked at the identity provider; never fails. */
     const revokeStored = Effect.gen(function*() {

@@ -35,7 +35,12 @@ export class Credentials extends Schema.Class<Credentials>("@flyte-auth/core/Cre
    * The auth mode whose login produced these credentials (kept across refreshes), so that a later client without
    * a configured mode uses it; absent in entries written before it was recorded.
    */
-  authMode: Schema.optional(AuthMode)
+  authMode: Schema.optional(AuthMode),
+  /**
+   * The configured client id whose login produced these credentials (kept across refreshes); absent for the
+   * client the admin publishes (no client id configured) and in entries written before accounts were per client.
+   */
+  clientId: Schema.optional(Schema.String)
 }) {}
 
 /**
@@ -100,7 +105,86 @@ export const jwtExpiry = (token: Redacted.Redacted<string>): Option.Option<DateT
 }
 
 /**
- * The keyring entry for one endpoint: the whole `Credentials` as one JSON string, written in one call, so an
+ * Whose credentials a caller may be handed: the client id it is configured with (`undefined` for the client the
+ * admin publishes) and the auth mode it logs in with (`undefined`: any).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Owner {
+  readonly clientId?: string | undefined
+  readonly authMode?: AuthMode | undefined
+}
+
+/**
+ * The keyring account of the credentials of `clientId` on `endpoint`: `<endpoint>#<clientId>`, the client id
+ * percent-encoded (`encodeURIComponent`, so the last `#` is always the separator), and `<endpoint>#` for the
+ * client the admin publishes. Two clients on one endpoint never share an account. Entries written before accounts
+ * were per client are under the bare endpoint (`legacyKeyringAccount`).
+ *
+ * @since 0.3.0
+ * @category keys
+ */
+export const keyringAccount = (endpoint: string, clientId: string | undefined): string =>
+  `${endpoint}#${clientId === undefined ? "" : encodeURIComponent(clientId)}`
+
+/**
+ * The keyring account of entries written before accounts were per client: the bare endpoint.
+ *
+ * @since 0.3.0
+ * @category keys
+ */
+export const legacyKeyringAccount = (endpoint: string): string => endpoint
+
+/**
+ * What a keyring account names: the endpoint and the client (`clientId` `undefined` for the admin's), or
+ * `legacy: true` for a bare endpoint (an entry written before accounts were per client).
+ *
+ * @since 0.3.0
+ * @category keys
+ */
+export const parseKeyringAccount = (
+  account: string
+): { readonly endpoint: string; readonly clientId: string | undefined; readonly legacy: boolean } => {
+  const hash = account.lastIndexOf("#")
+  if (hash < 0) return { endpoint: account, clientId: undefined, legacy: true }
+  const encoded = account.slice(hash + 1)
+  let clientId: string | undefined
+  try {
+    clientId = encoded === "" ? undefined : decodeURIComponent(encoded)
+  } catch {
+    return { endpoint: account, clientId: undefined, legacy: true }
+  }
+  return { endpoint: account.slice(0, hash), clientId, legacy: false }
+}
+
+/**
+ * Whether stored credentials may be handed to `owner`: the same client id (both absent for the admin's client),
+ * and the same auth mode when both are known. Anything else is another identity's token, and counts as absent.
+ *
+ * @since 0.3.0
+ * @category predicates
+ */
+export const isFor = (credentials: Credentials, owner: Owner): boolean =>
+  credentials.clientId === owner.clientId &&
+  (owner.authMode === undefined || credentials.authMode === undefined || credentials.authMode === owner.authMode)
+
+/**
+ * Whether an entry written before accounts were per client (`legacyKeyringAccount`, no client id recorded) may be
+ * taken over by `owner`: only a user's login (`Pkce` or `DeviceFlow`, recorded in the entry) for a caller of that
+ * same mode. A `ClientSecret` or `ExternalCommand` entry, or one that does not say its mode, may be another client's
+ * identity: it is never handed out (those modes log in again without a user).
+ *
+ * @since 0.3.0
+ * @category predicates
+ */
+export const isLegacyFor = (credentials: Credentials, owner: Owner): boolean =>
+  credentials.clientId === undefined &&
+  (credentials.authMode === "Pkce" || credentials.authMode === "DeviceFlow") &&
+  (owner.authMode === undefined || owner.authMode === credentials.authMode)
+
+/**
+ * The keyring entry for one endpoint and client: the whole `Credentials` as one JSON string, written in one call, so an
  * entry is never half-updated and stale fields cannot survive a rewrite.
  *
  * @since 0.1.0

@@ -34,7 +34,7 @@ export class KeyringError extends Schema.TaggedError<KeyringError>("@flyte-auth/
 
 /**
  * A secret store addressed by service and account, as the OS keyrings are. Values are opaque strings
- * (flyte-auth stores one JSON entry per endpoint).
+ * (flyte-auth stores one JSON entry per endpoint and client: `Credentials.keyringAccount`).
  *
  * @since 0.1.0
  * @category tags
@@ -55,6 +55,8 @@ export declare namespace Keyring {
     readonly get: (service: string, account: string) => Effect.Effect<Option.Option<string>, KeyringError>
     readonly set: (service: string, account: string, value: string) => Effect.Effect<void, KeyringError>
     readonly delete: (service: string, account: string) => Effect.Effect<void, KeyringError>
+    /** Every account that has an entry under `service` (in no particular order), for `status`. */
+    readonly accounts: (service: string) => Effect.Effect<ReadonlyArray<string>, KeyringError>
   }
 }
 
@@ -85,6 +87,11 @@ export const makeMemory: Effect.Effect<Keyring.Service> = Effect.map(
           const next = new Map(map)
           next.delete(key(service, account))
           return next
+        }),
+      accounts: (service) =>
+        Effect.map(Ref.get(ref), (map) => {
+          const prefix = `${service}\u0000`
+          return [...map.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length))
         })
     }
   }
@@ -106,7 +113,8 @@ export const layerNone: Layer.Layer<Keyring> = Layer.succeed(Keyring, {
   backend: "none",
   get: () => Effect.succeedNone,
   set: () => Effect.void,
-  delete: () => Effect.void
+  delete: () => Effect.void,
+  accounts: () => Effect.succeed([])
 })
 
 /**
@@ -120,5 +128,11 @@ export const layerFailing = (
   description = "no keyring backend is available"
 ): Layer.Layer<Keyring> => {
   const fail = Effect.fail(new KeyringError({ reason, backend: "failing", description }))
-  return Layer.succeed(Keyring, { backend: "failing", get: () => fail, set: () => fail, delete: () => fail })
+  return Layer.succeed(Keyring, {
+    backend: "failing",
+    get: () => fail,
+    set: () => fail,
+    delete: () => fail,
+    accounts: () => fail
+  })
 }

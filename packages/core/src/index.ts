@@ -92,6 +92,10 @@ export * as ProxyAuthorization from "./ProxyAuthorization.js"
  */
 export * as Revocation from "./Revocation.js"
 /**
+ * @since 0.3.0
+ */
+export * as StoredCredentials from "./StoredCredentials.js"
+/**
  * @since 0.1.0
  */
 export * as TokenClient from "./TokenClient.js"

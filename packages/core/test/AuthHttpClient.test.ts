@@ -61,7 +61,7 @@ const setup = (options: {
     yield* Effect.orDie(
       Effect.flatMap(
         Credentials.encodeKeyringEntry(stored(options.initialToken)),
-        (entry) => keyring.set(Keyring.serviceName, endpoint, entry)
+        (entry) => keyring.set(Keyring.serviceName, Credentials.keyringAccount(endpoint, undefined), entry)
       )
     )
     const idp = yield* recordingClient((_, index) =>

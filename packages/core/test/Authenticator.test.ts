@@ -113,13 +113,15 @@ const spyKeyring = Effect.gen(function*() {
   const keyring = yield* Keyring.makeMemory
   return {
     keyring,
-    entry: keyring.get(Keyring.serviceName, endpoint).pipe(Effect.orDie),
+    entry: keyring.get(Keyring.serviceName, Credentials.keyringAccount(endpoint, undefined)).pipe(Effect.orDie),
     seed: (value: Credentials.Credentials | string) =>
       (typeof value === "string" ? Effect.succeed(value) : Credentials.encodeKeyringEntry(value)).pipe(
-        Effect.flatMap((entry) => keyring.set(Keyring.serviceName, endpoint, entry)),
+        Effect.flatMap((entry) =>
+          keyring.set(Keyring.serviceName, Credentials.keyringAccount(endpoint, undefined), entry)
+        ),
         Effect.orDie
       ),
-    stored: keyring.get(Keyring.serviceName, endpoint).pipe(
+    stored: keyring.get(Keyring.serviceName, Credentials.keyringAccount(endpoint, undefined)).pipe(
       Effect.orDie,
       Effect.flatMap(Option.match({
         onNone: () => Effect.succeed(Option.none<Credentials.Credentials>()),
@@ -492,7 +494,9 @@ describe("Authenticator keyring", () => {
       expect(yield* Ref.get(reads)).toEqual([])
       expect(yield* tokenOf(auth.accessToken)).toBe("stored-access")
       expect(yield* tokenOf(auth.accessToken)).toBe("stored-access")
-      expect(yield* Ref.get(reads)).toEqual([`${Keyring.serviceName}/${endpoint}`])
+      expect(yield* Ref.get(reads)).toEqual([
+        `${Keyring.serviceName}/${Credentials.keyringAccount(endpoint, undefined)}`
+      ])
       expect(yield* runs).toBe(0)
       expect(yield* server.count).toBe(0)
     }))

@@ -85,12 +85,12 @@ const rotatingIdp = (firstRefreshToken: string) =>
 
 const seed = (keyring: Keyring.Keyring.Service, value: Credentials.Credentials) =>
   Credentials.encodeKeyringEntry(value).pipe(
-    Effect.flatMap((entry) => keyring.set(Keyring.serviceName, endpoint, entry)),
+    Effect.flatMap((entry) => keyring.set(Keyring.serviceName, Credentials.keyringAccount(endpoint, undefined), entry)),
     Effect.orDie
   )
 
 const storedToken = (keyring: Keyring.Keyring.Service) =>
-  keyring.get(Keyring.serviceName, endpoint).pipe(
+  keyring.get(Keyring.serviceName, Credentials.keyringAccount(endpoint, undefined)).pipe(
     Effect.orDie,
     Effect.flatMap(Option.match({
       onNone: () => Effect.succeed(Option.none<string>()),

@@ -12,36 +12,18 @@
 // own copy of `effect` with it. The facade hands out no Effect values but `Redacted` tokens, whose registry is
 // global to all copies of effect of one version.
 //
-// - yaml (loaded only for a config file to parse) is taken in its ES module build (the one its `exports` give
-//   bundlers outside Node; the same parser, warnings through console.warn, which FlyteConfig turns off): one chunk
-//   instead of 70-odd CommonJS files, and named exports (the CommonJS build, imported only dynamically, would get
-//   a chunk with a default export only).
-// - External, loaded at run time by name: the native keyring modules (optional dependencies of this package).
-import { createRequire } from "node:module"
+// External, loaded at run time by name: the native keyring modules (optional dependencies of this package).
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { bundle, summary } from "../../../scripts/bundle.mjs"
 
 const pkg = path.join(path.dirname(fileURLToPath(import.meta.url)), "..")
 
-const yamlEsm = path.join(
-  path.dirname(createRequire(path.join(pkg, "package.json")).resolve("yaml/package.json")),
-  "browser",
-  "index.js"
-)
-const yamlPlugin = {
-  name: "flyte-auth-yaml-esm",
-  setup(build) {
-    build.onResolve({ filter: /^yaml$/ }, () => ({ path: yamlEsm }))
-  }
-}
-
 const sizes = await bundle({
   pkg,
   entryPoints: { client: path.join(pkg, "src", "client.ts") },
   outdir: path.join(pkg, "dist", "bundle"),
   external: ["keytar", "@napi-rs/keyring"],
-  sourcemap: true,
-  plugins: [yamlPlugin]
+  sourcemap: true
 })
 summary("@flyte-auth/node/client", sizes, ["dist/bundle/client.js"])

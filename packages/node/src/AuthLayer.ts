@@ -33,6 +33,7 @@ import * as Keyring from "@flyte-auth/core/Keyring"
 import * as Policies from "@flyte-auth/core/Policies"
 import * as ProxyAuthorization from "@flyte-auth/core/ProxyAuthorization"
 import * as Revocation from "@flyte-auth/core/Revocation"
+import * as StoredCredentials from "@flyte-auth/core/StoredCredentials"
 import type * as TokenSource from "@flyte-auth/core/TokenSource"
 import * as Console from "effect/Console"
 import * as Context from "effect/Context"
@@ -186,6 +187,8 @@ export const headlessModes: ReadonlyArray<Headless> = ["auto", "paste", "off"]
  */
 export interface ResolvedSettings {
   readonly endpoint: string
+  /** The configured client id (`undefined`: the admin's): with `endpoint`, whose keyring entry is used. */
+  readonly clientId: string | undefined
   /**
    * Which Flyte the endpoint is (`Options.flyte`); detected by the first metadata fetch when not configured, so
    * this may fetch the client configuration.
@@ -387,6 +390,7 @@ export const layer = (
         const mode = yield* authMode
         return {
           endpoint,
+          clientId: resolved.clientId,
           // Configured, else known once the configuration was fetched (a fixed one: Flyte 1).
           flyte: Effect.flatMap(Ref.get(detected), (known) =>
             known !== undefined
@@ -429,9 +433,10 @@ export interface LogoutResult {
 /**
  * Logs out of the endpoint without building the `Authenticator`, so for any auth mode and without starting or
  * checking a flow: the stored refresh token is revoked at the identity provider (RFC 7009, see
- * `Revocation.revokeCredentials`), then the stored credentials are deleted. A failed revocation (the IdP or the admin
- * cannot be reached, it refuses) is a warning and the local delete still happens; a keyring that cannot read or
- * delete fails with its `KeyringError`. `flyte-auth logout` is this.
+ * `Revocation.revokeCredentials`), then the stored credentials of the configured client are deleted (the other
+ * clients' logins on the endpoint stay). A failed revocation (the IdP or the admin cannot be reached, it refuses) is
+ * a warning and the local delete still happens; a keyring that cannot read or delete fails with its `KeyringError`.
+ * `flyte-auth logout` is this.
  *
  * @since 0.2.0
  * @category constructors
@@ -441,21 +446,22 @@ export const logout = Effect.fn("AuthLayer.logout")(
     const resolved = yield* resolve(options)
     const { configStore, httpClient } = yield* oauthServices(options, resolved)
     const keyring = yield* Keyring.Keyring
-    const entry = yield* keyring.get(Keyring.serviceName, resolved.endpoint)
-    const credentials = Option.isNone(entry)
-      ? Option.none()
-      : yield* Effect.option(Credentials.decodeKeyringEntry(entry.value))
-    const revocation: Revocation.Outcome = Option.isNone(credentials)
+    // The selected client's credentials only: the other clients' logins on the endpoint stay.
+    const found = yield* StoredCredentials.find(keyring, resolved.endpoint, { clientId: resolved.clientId })
+    const revocation: Revocation.Outcome = Option.isNone(found)
       ? "NothingToRevoke"
       : yield* Effect.flatMap(ClientConfig.ClientConfigStore, (store) =>
         Revocation.revokeCredentials({
-          credentials: credentials.value,
+          credentials: found.value.credentials,
           config: store.get,
           clientId: resolved.clientId,
           clientSecret: resolved.clientSecret
         })).pipe(Effect.provide(Layer.merge(configStore, httpClient)))
-    yield* keyring.delete(Keyring.serviceName, resolved.endpoint)
-    return { endpoint: resolved.endpoint, stored: Option.isSome(entry), revocation } satisfies LogoutResult
+    yield* keyring.delete(Keyring.serviceName, Credentials.keyringAccount(resolved.endpoint, resolved.clientId))
+    if (Option.isSome(found) && found.value.legacy) {
+      yield* keyring.delete(Keyring.serviceName, Credentials.legacyKeyringAccount(resolved.endpoint))
+    }
+    return { endpoint: resolved.endpoint, stored: Option.isSome(found), revocation } satisfies LogoutResult
   },
   (effect, options) => Effect.scoped(Effect.provide(effect, keyringLayer(options)))
 )
@@ -643,20 +649,26 @@ export const authModeFor = (
 }
 
 /**
- * `authModeFor` with the endpoint's keyring entry; an unreadable or corrupt entry counts as none.
+ * `authModeFor` with the keyring entry of the endpoint and the configured client (`StoredCredentials.find`); an
+ * unreadable or corrupt entry counts as none.
  *
  * @since 0.2.0
  * @category constructors
  */
 export const chosenAuthMode = (
-  resolved: Parameters<typeof authModeFor>[0] & { readonly endpoint: string }
+  resolved: Parameters<typeof authModeFor>[0] & {
+    readonly endpoint: string
+    readonly clientId?: string | undefined
+  }
 ): Effect.Effect<AuthMode.AuthMode, never, Keyring.Keyring> =>
   resolved.authModeConfigured
     ? Effect.succeed(resolved.authMode)
-    : Effect.flatMap(Keyring.Keyring, (keyring) => keyring.get(Keyring.serviceName, resolved.endpoint)).pipe(
-      Effect.flatMap((entry) => entry),
-      Effect.flatMap(Credentials.decodeKeyringEntry),
-      Effect.option,
+    : Effect.flatMap(
+      Keyring.Keyring,
+      (keyring) => StoredCredentials.find(keyring, resolved.endpoint, { clientId: resolved.clientId })
+    ).pipe(
+      Effect.map(Option.map((found) => found.credentials)),
+      Effect.orElseSucceed(() => Option.none<Credentials.Credentials>()),
       Effect.map((stored) => authModeFor(resolved, stored))
     )
 

@@ -252,9 +252,13 @@ const makeSource = (provider: ConfigProvider.ConfigProvider, describe: (key: str
 
 const environmentSource = (provider: ConfigProvider.ConfigProvider): Source => makeSource(provider, (key) => key)
 
-// The YAML parser (70-odd modules) is loaded only when there is a config file to read.
+// The YAML parser (70-odd modules) is loaded only when there is a config file to read. `yaml` is CommonJS: a
+// bundler's chunk of it may export only `default`.
 const parseYaml = (text: string, file: string): Effect.Effect<Record<string, unknown>, AuthenticationError> =>
-  Effect.flatMap(Effect.promise(() => import("yaml")), (Yaml) => parseYamlWith(Yaml, text, file))
+  Effect.flatMap(
+    Effect.promise(() => import("yaml")),
+    (Yaml) => parseYamlWith((Yaml as { default?: typeof YamlModule }).default ?? Yaml, text, file)
+  )
 
 const parseYamlWith = (
   Yaml: typeof YamlModule,

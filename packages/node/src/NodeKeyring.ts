@@ -103,7 +103,8 @@ const traced = (service: Keyring.Keyring.Service): Keyring.Keyring.Service => {
     backend: service.backend,
     get: (s, a) => Effect.withSpan(service.get(s, a), "NodeKeyring.get", { attributes }),
     set: (s, a, v) => Effect.withSpan(service.set(s, a, v), "NodeKeyring.set", { attributes }),
-    delete: (s, a) => Effect.withSpan(service.delete(s, a), "NodeKeyring.delete", { attributes })
+    delete: (s, a) => Effect.withSpan(service.delete(s, a), "NodeKeyring.delete", { attributes }),
+    accounts: (s) => Effect.withSpan(service.accounts(s), "NodeKeyring.accounts", { attributes })
   }
 }
 
@@ -111,6 +112,7 @@ interface KeytarModule {
   readonly getPassword: (service: string, account: string) => Promise<string | null>
   readonly setPassword: (service: string, account: string, password: string) => Promise<void>
   readonly deletePassword: (service: string, account: string) => Promise<boolean>
+  readonly findCredentials: (service: string) => Promise<Array<{ account: string; password: string }>>
 }
 
 const loadKeytar: Effect.Effect<KeytarModule, KeyringError> = importOptional("keytar").pipe(
@@ -156,7 +158,13 @@ export const makeKeytar: Effect.Effect<Keyring.Keyring.Service> = Effect.map(
         Effect.flatMap(
           load,
           (keytar) => Effect.asVoid(native("keytar", "delete", () => keytar.deletePassword(service, account)))
-        )
+        ),
+      accounts: (service) =>
+        Effect.flatMap(load, (keytar) =>
+          Effect.map(
+            native("keytar", "list", () => keytar.findCredentials(service)),
+            (found) => found.map((credential) => credential.account)
+          ))
     })
 )
 
@@ -174,6 +182,11 @@ interface NapiEntry {
 
 interface NapiModule {
   readonly AsyncEntry: new(service: string, account: string, options?: unknown) => NapiEntry
+  readonly findCredentialsAsync?: (
+    service: string,
+    target?: string | null,
+    signal?: AbortSignal
+  ) => Promise<Array<{ account: string; password: string }>>
 }
 
 const loadNapi: Effect.Effect<NapiModule, KeyringError> = importOptional("@napi-rs/keyring").pipe(
@@ -241,7 +254,23 @@ export const makeNapi: Effect.Effect<Keyring.Keyring.Service> = Effect.map(Effec
       Effect.flatMap(
         entry(service, account),
         (e) => Effect.asVoid(native("napi", "delete", (signal) => e.deletePassword(signal)))
-      )
+      ),
+    accounts: (service) =>
+      Effect.flatMap(load, (napi) => {
+        const find = napi.findCredentialsAsync
+        return find === undefined
+          ? Effect.fail(
+            new KeyringError({
+              reason: "Unavailable",
+              backend: "napi",
+              description: "this @napi-rs/keyring cannot list credentials (findCredentialsAsync is missing)"
+            })
+          )
+          : Effect.map(
+            native("napi", "list", (signal) => find(service, null, signal)),
+            (found) => found.map((credential) => credential.account)
+          )
+      })
   })
 })
 

@@ -3,7 +3,7 @@
  * the client configuration (over gRPC and over HTTP) and rejects tokens on command.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "@effect/vitest"
-import { createAuthClient } from "@flyte-auth/node"
+import { createAuthClient, NodeKeyring } from "@flyte-auth/node"
 import { type Sandbox, startSandbox, UserAgent } from "@flyte-auth/sandbox"
 import { Redacted } from "effect"
 import * as Fs from "node:fs"
@@ -121,6 +121,55 @@ describe("createAuthClient", () => {
     const response = await auth.fetch(whoami())
     expect(response.status).toBe(200)
     expect(await response.json()).toMatchObject({ subject: sandbox.clients.confidential.clientId })
+  })
+
+  it("two service accounts on one endpoint keep their own credentials; none is handed another's", async () => {
+    const store = Fs.mkdtempSync(Path.join(dir, "accounts-"))
+    const keyring = NodeKeyring.layerFile(store)
+    const clientOf = (token: string) =>
+      JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString("utf8")).client_id as unknown
+    const a = { ...clientSecretOptions(), keyring, logLevel: "None" as const }
+    const b = { ...a, clientId: sandbox.clients.ci.clientId, clientSecret: sandbox.clients.ci.clientSecret }
+    const tokenA = await (async () => {
+      await using auth = await createAuthClient(a)
+      return await auth.accessToken()
+    })()
+    const tokenB = await (async () => {
+      await using auth = await createAuthClient(b)
+      return await auth.accessToken()
+    })()
+    expect(clientOf(tokenA)).toBe(sandbox.clients.confidential.clientId)
+    expect(clientOf(tokenB)).toBe(sandbox.clients.ci.clientId)
+    // New clients read their own stored tokens (no token request), never the other's.
+    sandbox.resetStats()
+    {
+      await using again = await createAuthClient(a)
+      expect(await again.accessToken()).toBe(tokenA)
+      await using againB = await createAuthClient(b)
+      expect(await againB.accessToken()).toBe(tokenB)
+    }
+    expect(sandbox.stats().tokenRequests.client_credentials ?? 0).toBe(0)
+    // A user of the admin's client gets neither of them.
+    {
+      await using user = await createAuthClient({
+        endpoint: sandbox.adminGrpc,
+        insecure: true,
+        keyring,
+        allowInteractive: false,
+        logLevel: "None",
+        env
+      })
+      await expect(user.accessToken()).rejects.toMatchObject({ _tag: "AccessTokenNotFound" })
+    }
+    // Logging A out leaves B's login.
+    {
+      await using auth = await createAuthClient(a)
+      await auth.logout()
+    }
+    sandbox.resetStats()
+    await using stillB = await createAuthClient(b)
+    expect(await stillB.accessToken()).toBe(tokenB)
+    expect(sandbox.stats().tokenRequests.client_credentials ?? 0).toBe(0)
   })
 
   it("accessToken() on a valid stored token fetches nothing (no metadata, no token); headers() fetches the header key", async () => {

@@ -125,7 +125,11 @@ describe("AuthLayer.layer with a static clientConfig", () => {
 
 describe("AuthLayer.layer: the auth mode of the stored credentials", () => {
   /** The settings' auth mode with a keyring holding a login of `storedMode` for the endpoint. */
-  const modeWith = (storedMode: AuthMode.AuthMode | undefined, options: AuthLayer.Options) =>
+  const modeWith = (
+    storedMode: AuthMode.AuthMode | undefined,
+    options: AuthLayer.Options,
+    account = Credentials.keyringAccount("flyte.example.com:443", options.clientId)
+  ) =>
     Effect.gen(function*() {
       const keyring = yield* Keyring.makeMemory
       const entry = yield* Credentials.encodeKeyringEntry(
@@ -135,7 +139,7 @@ describe("AuthLayer.layer: the auth mode of the stored credentials", () => {
           ...(storedMode === undefined ? {} : { authMode: storedMode })
         })
       )
-      yield* keyring.set(Keyring.serviceName, "flyte.example.com:443", entry)
+      yield* keyring.set(Keyring.serviceName, account, entry)
       return yield* Effect.map(AuthLayer.Settings, (settings) => settings.authMode).pipe(
         Effect.provide(AuthLayer.layer({
           endpoint: "flyte.example.com:443",
@@ -161,6 +165,13 @@ describe("AuthLayer.layer: the auth mode of the stored credentials", () => {
       expect(yield* modeWith("ExternalCommand", {})).toBe("Pkce")
       expect(yield* modeWith("ExternalCommand", { command: ["get-token"] })).toBe("ExternalCommand")
       expect(yield* modeWith("ClientSecret", {})).toBe("Pkce")
+      // Another client's login says nothing about this one's mode.
+      expect(yield* modeWith("DeviceFlow", {}, Credentials.keyringAccount("flyte.example.com:443", "other"))).toBe(
+        "Pkce"
+      )
+      // An entry of the time before accounts were per client (the bare endpoint): only a user's login is taken.
+      expect(yield* modeWith("DeviceFlow", {}, "flyte.example.com:443")).toBe("DeviceFlow")
+      expect(yield* modeWith("ExternalCommand", { command: ["get-token"] }, "flyte.example.com:443")).toBe("Pkce")
     }))
 
   it.effect("a login records its mode in the keyring entry", () =>
@@ -177,7 +188,9 @@ describe("AuthLayer.layer: the auth mode of the stored credentials", () => {
           keyring: Layer.succeed(Keyring.Keyring, keyring)
         }))
       )
-      const entry = yield* Effect.flatten(keyring.get(Keyring.serviceName, "flyte.example.com:443"))
+      const entry = yield* Effect.flatten(
+        keyring.get(Keyring.serviceName, Credentials.keyringAccount("flyte.example.com:443", undefined))
+      )
       expect((yield* Credentials.decodeKeyringEntry(entry)).authMode).toBe("ExternalCommand")
     }))
 })

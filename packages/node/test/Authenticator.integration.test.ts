@@ -60,7 +60,11 @@ const setup = (
     const client = yield* AuthHttpClient.make(raw).pipe(Effect.provideService(Authenticator.Authenticator, auth))
     const whoami = Effect.flatMap(client.get(whoamiUrl()), (response) =>
       Effect.map(response.json, (json) => ({ status: response.status, json: json as Record<string, unknown> })))
-    const stored = keyring.get(Keyring.serviceName, sandbox.adminHttp).pipe(
+    const account = Credentials.keyringAccount(
+      sandbox.adminHttp,
+      mode === "ClientSecret" ? sandbox.clients.confidential.clientId : undefined
+    )
+    const stored = keyring.get(Keyring.serviceName, account).pipe(
       Effect.orDie,
       Effect.flatMap(Option.match({
         onNone: () =>

@@ -208,6 +208,27 @@ describe.skipIf(!process.env.FLYTE_AUTH_TEST_SECRET_SERVICE)("NodeKeyring on the
         })))
   }
 
+  for (const [name, layer] of [["keytar", NodeKeyring.layerKeytar], ["napi", NodeKeyring.layerNapi]] as const) {
+    it.live(`${name}: lists the accounts of a service, including what another process stored`, () =>
+      withKeyring(layer, (keyring) =>
+        Effect.gen(function*() {
+          const service = `flyte-auth-accounts-${name}`
+          expect(yield* keyring.accounts(service)).toEqual([])
+          yield* keyring.set(service, "flyte.example.com:443#a", "1")
+          yield* keyring.set(service, "flyte.example.com:443#", "2")
+          yield* otherProcess[name](service, "other.example.com:443#b", "3")
+          yield* keyring.set(`${service}-other`, "not-listed", "4")
+          expect([...(yield* keyring.accounts(service))].sort()).toEqual([
+            "flyte.example.com:443#",
+            "flyte.example.com:443#a",
+            "other.example.com:443#b"
+          ])
+          for (const account of yield* keyring.accounts(service)) yield* keyring.delete(service, account)
+          yield* keyring.delete(`${service}-other`, "not-listed")
+          expect(yield* keyring.accounts(service)).toEqual([])
+        })))
+  }
+
   it.live("layerAuto picks keytar when the Secret Service works, without a warning", () => {
     const logs = captureLogs()
     return withKeyring(NodeKeyring.layerAuto, (keyring) =>
@@ -272,6 +293,31 @@ describe("NodeKeyring.layerFile", () => {
         expect(warnings[0]).toContain("plain files")
         expect(warnings.join()).not.toContain("secret-")
       })).pipe(Effect.provide(logs.layer), Effect.ensuring(Effect.sync(() => Fs.rmSync(root, { recursive: true }))))
+  })
+
+  it.live("lists the accounts of a service, skipping temporary, foreign and corrupt files", () => {
+    const dir = tempDir()
+    return withKeyring(NodeKeyring.layerFile(dir), (keyring) =>
+      Effect.gen(function*() {
+        expect(yield* keyring.accounts(Keyring.serviceName)).toEqual([])
+        yield* keyring.set(Keyring.serviceName, "flyte.example.com:443#a", "1")
+        yield* keyring.set(Keyring.serviceName, "flyte.example.com:443", "2")
+        yield* keyring.set("another-service", "x", "3")
+        Fs.writeFileSync(Path.join(dir, "0123456789012345678901234567890123456789.json"), "not json", { mode: 0o600 })
+        // A file whose name is not the hash of the service and account it claims is not listed.
+        Fs.writeFileSync(
+          Path.join(dir, "abcdefabcdefabcdefabcdefabcdefabcdefabcd.json"),
+          JSON.stringify({ service: Keyring.serviceName, account: "forged", value: "v" }),
+          { mode: 0o600 }
+        )
+        Fs.writeFileSync(Path.join(dir, ".tmp.json"), "{}", { mode: 0o600 })
+        expect([...(yield* keyring.accounts(Keyring.serviceName))].sort()).toEqual([
+          "flyte.example.com:443",
+          "flyte.example.com:443#a"
+        ])
+        yield* keyring.delete(Keyring.serviceName, "flyte.example.com:443")
+        expect(yield* keyring.accounts(Keyring.serviceName)).toEqual(["flyte.example.com:443#a"])
+      })).pipe(Effect.ensuring(Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))))
   })
 
   it.live("tightens a too-open directory and file, with a warning", () => {

@@ -1,7 +1,7 @@
 /**
  * A real, local Flyte authentication environment on loopback: an OAuth 2.0 / OpenID Connect IdP
  * (`oidc-provider`) and a Flyte-like admin serving flyteidl's `AuthMetadataService` and `IdentityService` over gRPC,
- * plus their HTTP twins.
+ * plus their HTTP twins; with `flyte2`, also a Flyte-2-like admin serving flyteidl2's over ConnectRPC.
  *
  * It is the world the flyte-auth clients are tested against, so it shares no code with them.
  *
@@ -24,6 +24,8 @@ import type * as Scope from "effect/Scope"
 import * as crypto from "node:crypto"
 import { startAdmin } from "./internal/admin.js"
 import type { Admin } from "./internal/admin.js"
+import { makeVerifier } from "./internal/bearer.js"
+import type { ConnectAdmin } from "./internal/connectAdmin.js"
 import { Counters } from "./internal/counters.js"
 import { startIdp } from "./internal/idp.js"
 import type { Idp } from "./internal/idp.js"
@@ -46,6 +48,21 @@ export interface Options {
   readonly adminGrpcPort?: number
   /** Port of the admin's HTTP server. Default 0. */
   readonly adminHttpPort?: number
+  /**
+   * Also start a Flyte-2-like admin (`Service.adminConnect`): flyteidl2's `AuthMetadataService` (anonymous),
+   * `IdentityService/UserInfo` and `StateService/Watch` (both need the bearer token) served by
+   * `@connectrpc/connect-node` on one port, with the Connect, gRPC and gRPC-web protocols over HTTP/1.1 and h2c.
+   * It shares the IdP, the header key, the revocation cutoff (`rejectTokensIssuedBefore`) and the proxy
+   * (`proxyToken`) with the Flyte 1 admin, and counts its calls apart (`Stats.connectAdmin`). Default false.
+   */
+  readonly flyte2?: boolean
+  /** Port of the Flyte 2 admin (`flyte2`). Default 0. */
+  readonly adminConnectPort?: number
+  /**
+   * The pause between the live updates of a `StateService/Watch` (after its sentinel), in milliseconds: room to
+   * act while a stream is open. Default 20.
+   */
+  readonly watchIntervalMs?: number
   /** Lifetime of access tokens (all grants). Default 600. */
   readonly tokenTtlSeconds?: number
   /** Lifetime of refresh tokens; each refresh rotates the token. Default 86400. */
@@ -67,6 +84,8 @@ export interface Options {
   readonly publicClientId?: string
   /** The confidential (client credentials) client. Default id `"flytepropeller"`, random secret. */
   readonly confidentialClient?: { readonly clientId?: string; readonly clientSecret?: string }
+  /** A second confidential client, for two service accounts on one endpoint. Default id `"flyte-ci"`, random secret. */
+  readonly ciClient?: { readonly clientId?: string; readonly clientSecret?: string }
   /** Redirect URI published by `GetPublicClientConfig`. Default `"http://localhost:53593/callback"` (like Flyte). */
   readonly redirectUri?: string
   /** Scopes published by `GetPublicClientConfig`. Default `["all", "offline_access"]`. */
@@ -78,10 +97,11 @@ export interface Options {
   /** Answer polls faster than the interval with `slow_down` (interval +5 s), per RFC 8628 §3.5. Default false. */
   readonly enforceDevicePollInterval?: boolean
   /**
-   * Put the admin behind an identity-aware proxy (as GCP IAP or Cloudflare Access would): every admin call, gRPC
-   * (`AuthMetadataService` included) and HTTP, is refused unless it carries `proxy-authorization: Bearer <token>`
-   * with exactly this token: HTTP 407 with `proxy-authenticate`, gRPC `UNAUTHENTICATED` whose details say the
-   * proxy refused it. Default: no proxy.
+   * Put the admins behind an identity-aware proxy (as GCP IAP or Cloudflare Access would): every admin call, gRPC
+   * (`AuthMetadataService` included), HTTP and ConnectRPC, is refused unless it carries `proxy-authorization:
+   * Bearer <token>` with exactly this token: HTTP 407 with `proxy-authenticate` (the Flyte 2 admin's with a Connect
+   * error body, `unauthenticated`, that says the proxy refused it), gRPC `UNAUTHENTICATED` whose details say so.
+   * Default: no proxy.
    */
   readonly proxyToken?: string
   /**
@@ -159,6 +179,29 @@ export interface AdminStats {
 }
 
 /**
+ * What the Flyte 2 admin (`Options.flyte2`) saw, whatever the protocol (all zero when it is not running).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ConnectAdminStats {
+  /** `flyteidl2.auth.IdentityService/UserInfo` calls. */
+  readonly userInfoCalls: number
+  /** `flyteidl2.auth.AuthMetadataService/GetOAuth2Metadata` calls. */
+  readonly oauth2MetadataCalls: number
+  /** `flyteidl2.auth.AuthMetadataService/GetPublicClientConfig` calls. */
+  readonly publicClientConfigCalls: number
+  /** `flyteidl2.workflow.StateService/Watch` calls. */
+  readonly watchCalls: number
+  /** Protected calls rejected for a missing, invalid, expired or cut-off token. */
+  readonly authFailures: number
+  /** Why the last protected call was rejected. */
+  readonly lastAuthFailure: string | undefined
+  /** Requests the proxy (`Options.proxyToken`) refused with HTTP 407. */
+  readonly proxyRejections: number
+}
+
+/**
  * What the sandbox saw since it started or since the last `resetStats()`.
  *
  * @since 0.1.0
@@ -188,6 +231,8 @@ export interface Stats {
   /** Unexpected IdP errors (see `Options.onServerError`). */
   readonly serverErrors: number
   readonly admin: AdminStats
+  /** The Flyte 2 admin (`Options.flyte2`). */
+  readonly connectAdmin: ConnectAdminStats
 }
 
 /**
@@ -231,6 +276,11 @@ export interface Service {
   readonly adminGrpc: string
   /** Admin HTTP base URL, `"http://127.0.0.1:<port>"`. */
   readonly adminHttp: string
+  /**
+   * The Flyte 2 admin's base URL, `"http://127.0.0.1:<port>"` (Connect, gRPC and gRPC-web; HTTP/1.1 and h2c), when
+   * started with `flyte2`.
+   */
+  readonly adminConnect: string | undefined
   /** The IdP's issuer, `"http://127.0.0.1:<port>"`. */
   readonly issuer: string
   /** Audience of every access token. */
@@ -245,12 +295,16 @@ export interface Service {
   readonly clients: {
     readonly public: { readonly clientId: string }
     readonly confidential: { readonly clientId: string; readonly clientSecret: string }
+    /** The second confidential client (`ciClient`). */
+    readonly ci: { readonly clientId: string; readonly clientSecret: string }
   }
   readonly user: { readonly username: string; readonly password: string; readonly subject: string }
   readonly stats: () => Stats
   readonly adminStats: () => AdminStats
+  /** What the Flyte 2 admin saw (`Options.flyte2`). */
+  readonly connectAdminStats: () => ConnectAdminStats
   readonly resetStats: () => void
-  /** The admin rejects (`UNAUTHENTICATED` / 401) every access token issued before `date` (default: now). */
+  /** Both admins reject (`UNAUTHENTICATED` / 401) every access token issued before `date` (default: now). */
   readonly rejectTokensIssuedBefore: (date?: Date) => void
   /** Undoes `rejectTokensIssuedBefore`. */
   readonly acceptAllTokens: () => void
@@ -326,6 +380,8 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
   const confidentialClientId = options.confidentialClient?.clientId ?? "flytepropeller"
   const confidentialClientSecret = options.confidentialClient?.clientSecret ??
     crypto.randomBytes(24).toString("base64url")
+  const ciClientId = options.ciClient?.clientId ?? "flyte-ci"
+  const ciClientSecret = options.ciClient?.clientSecret ?? crypto.randomBytes(24).toString("base64url")
   const redirectUri = options.redirectUri ?? "http://localhost:53593/callback"
   const scopes = [...(options.scopes ?? ["all", "offline_access"])]
   const onServerError = options.onServerError ?? (() => {})
@@ -353,6 +409,8 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
     publicClientId,
     confidentialClientId,
     confidentialClientSecret,
+    ciClientId,
+    ciClientSecret,
     audience,
     resourceScopes: ["all"],
     deviceFlow: options.deviceFlow ?? true,
@@ -366,7 +424,9 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
     store,
     onServerError
   })
+  const verifier = makeVerifier({ issuer: idp.issuer, audience, headerKey, jwks: idp.publicJwks })
   let admin: Admin
+  let connectAdmin: ConnectAdmin | undefined
   try {
     admin = await startAdmin({
       host,
@@ -378,30 +438,63 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
       publicClientId,
       redirectUri,
       scopes,
-      jwks: idp.publicJwks,
-      counters,
+      verifier,
+      counters: counters.admin,
       proxyToken: options.proxyToken
     })
   } catch (error) {
     await idp.close()
     throw error
   }
+  if (options.flyte2 === true) {
+    try {
+      // Loaded only here: connect-node and the flyteidl2 descriptors stay out of a Flyte-1-only sandbox.
+      const { startConnectAdmin } = await import("./internal/connectAdmin.js")
+      connectAdmin = await startConnectAdmin({
+        host,
+        port: options.adminConnectPort ?? 0,
+        authorizationServerMetadata: admin.authorizationServerMetadata,
+        audience,
+        headerKey,
+        publicClientId,
+        redirectUri,
+        scopes,
+        verifier,
+        counters: counters.connectAdmin,
+        proxyToken: options.proxyToken,
+        watchUpdateIntervalMs: options.watchIntervalMs ?? 20
+      })
+    } catch (error) {
+      await Promise.all([admin.close(), idp.close()])
+      throw error
+    }
+  }
 
   const metadata = admin.authorizationServerMetadata
   let closing: Promise<void> | undefined
   const adminStats = (): AdminStats => ({
-    userInfoCalls: counters.userInfoCalls,
-    whoamiCalls: counters.whoamiCalls,
-    oauth2MetadataCalls: counters.oauth2MetadataCalls,
-    publicClientConfigCalls: counters.publicClientConfigCalls,
-    authFailures: counters.authFailures,
-    lastAuthFailure: counters.lastAuthFailure,
-    proxyRejections: counters.proxyRejections
+    userInfoCalls: counters.admin.userInfoCalls,
+    whoamiCalls: counters.admin.whoamiCalls,
+    oauth2MetadataCalls: counters.admin.oauth2MetadataCalls,
+    publicClientConfigCalls: counters.admin.publicClientConfigCalls,
+    authFailures: counters.admin.authFailures,
+    lastAuthFailure: counters.admin.lastAuthFailure,
+    proxyRejections: counters.admin.proxyRejections
+  })
+  const connectAdminStats = (): ConnectAdminStats => ({
+    userInfoCalls: counters.connectAdmin.userInfoCalls,
+    oauth2MetadataCalls: counters.connectAdmin.oauth2MetadataCalls,
+    publicClientConfigCalls: counters.connectAdmin.publicClientConfigCalls,
+    watchCalls: counters.connectAdmin.watchCalls,
+    authFailures: counters.connectAdmin.authFailures,
+    lastAuthFailure: counters.connectAdmin.lastAuthFailure,
+    proxyRejections: counters.connectAdmin.proxyRejections
   })
 
   return {
     adminGrpc: admin.grpcAddress,
     adminHttp: admin.httpUrl,
+    adminConnect: connectAdmin?.url,
     issuer: idp.issuer,
     audience,
     headerKey,
@@ -418,7 +511,8 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
     },
     clients: {
       public: { clientId: publicClientId },
-      confidential: { clientId: confidentialClientId, clientSecret: confidentialClientSecret }
+      confidential: { clientId: confidentialClientId, clientSecret: confidentialClientSecret },
+      ci: { clientId: ciClientId, clientSecret: ciClientSecret }
     },
     user: { username, password, subject: user.subject },
     stats: () => ({
@@ -433,12 +527,14 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
       consents: counters.consents,
       denials: counters.denials,
       serverErrors: counters.serverErrors,
-      admin: adminStats()
+      admin: adminStats(),
+      connectAdmin: connectAdminStats()
     }),
     adminStats,
+    connectAdminStats,
     resetStats: () => counters.reset(),
-    rejectTokensIssuedBefore: (date) => admin.rejectTokensIssuedBefore((date ?? new Date()).getTime()),
-    acceptAllTokens: () => admin.rejectTokensIssuedBefore(undefined),
+    rejectTokensIssuedBefore: (date) => verifier.rejectTokensIssuedBefore((date ?? new Date()).getTime()),
+    acceptAllTokens: () => verifier.rejectTokensIssuedBefore(undefined),
     revokeRefreshTokens: () => store.deleteModel("RefreshToken"),
     failNextTokenRequests: (count = 1, failure = {}) =>
       idp.failNextTokenRequests(count, {
@@ -448,7 +544,7 @@ export const startSandbox = async (options: Options = {}): Promise<Service> => {
           error_description: "failure injected by the flyte-auth sandbox"
         }
       }),
-    close: () => closing ??= Promise.all([admin.close(), idp.close()]).then(() => undefined)
+    close: () => closing ??= Promise.all([admin.close(), connectAdmin?.close(), idp.close()]).then(() => undefined)
   }
 }
 

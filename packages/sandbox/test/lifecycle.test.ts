@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as http from "node:http"
+import * as http2 from "node:http2"
 import * as net from "node:net"
 import {
   authorizeUrl,
@@ -25,6 +26,16 @@ const bindHttp = (p: number) =>
     const server = net.createServer()
     server.once("error", reject)
     server.listen({ host: "127.0.0.1", port: p, exclusive: true }, () => server.close(() => resolve()))
+  })
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
   })
 
 const bindGrpc = (p: number) =>
@@ -66,6 +77,50 @@ describe("lifecycle", () => {
     expect(again.adminHttp).toBe(`http://127.0.0.1:${ports[1]}`)
     expect(again.adminGrpc).toBe(`127.0.0.1:${ports[2]}`)
     await again.close()
+  })
+
+  it("close() frees the Flyte 2 admin's port with HTTP/1.1 keep-alive and HTTP/2 sessions open; it can be reused", async () => {
+    const sandbox = await startSandbox({ flyte2: true })
+    const url = sandbox.adminConnect!
+    const agent = new http.Agent({ keepAlive: true })
+    const method = "/flyteidl2.auth.AuthMetadataService/GetPublicClientConfig"
+    await new Promise<void>((resolve, reject) =>
+      http.request(
+        `${url}${method}`,
+        { agent, method: "POST", headers: { "content-type": "application/json" } },
+        (r) => r.resume().on("end", resolve)
+      ).on("error", reject).end("{}")
+    )
+    const session = http2.connect(url)
+    await new Promise<void>((resolve, reject) => {
+      const stream = session.request({ ":method": "POST", ":path": method, "content-type": "application/json" })
+      stream.on("error", reject)
+      stream.resume().on("end", resolve)
+      stream.end("{}")
+    })
+    const taken = port(url)
+    await sandbox.close()
+    await bindHttp(taken)
+    agent.destroy()
+    session.destroy()
+    const again = await startSandbox({ flyte2: true, adminConnectPort: taken })
+    expect(again.adminConnect).toBe(`http://127.0.0.1:${taken}`)
+    await again.close()
+  })
+
+  it("a taken Flyte 2 admin port fails startup, and leaves nothing listening", async () => {
+    const blocker = net.createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", () => resolve()))
+    const taken = (blocker.address() as net.AddressInfo).port
+    const fixed = { idpPort: await freePort(), adminHttpPort: await freePort(), adminGrpcPort: await freePort() }
+    try {
+      await expect(startSandbox({ ...fixed, flyte2: true, adminConnectPort: taken })).rejects.toThrow(/EADDRINUSE/)
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()))
+    }
+    await bindHttp(fixed.idpPort)
+    await bindHttp(fixed.adminHttpPort)
+    await bindGrpc(fixed.adminGrpcPort)
   })
 
   it("a taken port fails startup, and leaves nothing listening", async () => {
@@ -114,6 +169,15 @@ describe("lifecycle", () => {
           publicClientConfigCalls: 0,
           authFailures: 1,
           lastAuthFailure: expect.stringMatching(/missing bearer token/),
+          proxyRejections: 0
+        },
+        connectAdmin: {
+          userInfoCalls: 0,
+          oauth2MetadataCalls: 0,
+          publicClientConfigCalls: 0,
+          watchCalls: 0,
+          authFailures: 0,
+          lastAuthFailure: undefined,
           proxyRejections: 0
         }
       })

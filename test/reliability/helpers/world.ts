@@ -99,9 +99,17 @@ export const approvingPrompt = (sandbox: Sandbox.Service) =>
       ).pipe(Effect.asVoid)
   })
 
-/** Reads the raw keyring entry of the world's endpoint. */
+/** Reads the raw keyring entry of the world's endpoint (of whichever client: one flow per keyring). */
 export const entryOf = (keyring: Keyring.Keyring.Service, world: World) =>
-  keyring.get(Keyring.serviceName, world.endpoint).pipe(Effect.orDie, Effect.map(Option.getOrUndefined))
+  Effect.gen(function*() {
+    const accounts = (yield* keyring.accounts(Keyring.serviceName)).filter((account) =>
+      Credentials.parseKeyringAccount(account).endpoint === world.endpoint
+    )
+    if (accounts.length > 1) return yield* Effect.die(`several entries for ${world.endpoint}: ${accounts.join(", ")}`)
+    return accounts.length === 0
+      ? undefined
+      : Option.getOrUndefined(yield* keyring.get(Keyring.serviceName, accounts[0]))
+  }).pipe(Effect.orDie)
 
 /**
  * Logs the demo user in with PKCE straight at the sandbox (not through the proxy), on the live clock, and stores
@@ -123,7 +131,7 @@ export const seedExpired = (world: World, keyring: Keyring.Keyring.Service) =>
       expiresAt: DateTime.subtractDuration(now, Duration.minutes(1))
     })
     const entry = yield* Effect.orDie(Credentials.encodeKeyringEntry(expired))
-    yield* Effect.orDie(keyring.set(Keyring.serviceName, world.endpoint, entry))
+    yield* Effect.orDie(keyring.set(Keyring.serviceName, Credentials.keyringAccount(world.endpoint, undefined), entry))
     return expired
   })
 

@@ -10,6 +10,7 @@ import type { AuthError } from "@flyte-auth/core/AuthError"
 import * as AuthMode from "@flyte-auth/core/AuthMode"
 import * as Credentials from "@flyte-auth/core/Credentials"
 import * as Keyring from "@flyte-auth/core/Keyring"
+import * as StoredCredentials from "@flyte-auth/core/StoredCredentials"
 import * as AuthLayer from "@flyte-auth/node/AuthLayer"
 import * as NodeKeyring from "@flyte-auth/node/NodeKeyring"
 import * as Console from "effect/Console"
@@ -194,8 +195,8 @@ const ticking = <A, E, R>(self: Effect.Effect<A, E, R>, what: string, bound: Dur
 /**
  * Runs `f` with what the options resolve to (endpoint, auth mode, ...) and the keyring, without building the
  * `Authenticator`: `status` and `logout` work offline (a DeviceFlow authenticator, say, asks the server for its
- * endpoints when it is built). The stored credentials are the entry `Keyring.serviceName` / endpoint, the one the
- * `Authenticator` reads and writes.
+ * endpoints when it is built). The stored credentials are those of the endpoint and configured client
+ * (`StoredCredentials.find`), the ones the `Authenticator` reads and writes.
  *
  * @internal
  */
@@ -242,7 +243,7 @@ export const login = (args: GlobalArgs) =>
         )
       }
       const credentials = yield* withProgress(auth.login)
-      if (persistent) yield* checkStored(keyring, settings.endpoint, credentials)
+      if (persistent) yield* checkStored(keyring, settings, credentials)
       const now = yield* DateTime.now
       const subject = subjectOf(credentials, yield* serviceClientId(settings))
       yield* Console.error(
@@ -269,8 +270,12 @@ const otherStore = (backend: string): string =>
     : "choose --keyring file (plain files, 0600) or make the OS keyring (Secret Service) available"
 
 /** The credentials the login wrote, read back: a login whose final write failed has stored nothing. */
-const checkStored = (keyring: Keyring.Keyring.Service, endpoint: string, credentials: Credentials.Credentials) =>
-  keyring.get(Keyring.serviceName, endpoint).pipe(
+const checkStored = (
+  keyring: Keyring.Keyring.Service,
+  settings: AuthLayer.ResolvedSettings,
+  credentials: Credentials.Credentials
+) =>
+  keyring.get(Keyring.serviceName, Credentials.keyringAccount(settings.endpoint, settings.clientId)).pipe(
     Effect.flatMap(Option.match({
       onNone: () => Effect.succeed(false),
       onSome: (entry) =>
@@ -308,19 +313,46 @@ export const token = (args: GlobalArgs) =>
 // --- status ------------------------------------------------------------------------------------------------------
 
 /**
- * What `status --json` prints.
+ * One stored login in `status`: `StatusReport.logins`.
+ *
+ * @internal
+ */
+export interface LoginReport {
+  readonly endpoint: string
+  /** The configured client id of the login; `null` for the admin's client (and for a `legacy` entry). */
+  readonly clientId: string | null
+  readonly authMode: AuthMode.AuthMode | null
+  /** The keyring account (`Credentials.keyringAccount`; the bare endpoint for a `legacy` entry). */
+  readonly account: string
+  /** An entry written before accounts were per client: moved by its owner on first use, never used by another. */
+  readonly legacy: boolean
+  /** The login `token` would use with these options. */
+  readonly selected: boolean
+  /** Whether it hands out a token without a user (see `StatusReport.loggedIn`); `false` for a legacy entry. */
+  readonly loggedIn: boolean
+  readonly subject: string | null
+  readonly expiresAt: string | null
+  readonly expired: boolean | null
+  readonly refreshToken: boolean
+}
+
+/**
+ * What `status --json` prints: the selected login (the endpoint and client of the options) and every stored
+ * login of the endpoint (`--all`: of every endpoint).
  *
  * @internal
  */
 export interface StatusReport {
   readonly endpoint: string
+  /** The configured client id; `null` for the admin's client. */
+  readonly clientId: string | null
   readonly authMode: AuthMode.AuthMode
   readonly keyringBackend: string
   readonly insecure: boolean
   /**
-   * Whether `token` can hand out a token without a new login: credentials are stored, and their access token is
-   * still fresh, or a refresh token is stored, or the auth mode renews without a user (ClientSecret,
-   * ExternalCommand).
+   * Whether `token` can hand out a token without a new login: credentials are stored for this client and mode,
+   * and their access token is still fresh, or a refresh token is stored, or the auth mode renews without a user
+   * (ClientSecret, ExternalCommand). When it is `false`, `status` exits with code 1.
    */
   readonly loggedIn: boolean
   readonly subject: string | null
@@ -329,71 +361,136 @@ export interface StatusReport {
   readonly expiresInSeconds: number | null
   readonly expired: boolean | null
   readonly refreshToken: boolean
+  readonly logins: ReadonlyArray<LoginReport>
 }
 
+/** The Authenticator's rule: a token no longer fresh is renewed with a refresh token, or by a mode without a user. */
+const renewable = (credentials: Credentials.Credentials, authMode: AuthMode.AuthMode, now: DateTime.Utc) =>
+  Credentials.isFresh(credentials, now) || credentials.refreshToken !== undefined || !AuthMode.isInteractive(authMode)
+
+const isoOrNull = (instant: DateTime.Utc | undefined) => instant === undefined ? null : DateTime.formatIso(instant)
+
+const expiredAt = (instant: DateTime.Utc | undefined, now: DateTime.Utc) =>
+  instant === undefined ? null : DateTime.toEpochMillis(instant) <= DateTime.toEpochMillis(now)
+
 /** @internal */
-export const status = (args: GlobalArgs, json: boolean) =>
+export const status = (args: GlobalArgs, json: boolean, all = false) =>
   withResolved(args, (settings) =>
     Effect.gen(function*() {
       const keyring = yield* Keyring.Keyring
-      const stored = yield* keyring.get(Keyring.serviceName, settings.endpoint).pipe(
-        Effect.flatMap(Option.match({
-          onNone: () => Effect.succeedNone,
-          onSome: (entry) => Effect.option(Credentials.decodeKeyringEntry(entry))
-        }))
-      )
+      const found = yield* StoredCredentials.find(keyring, settings.endpoint, { clientId: settings.clientId })
+      const authMode = AuthLayer.authModeFor(settings, Option.map(found, (f) => f.credentials))
+      // What the Authenticator of this mode takes (an entry of another mode is not its own).
+      const selected = Option.filter(found, ({ credentials, legacy }) =>
+        legacy
+          ? Credentials.isLegacyFor(credentials, { authMode })
+          : Credentials.isFor(credentials, { clientId: settings.clientId, authMode }))
+      const selectedAccount = Option.map(selected, ({ legacy }) =>
+        legacy
+          ? Credentials.legacyKeyringAccount(settings.endpoint)
+          : Credentials.keyringAccount(settings.endpoint, settings.clientId))
       const now = yield* DateTime.now
-      const credentials = Option.getOrUndefined(stored)
-      const authMode = AuthLayer.authModeFor(settings, stored)
+      const credentials = Option.getOrUndefined(Option.map(selected, (s) => s.credentials))
       const expiresAt = credentials?.expiresAt
-      // The Authenticator's own rule: a token that is no longer fresh is renewed, which needs a refresh token or a
-      // mode that needs no user.
-      const renewable = credentials !== undefined &&
-        (Credentials.isFresh(credentials, now) || credentials.refreshToken !== undefined ||
-          !AuthMode.isInteractive(authMode))
+      const stored = yield* StoredCredentials.list(keyring, all ? undefined : settings.endpoint).pipe(
+        Effect.catchTag("KeyringError", (error) =>
+          Effect.as(
+            Effect.logWarning(`flyte-auth: the ${keyring.backend} keyring cannot list its entries (${error.message})`),
+            []
+          ))
+      )
+      const logins = stored.flatMap((entry): Array<LoginReport> => {
+        if (Option.isNone(entry.credentials)) return []
+        const c = entry.credentials.value
+        const mode = c.authMode ?? null
+        return [{
+          endpoint: entry.endpoint,
+          clientId: entry.legacy ? null : entry.clientId ?? null,
+          authMode: mode,
+          account: entry.account,
+          legacy: entry.legacy,
+          selected: Option.contains(selectedAccount, entry.account),
+          loggedIn: mode !== null && !entry.legacy && renewable(c, mode, now),
+          subject: subjectOf(c, mode === "ClientSecret" ? c.clientId : undefined) ?? null,
+          expiresAt: isoOrNull(c.expiresAt),
+          expired: expiredAt(c.expiresAt, now),
+          refreshToken: c.refreshToken !== undefined
+        }]
+      })
       const report: StatusReport = {
         endpoint: settings.endpoint,
+        clientId: settings.clientId ?? null,
         authMode,
         keyringBackend: keyring.backend,
         insecure: settings.insecure,
-        loggedIn: renewable,
-        subject: credentials === undefined ?
-          null :
-          subjectOf(credentials, authMode === "ClientSecret" ? settings.clientId : undefined) ??
-            null,
+        loggedIn: credentials !== undefined && renewable(credentials, authMode, now),
+        subject: credentials === undefined
+          ? null
+          : subjectOf(credentials, authMode === "ClientSecret" ? settings.clientId : undefined) ?? null,
         scopes: credentials === undefined ? null : scopesOf(credentials) ?? null,
-        expiresAt: expiresAt === undefined ? null : DateTime.formatIso(expiresAt),
+        expiresAt: isoOrNull(expiresAt),
         expiresInSeconds: expiresAt === undefined
           ? null
           : Math.round((DateTime.toEpochMillis(expiresAt) - DateTime.toEpochMillis(now)) / 1000),
-        expired: credentials === undefined || expiresAt === undefined
-          ? null
-          : DateTime.toEpochMillis(expiresAt) <= DateTime.toEpochMillis(now),
-        refreshToken: credentials?.refreshToken !== undefined
+        expired: credentials === undefined ? null : expiredAt(expiresAt, now),
+        refreshToken: credentials?.refreshToken !== undefined,
+        logins
       }
-      if (json) return yield* Console.log(JSON.stringify(report))
-      const loggedIn = report.loggedIn
-        ? "yes"
-        : credentials === undefined
-        ? "no"
-        : `no (${report.expired === true ? "expired" : "about to expire"}, no refresh token: run flyte-auth login)`
-      const rows: Array<[string, string]> = [
-        ["endpoint", `${report.endpoint}${report.insecure ? " (insecure)" : ""}`],
-        ["auth mode", report.authMode],
-        ["keyring", report.keyringBackend],
-        ["logged in", loggedIn]
-      ]
-      if (credentials !== undefined) {
-        rows.push(
-          ["subject", report.subject ?? "unknown (opaque token)"],
-          ["scopes", report.scopes === null ? "unknown" : report.scopes.join(" ")],
-          ["expiry", describeExpiry(credentials, now)],
-          ["refresh token", report.refreshToken ? "yes" : "no"]
-        )
+      yield* Console.log(json ? JSON.stringify(report) : describeStatus(report, credentials, now, all))
+      // As `gh auth status`: a script can test it.
+      if (!report.loggedIn) {
+        return yield* new CliError({
+          message: `not logged in to ${report.endpoint}${
+            report.clientId === null ? "" : ` as client ${report.clientId}`
+          } (${report.authMode}) — run \`flyte-auth login\``
+        })
       }
-      const width = Math.max(...rows.map(([key]) => key.length)) + 2
-      yield* Console.log(rows.map(([key, value]) => `${key.padEnd(width)}${value}`).join("\n"))
     }))
+
+/** The text of `status`: the selected login, then the table of stored logins (`*` marks the selected one). */
+const describeStatus = (
+  report: StatusReport,
+  credentials: Credentials.Credentials | undefined,
+  now: DateTime.Utc,
+  all: boolean
+): string => {
+  const loggedIn = report.loggedIn
+    ? "yes"
+    : credentials === undefined
+    ? "no"
+    : `no (${report.expired === true ? "expired" : "about to expire"}, no refresh token: run flyte-auth login)`
+  const rows: Array<[string, string]> = [
+    ["endpoint", `${report.endpoint}${report.insecure ? " (insecure)" : ""}`],
+    ["client id", report.clientId ?? "the admin's"],
+    ["auth mode", report.authMode],
+    ["keyring", report.keyringBackend],
+    ["logged in", loggedIn]
+  ]
+  if (credentials !== undefined) {
+    rows.push(
+      ["subject", report.subject ?? "unknown (opaque token)"],
+      ["scopes", report.scopes === null ? "unknown" : report.scopes.join(" ")],
+      ["expiry", describeExpiry(credentials, now)],
+      ["refresh token", report.refreshToken ? "yes" : "no"]
+    )
+  }
+  const width = Math.max(...rows.map(([key]) => key.length)) + 2
+  const lines = rows.map(([key, value]) => `${key.padEnd(width)}${value}`)
+  lines.push("", all ? "stored logins (every endpoint):" : `stored logins on ${report.endpoint}:`)
+  if (report.logins.length === 0) lines.push("  none")
+  const table = report.logins.map((login) => [
+    login.selected ? "*" : " ",
+    ...(all ? [login.endpoint] : []),
+    login.legacy ? "(old entry)" : login.clientId ?? "(admin's client)",
+    login.authMode ?? "(mode unknown)",
+    login.subject ?? "(opaque token)",
+    login.expiresAt === null ? "no expiry" : `${login.expired === true ? "expired" : "expires"} ${login.expiresAt}`,
+    login.legacy ? "moved on first use by its owner" : login.loggedIn ? "logged in" : "needs a login"
+  ])
+  const widths = table[0]?.map((_, i) => Math.max(...table.map((row) => row[i].length))) ?? []
+  for (const row of table) lines.push(row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd())
+  return lines.join("\n")
+}
 
 // --- logout ------------------------------------------------------------------------------------------------------
 

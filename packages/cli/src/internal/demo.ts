@@ -12,8 +12,10 @@
  * With each it calls `IdentityService/UserInfo` over gRPC and the protected `GET /api/v1/whoami` over HTTP,
  * makes the admin reject the current token and shows the automatic refresh (counting token-endpoint requests by
  * grant type), checks that a new client is served from the keyring without any IdP request, and finally waits
- * for a short-lived token to near its expiry to show the proactive refresh. A table summarises; the exit code is
- * 0 only if every check passed.
+ * for a short-lived token to near its expiry to show the proactive refresh. Then the four flows again against the
+ * sandbox's Flyte 2 admin (ConnectRPC), found by detection: flyteidl2 `IdentityService/UserInfo` through the
+ * Connect interceptor, the forced expiry, the keyring. Tables summarise; the exit code is 0 only if every check
+ * passed.
  *
  * @internal
  */
@@ -33,6 +35,7 @@ import * as LogLevel from "effect/LogLevel"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import * as ConnectUserInfo from "./connectUserInfo.js"
 import { CliError } from "./errors.js"
 import * as GrpcUserInfo from "./grpcUserInfo.js"
 
@@ -71,13 +74,15 @@ export const run = (options: DemoOptions): Effect.Effect<void, CliError> =>
     yield* progress("▶ starting the sandbox (oidc-provider IdP + Flyte-like admin on 127.0.0.1, ephemeral ports)")
     const sandbox = yield* Sandbox.make({
       autoApprove: true,
+      flyte2: true,
       tokenTtlSeconds: options.tokenTtlSeconds,
       devicePollIntervalSeconds: 1,
       // Any free loopback port for the PKCE callback (RFC 8252 §7.3): nothing fixed can be taken.
       redirectUri: "http://localhost:0/callback"
     }).pipe(Effect.mapError((error) => new CliError({ message: error.message, cause: error })))
     yield* progress(
-      `  admin gRPC ${sandbox.adminGrpc}, admin HTTP ${sandbox.adminHttp}, IdP ${sandbox.issuer}; ` +
+      `  admin gRPC ${sandbox.adminGrpc}, admin HTTP ${sandbox.adminHttp}, Flyte 2 admin ${sandbox.adminConnect}, ` +
+        `IdP ${sandbox.issuer}; ` +
         `access tokens live ${options.tokenTtlSeconds} s`
     )
 
@@ -301,7 +306,77 @@ export const run = (options: DemoOptions): Effect.Effect<void, CliError> =>
       )
     }
 
-    // 6. proactive refresh: a PKCE token nearing its expiry is refreshed before use, without any rejection.
+    // 6. the four flows against the Flyte 2 admin (ConnectRPC), which the layer detects.
+    const flyte2Endpoint = sandbox.adminConnect!.replace(/^http:\/\//, "")
+    const summary2: Array<{ flow: string; cells: Array<string> }> = []
+    for (const flow of flows) {
+      const name = `${flow.name} (Flyte 2)`
+      yield* progress(`▶ ${name}`)
+      const cells: Array<string> = []
+      const options2: AuthLayer.Options = { ...flow.options, endpoint: flyte2Endpoint }
+      const outcome = yield* Effect.either(Effect.scoped(
+        Effect.gen(function*() {
+          const auth = yield* Authenticator
+          const settings = yield* AuthLayer.Settings
+          yield* auth.logout
+          const before = tokenRequests()
+          const t0 = Date.now()
+          yield* auth.credentials.pipe(Effect.timeout(Duration.seconds(60)))
+          const loginDiff = diff(before)
+          const detected = yield* settings.flyte
+          const loggedIn = (loginDiff[flow.login] ?? 0) >= 1 && detected === 2
+          yield* record(
+            name,
+            "login",
+            loggedIn,
+            `detected Flyte ${detected}, ${describeDiff(loginDiff)} in ${Date.now() - t0} ms`
+          )
+          cells.push(loggedIn ? `✓ ${formatMillis(Date.now() - t0)}` : "✗")
+
+          const subject = yield* connectWhoami(settings)
+          const whoamiOk = subject === flow.subject
+          yield* record(name, "flyteidl2 IdentityService/UserInfo", whoamiOk, `subject ${subject}`)
+          cells.push(whoamiOk ? `✓ ${subject}` : `✗ ${subject}`)
+
+          yield* Effect.sleep(Duration.millis(5)) // the admin compares issue times in milliseconds
+          sandbox.rejectTokensIssuedBefore()
+          const failuresBefore = sandbox.connectAdminStats().authFailures
+          const b = tokenRequests()
+          const again = yield* connectWhoami(settings)
+          const d = diff(b)
+          const rejected = sandbox.connectAdminStats().authFailures - failuresBefore
+          const expiryOk = again === flow.subject && (d[flow.refresh] ?? 0) === 1 && rejected === 1
+          yield* record(
+            name,
+            "forced expiry via Connect",
+            expiryOk,
+            `${rejected} call rejected, then ${describeDiff(d)}, retried: subject ${again}`
+          )
+          cells.push(expiryOk ? `✓ ${describeDiff(d)}` : `✗ ${describeDiff(d)}`)
+
+          const fresh = yield* Effect.scoped(Effect.gen(function*() {
+            const b = tokenRequests()
+            yield* Effect.flatMap(Authenticator, (other) => other.accessToken)
+            return diff(b)
+          })).pipe(Effect.provide(AuthLayer.layer(options2)))
+          const fromKeyring = Object.keys(fresh).length === 0
+          yield* record(name, "new client served from the keyring", fromKeyring, describeDiff(fresh))
+          cells.push(fromKeyring ? "✓ 0 IdP requests" : `✗ ${describeDiff(fresh)}`)
+        }).pipe(Effect.provide(AuthLayer.layer(options2)))
+      ))
+      if (outcome._tag === "Left") {
+        const message = messageOf(outcome.left)
+        yield* record(name, "run", false, message)
+        cells.push(`✗ ${message}`)
+      }
+      summary2.push({ flow: flow.name, cells })
+      yield* Effect.scoped(Effect.flatMap(Authenticator, (auth) => auth.logout)).pipe(
+        Effect.provide(AuthLayer.layer(options2)),
+        Effect.ignore
+      )
+    }
+
+    // 7. proactive refresh: a PKCE token nearing its expiry is refreshed before use, without any rejection.
     yield* progress(`▶ proactive refresh of a ${options.tokenTtlSeconds} s token`)
     const pkce = flows[0]
     const proactive = yield* Effect.either(
@@ -344,19 +419,27 @@ export const run = (options: DemoOptions): Effect.Effect<void, CliError> =>
     )
 
     // --- summary -------------------------------------------------------------------------------------------------
-    const header = ["flow", "login", "gRPC UserInfo", "HTTP whoami", "forced expiry → refresh", "keyring reuse"]
-    const rows = summary.map(({ cells, flow }) => [flow, ...cells])
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
-    const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => (c ?? "").padEnd(widths[i])).join("  ").trimEnd()
+    const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) => {
+      const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
+      const line = (cells: ReadonlyArray<string>) =>
+        cells.map((c, i) => (c ?? "").padEnd(widths[i])).join("  ").trimEnd()
+      return [line(header), line(widths.map((w) => "─".repeat(w))), ...rows.map(line)]
+    }
     const failed = checks.filter((c) => !c.ok)
     const stats = sandbox.stats()
     const out = [
       "",
-      "flyte-auth demo: four flows against a local oidc-provider IdP and Flyte-like admin",
+      "flyte-auth demo: four flows against a local oidc-provider IdP and Flyte-like admins",
       "",
-      line(header),
-      line(widths.map((w) => "─".repeat(w))),
-      ...rows.map(line),
+      ...table(
+        ["flow", "login", "gRPC UserInfo", "HTTP whoami", "forced expiry → refresh", "keyring reuse"],
+        summary.map(({ cells, flow }) => [flow, ...cells])
+      ),
+      "",
+      ...table(
+        ["Flyte 2 (ConnectRPC)", "login", "flyteidl2 UserInfo", "forced expiry → refresh", "keyring reuse"],
+        summary2.map(({ cells, flow }) => [flow, ...cells])
+      ),
       "",
       `proactive refresh of a ${options.tokenTtlSeconds} s token: ${
         checks.find((c) => c.step.startsWith("proactive"))?.ok === true ? "✓" : "✗"
@@ -366,7 +449,7 @@ export const run = (options: DemoOptions): Effect.Effect<void, CliError> =>
           .filter((g) => stats.tokenRequests[g] > 0)
           .map((g) => `${g} ${stats.tokenRequests[g]}`)
           .join(", ")
-      }; admin calls rejected: ${stats.admin.authFailures} (all forced)`,
+      }; admin calls rejected: ${stats.admin.authFailures + stats.connectAdmin.authFailures} (all forced)`,
       `${checks.length - failed.length}/${checks.length} checks passed in ${
         ((Date.now() - started) / 1000).toFixed(1)
       } s` +
@@ -389,6 +472,12 @@ export const run = (options: DemoOptions): Effect.Effect<void, CliError> =>
 const grpcWhoami = (settings: AuthLayer.ResolvedSettings) =>
   GrpcUserInfo.userInfo(settings, callTimeout).pipe(
     Effect.map((response) => String(response.subject ?? "")),
+    Effect.catchAll((error) => Effect.succeed(`(failed: ${error.message})`))
+  )
+
+const connectWhoami = (settings: AuthLayer.ResolvedSettings) =>
+  ConnectUserInfo.userInfo(settings, callTimeout).pipe(
+    Effect.map((response) => String((response as { subject?: unknown }).subject ?? "")),
     Effect.catchAll((error) => Effect.succeed(`(failed: ${error.message})`))
   )
 

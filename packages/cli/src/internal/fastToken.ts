@@ -32,8 +32,26 @@ export const fileName = (service: string, account: string): string =>
 /** `Credentials.defaultRefreshSkew`, in milliseconds. @internal */
 export const defaultSkewMillis = 60_000
 
-/** The options that do not change which token is cached (the others make the full CLI run). */
-const acceptedValues = new Set(["endpoint", "config", "keyring"])
+/** `Credentials.keyringAccount`. @internal */
+export const keyringAccount = (endpoint: string, clientId: string | undefined): string =>
+  `${endpoint}#${clientId === undefined ? "" : encodeURIComponent(clientId)}`
+/** `AuthMode.aliases`. @internal */
+export const authModeAliases: Readonly<Record<string, string>> = {
+  pkce: "Pkce",
+  standard: "Pkce",
+  clientsecret: "ClientSecret",
+  client_secret: "ClientSecret",
+  basic: "ClientSecret",
+  client_credentials: "ClientSecret",
+  externalcommand: "ExternalCommand",
+  external_command: "ExternalCommand",
+  external_process: "ExternalCommand",
+  deviceflow: "DeviceFlow",
+  device_flow: "DeviceFlow"
+}
+
+/** The options the fast path understands (the others make the full CLI run). */
+const acceptedValues = new Set(["endpoint", "config", "keyring", "client-id", "auth-mode"])
 const acceptedFlags = new Set(["insecure", "verbose", "interactive", "no-interactive"])
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -55,20 +73,42 @@ const expandHome = (path: string) =>
 const stripDns = (endpoint: string) => endpoint.trim().replace(/^dns:\/\/\//i, "")
 
 /**
- * The endpoint `AuthLayer` would use: `--endpoint`, else `FLYTE_PLATFORM_URL`, else `admin.endpoint` of the config
- * file (`--config`, else `$FLYTECTL_CONFIG`, else `~/.flyte/config.yaml` when it exists), `dns:///` stripped.
- * `undefined` when it cannot tell (no endpoint, unreadable or malformed file, a value that is not a string).
+ * Whose token the caller wants: the endpoint, the configured client id (`undefined`: the admin's) and the auth mode
+ * (`undefined` when none is configured: then only a user's login, Pkce or DeviceFlow, is handed out, as
+ * `AuthLayer.authModeFor` adopts those).
  *
  * @internal
  */
-export const resolveEndpoint = async (
-  explicit: { readonly endpoint?: string | undefined; readonly config?: string | undefined },
+export interface Caller {
+  readonly endpoint: string
+  readonly clientId: string | undefined
+  readonly authMode: string | undefined
+}
+
+/**
+ * What `AuthLayer.resolve` and `AuthLayer.chosenAuthMode` would decide: the endpoint (`--endpoint`, else
+ * `FLYTE_PLATFORM_URL`, else `admin.endpoint` of the config file: `--config`, else `$FLYTECTL_CONFIG`, else
+ * `~/.flyte/config.yaml` when it exists, `dns:///` stripped), the client id (`--client-id`, else
+ * `FLYTE_CREDENTIALS_CLIENT_ID`, else `admin.clientId`) and the auth mode (`--auth-mode`, else
+ * `FLYTE_CREDENTIALS_AUTH_MODE`, else `admin.authType`). `undefined` when it cannot tell for sure (no endpoint,
+ * an unreadable or malformed file, a value that is not a string, an unknown mode, a blank variable, a client
+ * secret or token command configured without a mode).
+ *
+ * @internal
+ */
+export const resolveCaller = async (
+  explicit: {
+    readonly endpoint?: string | undefined
+    readonly config?: string | undefined
+    readonly clientId?: string | undefined
+    readonly authMode?: string | undefined
+  },
   env: Env
-): Promise<string | undefined> => {
+): Promise<Caller | undefined> => {
   // The config file is read even when the endpoint is given: a malformed file is an error in the full path.
   const configured = explicit.config ?? (env.FLYTECTL_CONFIG !== "" ? env.FLYTECTL_CONFIG : undefined)
   const file = expandHome(configured ?? Path.join(Os.homedir(), ".flyte", "config.yaml"))
-  let fromFile: string | undefined
+  let admin: Record<string, unknown> = {}
   let text: string | undefined
   try {
     text = Fs.readFileSync(file, "utf8")
@@ -78,26 +118,72 @@ export const resolveEndpoint = async (
   if (text !== undefined) {
     let document: unknown
     try {
-      const Yaml = await import("yaml")
+      // `yaml` is CommonJS: the bundle's chunk of it exports only `default`.
+      const imported = await import("yaml")
+      const Yaml = (imported as { default?: typeof imported }).default ?? imported
       document = Yaml.parse(text)
     } catch {
       return undefined
     }
     if (document !== null && document !== undefined) {
       if (typeof document !== "object" || Array.isArray(document)) return undefined
-      const admin = (document as Record<string, unknown>).admin
-      if (admin !== undefined && admin !== null) {
-        if (typeof admin !== "object" || Array.isArray(admin)) return undefined
-        const value = (admin as Record<string, unknown>).endpoint
-        if (value !== undefined && value !== null && typeof value !== "string") return undefined
-        fromFile = nonBlank(value ?? undefined)
+      const value = (document as Record<string, unknown>).admin
+      if (value !== undefined && value !== null) {
+        if (typeof value !== "object" || Array.isArray(value)) return undefined
+        admin = value as Record<string, unknown>
       }
     }
   }
-  const chosen = explicit.endpoint ?? nonBlank(env.FLYTE_PLATFORM_URL) ?? fromFile
+  const fromFile = (key: string): string | undefined | null => {
+    const value = admin[key]
+    if (value === undefined || value === null) return undefined
+    return typeof value === "string" ? value.trim() : null
+  }
+  const fileEndpoint = fromFile("endpoint")
+  if (fileEndpoint === null) return undefined
+  const chosen = explicit.endpoint ?? nonBlank(env.FLYTE_PLATFORM_URL) ?? nonBlank(fileEndpoint)
   if (chosen === undefined) return undefined
   const endpoint = stripDns(chosen)
-  return endpoint === "" ? undefined : endpoint
+  if (endpoint === "") return undefined
+
+  /** An option, else a variable, else the file; `null` when it is not the plain case. */
+  const setting = (option: string | undefined, variable: string, key: string): string | undefined | null => {
+    if (option !== undefined) return option.trim() === "" ? null : option.trim()
+    const fromEnv = env[variable]
+    if (fromEnv !== undefined) return fromEnv.trim() === "" ? null : fromEnv.trim()
+    const value = fromFile(key)
+    return value === "" ? null : value
+  }
+  const clientId = setting(explicit.clientId, "FLYTE_CREDENTIALS_CLIENT_ID", "clientId")
+  const modeText = setting(explicit.authMode, "FLYTE_CREDENTIALS_AUTH_MODE", "authType")
+  if (clientId === null || modeText === null) return undefined
+  if (modeText !== undefined) {
+    const key = modeText.toLowerCase()
+    const authMode = Object.prototype.hasOwnProperty.call(authModeAliases, key) ? authModeAliases[key] : undefined
+    return authMode === undefined ? undefined : { endpoint, clientId, authMode }
+  }
+  // Without a mode, a client secret or a token command chooses it: the full path decides.
+  const choosesMode = [
+    "FLYTE_CREDENTIALS_CLIENT_SECRET",
+    "FLYTE_CREDENTIALS_CLIENT_SECRET_LOCATION",
+    "FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR",
+    "FLYTE_CREDENTIALS_COMMAND"
+  ].some((name) => env[name] !== undefined) ||
+    ["clientSecretLocation", "clientSecretEnvVar", "command"].some((key) => admin[key] !== undefined)
+  return choosesMode ? undefined : { endpoint, clientId, authMode: undefined }
+}
+
+/**
+ * The endpoint of `resolveCaller`.
+ *
+ * @internal
+ */
+export const resolveEndpoint = async (
+  explicit: { readonly endpoint?: string | undefined; readonly config?: string | undefined },
+  env: Env
+): Promise<string | undefined> => {
+  const caller = await resolveCaller(explicit, env)
+  return caller?.endpoint
 }
 
 /** The stored entry of a file keyring, if it is there, ours, and private. */
@@ -156,17 +242,19 @@ export const entryKeys: ReadonlySet<string> = new Set([
   "obtainedAt",
   "endpoint",
   "scopes",
-  "authMode"
+  "authMode",
+  "clientId"
 ])
 
 /**
- * The access token of a keyring entry (the JSON of `Credentials.KeyringEntry`) if the entry is for `endpoint` and
- * its token is fresh at `now` by the rule of `Credentials.isFresh` (expiry minus a 60 s skew, capped at half the
- * token's lifetime; no expiry means fresh). `undefined` for anything else.
+ * The access token of a keyring entry (the JSON of `Credentials.KeyringEntry`) if the entry is the caller's (its
+ * endpoint, its client id, its auth mode: `Credentials.isFor`; without a configured mode only a Pkce or DeviceFlow
+ * login) and its token is fresh at `now` by the rule of `Credentials.isFresh` (expiry minus a 60 s skew, capped at
+ * half the token's lifetime; no expiry means fresh). `undefined` for anything else.
  *
  * @internal
  */
-export const freshToken = (entry: string, endpoint: string, now: number): string | undefined => {
+export const freshToken = (entry: string, caller: Caller, now: number): string | undefined => {
   let parsed: unknown
   try {
     parsed = JSON.parse(entry)
@@ -176,9 +264,13 @@ export const freshToken = (entry: string, endpoint: string, now: number): string
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined
   const record = parsed as Record<string, unknown>
   if (!Object.keys(record).every((key) => entryKeys.has(key))) return undefined
+  if (record.endpoint !== caller.endpoint || record.clientId !== caller.clientId) return undefined
+  const mode = record.authMode
+  if (caller.authMode === undefined ? mode !== "Pkce" && mode !== "DeviceFlow" : mode !== caller.authMode) {
+    return undefined
+  }
   const token = record.accessToken
   if (typeof token !== "string" || token === "" || /[\r\n]/.test(token)) return undefined
-  if (record.endpoint !== endpoint) return undefined
   const expiresAt = isoMillis(record.expiresAt)
   const obtainedAt = isoMillis(record.obtainedAt)
   if (expiresAt === null || obtainedAt === null) return undefined
@@ -207,12 +299,15 @@ export const tryFastToken = async (
   const backend = parsed.values.get("keyring") ?? "auto"
   if (backend !== "file" && backend !== "keytar" && backend !== "auto") return undefined
   if (apiKeyEnvVars.some((name) => nonBlank(env[name]) !== undefined)) return undefined
-  const explicitEndpoint = parsed.values.get("endpoint")
-  const endpoint = await resolveEndpoint({
-    endpoint: explicitEndpoint === undefined ? undefined : explicitEndpoint,
-    config: parsed.values.get("config")
+  const caller = await resolveCaller({
+    endpoint: parsed.values.get("endpoint"),
+    config: parsed.values.get("config"),
+    clientId: parsed.values.get("client-id"),
+    authMode: parsed.values.get("auth-mode")
   }, env)
-  if (endpoint === undefined) return undefined
-  const entry = backend === "file" ? readFileEntry(endpoint, env) : await readKeytarEntry(endpoint)
-  return entry === undefined ? undefined : freshToken(entry, endpoint, now())
+  if (caller === undefined) return undefined
+  // Only the caller's own account; an entry of the time before accounts were per client is the full path's.
+  const account = keyringAccount(caller.endpoint, caller.clientId)
+  const entry = backend === "file" ? readFileEntry(account, env) : await readKeytarEntry(account)
+  return entry === undefined ? undefined : freshToken(entry, caller, now())
 }

@@ -10,17 +10,24 @@ import * as Fs from "node:fs"
 import { CliError } from "./errors.js"
 
 /**
- * Default ports, the ones of a local Flyte (`flyte start`): admin gRPC 8089, admin HTTP 8088; the IdP on 8087.
+ * Default ports, the ones of a local Flyte (`flyte start`): admin gRPC 8089, admin HTTP 8088; the IdP on 8087; the
+ * Flyte 2 admin (`--flyte 2`) on 8090.
  *
  * @internal
  */
-export const defaultPorts = { adminGrpc: 8089, adminHttp: 8088, idp: 8087 } as const
+export const defaultPorts = { adminGrpc: 8089, adminHttp: 8088, idp: 8087, adminConnect: 8090 } as const
 
 /** @internal */
 export interface SandboxArgs {
   readonly adminPort: number
   readonly adminHttpPort: number
   readonly idpPort: number
+  /**
+   * `--flyte 2`: also start the Flyte 2 admin (ConnectRPC), which the printed command and the env file then point
+   * at (the Flyte 1 admin runs too).
+   */
+  readonly flyte2: boolean
+  readonly adminConnectPort: number
   readonly tokenTtl: number | undefined
   readonly autoApprove: boolean
   /** Approve each device code as the demo user when it is issued (a second device, for headless machines). */
@@ -41,9 +48,14 @@ export interface SandboxInfo {
   readonly adminGrpc: string
   readonly adminHttp: string
   readonly issuer: string
+  /** The Flyte 2 admin's base URL (`--flyte 2` only: the key is absent otherwise). */
+  readonly adminConnect?: string
   readonly publicClientId: string
   readonly confidentialClientId: string
   readonly confidentialClientSecret: string
+  /** The second service account, for a second login on the same endpoint. */
+  readonly ciClientId: string
+  readonly ciClientSecret: string
   readonly username: string
   readonly password: string
 }
@@ -58,6 +70,7 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
       idpPort: args.idpPort,
       adminGrpcPort: args.adminPort,
       adminHttpPort: args.adminHttpPort,
+      ...(args.flyte2 ? { flyte2: true, adminConnectPort: args.adminConnectPort } : {}),
       autoApprove: args.autoApprove,
       approveDeviceCodes: args.approveDeviceCodes,
       ...(args.tokenTtl !== undefined ? { tokenTtlSeconds: args.tokenTtl } : {}),
@@ -70,7 +83,7 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
         new CliError({
           // The report says `flyte-auth sandbox: ` already; the SandboxError's message starts with it too.
           message: `${error.message.replace(/^flyte-auth sandbox\s*/, "")}; choose other ports with --admin-port, ` +
-            "--admin-http-port and --idp-port (0 picks a free port)",
+            `--admin-http-port${args.flyte2 ? ", --admin-connect-port" : ""} and --idp-port (0 picks a free port)`,
           cause: error
         })
       )
@@ -79,9 +92,12 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
       adminGrpc: sandbox.adminGrpc,
       adminHttp: sandbox.adminHttp,
       issuer: sandbox.issuer,
+      ...(sandbox.adminConnect === undefined ? {} : { adminConnect: sandbox.adminConnect }),
       publicClientId: sandbox.clients.public.clientId,
       confidentialClientId: sandbox.clients.confidential.clientId,
       confidentialClientSecret: sandbox.clients.confidential.clientSecret,
+      ciClientId: sandbox.clients.ci.clientId,
+      ciClientSecret: sandbox.clients.ci.clientSecret,
       username: sandbox.user.username,
       password: sandbox.user.password
     }
@@ -90,10 +106,16 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
     yield* Console.error(
       [
         `flyte-auth sandbox: admin gRPC ${sandbox.adminGrpc}, admin HTTP ${sandbox.adminHttp}, IdP ${sandbox.issuer}`,
+        ...(sandbox.adminConnect === undefined ? [] : [
+          `  Flyte 2 admin ${sandbox.adminConnect} (ConnectRPC: Connect, gRPC and gRPC-web; HTTP/1.1 and h2c): ` +
+          "flyteidl2 AuthMetadataService, IdentityService/UserInfo, StateService/Watch"
+        ]),
         `  user ${sandbox.user.username} / ${sandbox.user.password}, header key ${sandbox.headerKey}, ` +
         `access tokens live ${args.tokenTtl ?? 600} s${args.autoApprove ? ", logins are approved automatically" : ""}` +
         `${args.approveDeviceCodes ? ", device codes are approved as they are issued" : ""}`,
-        `  try: flyte-auth --endpoint ${sandbox.adminGrpc} --insecure login   (Ctrl-C stops the sandbox)`,
+        `  try: flyte-auth --endpoint ${
+          sandbox.adminConnect ?? sandbox.adminGrpc
+        } --insecure login   (Ctrl-C stops the sandbox)`,
         ...(args.envFile === undefined ? [] : [
           `  ${args.envFile}: the service account's FLYTE_* variables; run an example with ` +
           `node --env-file=${args.envFile} examples/dist/plain-typescript.js`
@@ -113,12 +135,13 @@ export const run = (args: SandboxArgs): Effect.Effect<void, CliError> =>
 export const envFileText = (info: SandboxInfo): string =>
   [
     "# flyte-auth sandbox: log in as its service account (client credentials)",
-    `FLYTE_PLATFORM_URL=${info.adminGrpc}`,
+    `FLYTE_PLATFORM_URL=${info.adminConnect ?? info.adminGrpc}`,
     "FLYTE_PLATFORM_INSECURE=true",
     "FLYTE_CREDENTIALS_AUTH_MODE=ClientSecret",
     `FLYTE_CREDENTIALS_CLIENT_ID=${info.confidentialClientId}`,
     `FLYTE_CREDENTIALS_CLIENT_SECRET=${info.confidentialClientSecret}`,
     `FLYTE_SANDBOX_ADMIN_HTTP=${info.adminHttp}`,
+    ...(info.adminConnect === undefined ? [] : [`FLYTE_SANDBOX_ADMIN_CONNECT=${info.adminConnect}`]),
     ""
   ].join("\n")
 

@@ -151,7 +151,24 @@ export const make = (dir: string): Keyring.Service => {
       )
     }).pipe(Effect.withSpan("NodeKeyring.file.delete"))
 
-  return { backend, get, set, delete: remove }
+  // Every file names its service and account; a file that does not (a temporary one, a corrupt one) is skipped.
+  const accounts = (service: string) =>
+    Effect.gen(function*() {
+      if (!(yield* checkDir)) return []
+      const names = yield* attempt(`cannot list ${dir}`, () => Fs.readdir(dir))
+      const found: Array<string> = []
+      for (const name of names) {
+        if (!name.endsWith(".json") || name.startsWith(".")) continue
+        const text = yield* Effect.tryPromise(() => Fs.readFile(Path.join(dir, name), "utf8")).pipe(
+          Effect.orElseSucceed(() => undefined)
+        )
+        const entry = text === undefined ? undefined : parseEntry(text)
+        if (entry?.service === service && name === fileName(service, entry.account)) found.push(entry.account)
+      }
+      return found
+    }).pipe(Effect.withSpan("NodeKeyring.file.accounts"))
+
+  return { backend, get, set, delete: remove, accounts }
 }
 
 const parseEntry = (text: string): FileEntry | undefined => {

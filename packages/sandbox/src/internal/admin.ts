@@ -4,11 +4,10 @@
  * @internal
  */
 import * as grpc from "@grpc/grpc-js"
-import * as jose from "jose"
-import type * as crypto from "node:crypto"
 import * as http from "node:http"
-import type { Counters } from "./counters.js"
-import { issuedAtMsClaim } from "./idp.js"
+import type { Identity, Rejection, Verifier } from "./bearer.js"
+import { userInfo } from "./bearer.js"
+import type { AdminCounters } from "./counters.js"
 import * as Net from "./net.js"
 import { close, listen, urlHost } from "./net.js"
 import { loadFlyteServices } from "./protos.js"
@@ -24,8 +23,9 @@ export interface AdminConfig {
   readonly publicClientId: string
   readonly redirectUri: string
   readonly scopes: ReadonlyArray<string>
-  readonly jwks: { readonly keys: ReadonlyArray<crypto.JsonWebKey> }
-  readonly counters: Counters
+  /** Verifies bearer tokens (shared by both admins, with the revocation cutoff). */
+  readonly verifier: Verifier
+  readonly counters: AdminCounters
   /** The token an identity-aware proxy in front of the admin requires (`Sandbox.Options.proxyToken`). */
   readonly proxyToken: string | undefined
 }
@@ -35,27 +35,26 @@ export interface Admin {
   readonly grpcAddress: string
   readonly httpUrl: string
   readonly authorizationServerMetadata: Readonly<Record<string, unknown>>
-  readonly rejectTokensIssuedBefore: (epochMillis: number | undefined) => void
   readonly close: () => Promise<void>
 }
-
-/** The identity behind a valid access token. */
-interface Identity {
-  readonly subject: string
-  readonly name?: string
-  readonly preferredUsername?: string
-  readonly email?: string
-  readonly clientId?: string
-  readonly scope?: string
-}
-
-type Authentication =
-  | { readonly _tag: "Authenticated"; readonly identity: Identity }
-  | { readonly _tag: "Rejected"; readonly error: "missing_token" | "invalid_token"; readonly description: string }
 
 const str = (u: unknown): string | undefined => typeof u === "string" && u.length > 0 ? u : undefined
 
 const strings = (u: unknown): Array<string> => Array.isArray(u) ? u.filter((s) => typeof s === "string") : []
+
+/** `GetOAuth2MetadataResponse` (flyteidl and flyteidl2 alike) of the IdP's metadata, in proto field names. @internal */
+export const oauth2MetadataOf = (metadata: Readonly<Record<string, unknown>>) => ({
+  issuer: str(metadata.issuer) ?? "",
+  authorization_endpoint: str(metadata.authorization_endpoint) ?? "",
+  token_endpoint: str(metadata.token_endpoint) ?? "",
+  response_types_supported: strings(metadata.response_types_supported),
+  scopes_supported: strings(metadata.scopes_supported),
+  token_endpoint_auth_methods_supported: strings(metadata.token_endpoint_auth_methods_supported),
+  jwks_uri: str(metadata.jwks_uri) ?? "",
+  code_challenge_methods_supported: strings(metadata.code_challenge_methods_supported),
+  grant_types_supported: strings(metadata.grant_types_supported),
+  device_authorization_endpoint: str(metadata.device_authorization_endpoint) ?? ""
+})
 
 /** GET a JSON document on a fresh connection (no pooled keep-alive socket that could outlive its server). */
 const getJson = (url: string, headers: Record<string, string> = {}): Promise<Record<string, unknown>> =>
@@ -96,9 +95,6 @@ export const startAdmin = async (config: AdminConfig): Promise<Admin> => {
     config.proxyToken === undefined ? {} : { "proxy-authorization": `Bearer ${config.proxyToken}` }
   )
 
-  const jwks = jose.createLocalJWKSet({ keys: config.jwks.keys.map((key) => ({ ...key })) as Array<jose.JWK> })
-  let rejectBefore: number | undefined = undefined
-
   /** Why the proxy refuses a `proxy-authorization` value (counted), or `undefined` to let it through. */
   const proxyRefusal = (value: string | undefined): string | undefined => {
     if (config.proxyToken === undefined) return undefined
@@ -117,68 +113,12 @@ export const startAdmin = async (config: AdminConfig): Promise<Admin> => {
     callback({ code: grpc.status.UNAUTHENTICATED, details: `proxy authentication required (407): ${refusal}` }, null)
   }
 
-  const authenticate = async (headerValues: ReadonlyArray<string | undefined>): Promise<Authentication> => {
-    const header = headerValues.find((value) => value !== undefined && value.length > 0)
-    if (header === undefined) {
-      return {
-        _tag: "Rejected",
-        error: "missing_token",
-        description: `missing bearer token (send "${headerKey}: Bearer <token>")`
-      }
-    }
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
-    if (!match) return { _tag: "Rejected", error: "invalid_token", description: "authorization is not a Bearer token" }
-    try {
-      const { payload } = await jose.jwtVerify(match[1]!, jwks, {
-        issuer: config.issuer,
-        audience: config.audience,
-        algorithms: ["ES256"],
-        typ: "at+jwt",
-        requiredClaims: ["sub", "exp", "iat"]
-      })
-      const issuedAtMs = typeof payload[issuedAtMsClaim] === "number"
-        ? payload[issuedAtMsClaim] as number
-        : (payload.iat ?? 0) * 1000
-      if (rejectBefore !== undefined && issuedAtMs < rejectBefore) {
-        return {
-          _tag: "Rejected",
-          error: "invalid_token",
-          description: "token was issued before the revocation cutoff"
-        }
-      }
-      const identity: Identity = {
-        subject: payload.sub!,
-        ...(str(payload.name) === undefined ? {} : { name: str(payload.name)! }),
-        ...(str(payload.preferred_username) === undefined
-          ? {}
-          : { preferredUsername: str(payload.preferred_username)! }),
-        ...(str(payload.email) === undefined ? {} : { email: str(payload.email)! }),
-        ...(str(payload.client_id) === undefined ? {} : { clientId: str(payload.client_id)! }),
-        ...(str(payload.scope) === undefined ? {} : { scope: str(payload.scope)! })
-      }
-      return { _tag: "Authenticated", identity }
-    } catch (error) {
-      const description = error instanceof jose.errors.JWTExpired
-        ? "token expired"
-        : `invalid token: ${error instanceof Error ? error.message : String(error)}`
-      return { _tag: "Rejected", error: "invalid_token", description }
-    }
-  }
+  const authenticate = config.verifier.authenticate
 
-  const rejected = (authentication: Authentication & { _tag: "Rejected" }) => {
+  const rejected = (authentication: Rejection) => {
     counters.authFailures++
     counters.lastAuthFailure = authentication.description
   }
-
-  const userInfo = (identity: Identity) => ({
-    subject: identity.subject,
-    name: identity.name ?? "",
-    preferred_username: identity.preferredUsername ?? "",
-    given_name: "",
-    family_name: "",
-    email: identity.email ?? "",
-    picture: ""
-  })
 
   // -----------------------------------------------------------------------------------------------------------------
   // gRPC
@@ -186,18 +126,7 @@ export const startAdmin = async (config: AdminConfig): Promise<Admin> => {
 
   const services = loadFlyteServices()
   const grpcServer = new grpc.Server()
-  const oauth2Metadata = {
-    issuer: str(metadata.issuer) ?? "",
-    authorization_endpoint: str(metadata.authorization_endpoint) ?? "",
-    token_endpoint: str(metadata.token_endpoint) ?? "",
-    response_types_supported: strings(metadata.response_types_supported),
-    scopes_supported: strings(metadata.scopes_supported),
-    token_endpoint_auth_methods_supported: strings(metadata.token_endpoint_auth_methods_supported),
-    jwks_uri: str(metadata.jwks_uri) ?? "",
-    code_challenge_methods_supported: strings(metadata.code_challenge_methods_supported),
-    grant_types_supported: strings(metadata.grant_types_supported),
-    device_authorization_endpoint: str(metadata.device_authorization_endpoint) ?? ""
-  }
+  const oauth2Metadata = oauth2MetadataOf(metadata)
 
   grpcServer.addService(services.AuthMetadataService, {
     GetOAuth2Metadata: behindProxy((_call: grpc.ServerUnaryCall<unknown, unknown>, callback) => {
@@ -330,9 +259,6 @@ export const startAdmin = async (config: AdminConfig): Promise<Admin> => {
     grpcAddress,
     httpUrl,
     authorizationServerMetadata: metadata,
-    rejectTokensIssuedBefore: (epochMillis) => {
-      rejectBefore = epochMillis
-    },
     close: async () => {
       grpcServer.forceShutdown()
       await close(httpServer)

@@ -32,6 +32,22 @@ const byGrantType = (): ByGrantType => ({
   other: 0
 })
 
+/** What one admin saw (each admin has its own). @internal */
+export class AdminCounters {
+  userInfoCalls = 0
+  whoamiCalls = 0
+  oauth2MetadataCalls = 0
+  publicClientConfigCalls = 0
+  watchCalls = 0
+  authFailures = 0
+  lastAuthFailure: string | undefined = undefined
+  proxyRejections = 0
+
+  reset(): void {
+    Object.assign(this, new AdminCounters())
+  }
+}
+
 /** @internal */
 export class Counters {
   tokenRequests = byGrantType()
@@ -44,14 +60,11 @@ export class Counters {
   consents = 0
   denials = 0
   serverErrors = 0
-  userInfoCalls = 0
-  whoamiCalls = 0
-  oauth2MetadataCalls = 0
-  publicClientConfigCalls = 0
-  authFailures = 0
-  lastAuthFailure: string | undefined = undefined
-  proxyRejections = 0
   idpProxyRejections = 0
+  /** The Flyte 1 admin. */
+  readonly admin = new AdminCounters()
+  /** The Flyte 2 admin. */
+  readonly connectAdmin = new AdminCounters()
 
   reset(): void {
     this.tokenRequests = byGrantType()
@@ -64,13 +77,8 @@ export class Counters {
     this.consents = 0
     this.denials = 0
     this.serverErrors = 0
-    this.userInfoCalls = 0
-    this.whoamiCalls = 0
-    this.oauth2MetadataCalls = 0
-    this.publicClientConfigCalls = 0
-    this.authFailures = 0
-    this.lastAuthFailure = undefined
-    this.proxyRejections = 0
     this.idpProxyRejections = 0
+    this.admin.reset()
+    this.connectAdmin.reset()
   }
 }

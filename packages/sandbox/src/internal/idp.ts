@@ -38,6 +38,9 @@ export interface IdpConfig {
   readonly publicClientId: string
   readonly confidentialClientId: string
   readonly confidentialClientSecret: string
+  /** A second service account (client credentials), so that two can log in on one endpoint. */
+  readonly ciClientId: string
+  readonly ciClientSecret: string
   readonly audience: string
   readonly resourceScopes: ReadonlyArray<string>
   readonly deviceFlow: boolean
@@ -151,7 +154,8 @@ export const startIdp = async (config: IdpConfig): Promise<Idp> => {
 
     const clientNames: Record<string, string> = {
       [config.publicClientId]: `${config.publicClientId} (Flyte CLI)`,
-      [config.confidentialClientId]: `${config.confidentialClientId} (service)`
+      [config.confidentialClientId]: `${config.confidentialClientId} (service)`,
+      [config.ciClientId]: `${config.ciClientId} (second service)`
     }
     const clientName = (clientId: unknown) =>
       typeof clientId === "string" ? clientNames[clientId] ?? clientId : "unknown client"
@@ -189,6 +193,15 @@ export const startIdp = async (config: IdpConfig): Promise<Idp> => {
           client_id: config.confidentialClientId,
           client_secret: config.confidentialClientSecret,
           client_name: clientNames[config.confidentialClientId],
+          token_endpoint_auth_method: "client_secret_basic",
+          grant_types: ["client_credentials"],
+          response_types: [],
+          redirect_uris: []
+        },
+        {
+          client_id: config.ciClientId,
+          client_secret: config.ciClientSecret,
+          client_name: clientNames[config.ciClientId],
           token_endpoint_auth_method: "client_secret_basic",
           grant_types: ["client_credentials"],
           response_types: [],

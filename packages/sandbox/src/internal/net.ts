@@ -4,7 +4,7 @@
  * @internal
  */
 import type * as http from "node:http"
-import type { AddressInfo } from "node:net"
+import type * as net from "node:net"
 
 const loopbackHosts = new Set(["127.0.0.1", "localhost", "::1"])
 
@@ -19,13 +19,13 @@ export const assertLoopback = (host: string): void => {
 export const urlHost = (host: string): string => host.includes(":") ? `[${host}]` : host
 
 /** Listens on `host:port` (0 = ephemeral) and resolves with the bound port. */
-export const listen = (server: http.Server, host: string, port: number): Promise<number> =>
+export const listen = (server: net.Server, host: string, port: number): Promise<number> =>
   new Promise((resolve, reject) => {
     const onError = (error: Error) => reject(error)
     server.once("error", onError)
     server.listen({ host, port, exclusive: true }, () => {
       server.off("error", onError)
-      resolve((server.address() as AddressInfo).port)
+      resolve((server.address() as net.AddressInfo).port)
     })
   })
 
