@@ -1,4 +1,5 @@
 // 5. cli-token: wall time and peak RSS of `flyte-auth token` answering from a valid token in the file keyring
+// (and cli-status: `flyte-auth status` of the same login, against `token`)
 // (after a `flyte-auth login` with client credentials against a sandbox), vs `node -e 0`, alternating in the same
 // run. Both processes get the same preloaded probe (rss-probe.cjs) that reports the peak RSS on exit, and the same
 // environment: a temporary HOME and FLYTE_AUTH_CREDENTIALS_DIR, no FLYTE_* variable.
@@ -88,6 +89,12 @@ try {
         const result = await run([bin, "token", ...common])
         if (result.stdout.trim() !== first) throw new Error("flyte-auth token printed another token")
         return result
+      },
+      // Issue 16: `status` (offline) within 2x `token`.
+      status: async () => {
+        const result = await run([bin, "status", ...common])
+        if (!/logged in +yes/.test(result.stdout)) throw new Error("flyte-auth status does not show the login")
+        return result
       }
     }
   })
@@ -107,6 +114,17 @@ try {
     details: {
       minMs: { baseline: Math.min(...samples.node.map((s) => s.value)), measured: Math.min(...samples.token.map((s) => s.value)) }
     }
+  })
+  report({
+    name: "cli-status",
+    baseline: medianOf(samples.token),
+    measured: medianOf(samples.status),
+    unit: "ms wall",
+    better: "lower",
+    target: 2,
+    rounds: ROUNDS,
+    baselineLabel: "flyte-auth token (valid token in the file keyring)",
+    measuredLabel: "flyte-auth status (the same login, offline)"
   })
   report({
     name: "cli-token/rss",

@@ -158,6 +158,22 @@ describe("several accounts on one endpoint (built CLI + sandbox)", () => {
     const text = await run(["status", ...common, ...a.args, "--all"])
     expect(text.stdout).toMatch(/stored logins \(every endpoint\):/)
     expect(text.stdout).toContain(elsewhere)
+
+    // --all with no endpoint configured at all: every login, none selected, exit 0.
+    const keyringOnly = ["--keyring", "file"]
+    const bare = await run(["status", "--all", "--json", ...keyringOnly])
+    expect(bare.code, bare.stderr).toBe(0)
+    const report = JSON.parse(bare.stdout)
+    expect(report.endpoint).toBeNull()
+    expect(report.logins.map((l: Record<string, unknown>) => [l.endpoint, l.selected]).sort()).toEqual(
+      [[endpoint, false], [elsewhere, false]].sort()
+    )
+    const bareText = await run(["status", "--all", ...keyringOnly])
+    expect(bareText.code).toBe(0)
+    expect(bareText.stdout).toMatch(/^stored logins \(every endpoint\):$/m)
+    expect(bareText.stdout).toContain(elsewhere)
+    // Without --all, no endpoint stays the Config error it was.
+    expect((await run(["status", ...keyringOnly])).stderr).toMatch(/No endpoint is configured/)
   })
 
   it("an entry written before accounts were per client: taken over by its owner only, then moved", async () => {

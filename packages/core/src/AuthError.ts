@@ -74,6 +74,8 @@ export class AuthenticationError extends Schema.TaggedError<AuthenticationError>
   status: Schema.optional(Schema.Number),
   /** How long the server asked to wait before trying again (its `Retry-After`), in seconds, when it said. */
   retryAfterSeconds: Schema.optional(Schema.Number),
+  /** The setting a `Config` error is about (e.g. `"endpoint"`), when it is about one. */
+  setting: Schema.optional(Schema.String),
   cause: Schema.optional(Schema.Defect)
 }) {
   /**

@@ -264,6 +264,7 @@ export const resolve = Effect.fn("AuthLayer.resolve")(function*(options: Options
   if (endpoint === undefined || endpoint === "") {
     return yield* new AuthenticationError({
       reason: "Config",
+      setting: "endpoint",
       description:
         "No endpoint is configured: pass --endpoint, set FLYTE_PLATFORM_URL, or admin.endpoint in the Flyte config"
     })

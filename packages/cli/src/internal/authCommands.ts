@@ -375,6 +375,60 @@ const expiredAt = (instant: DateTime.Utc | undefined, now: DateTime.Utc) =>
 
 /** @internal */
 export const status = (args: GlobalArgs, json: boolean, all = false) =>
+  all
+    ? Effect.catchIf(
+      selectedStatus(args, json, all),
+      (error) => error._tag === "AuthenticationError" && error.setting === "endpoint",
+      // `--all` without an endpoint: every stored login, none selected.
+      () => allLogins(args, json)
+    )
+    : selectedStatus(args, json, all)
+
+/** `status --all` when no endpoint is configured: the stored logins of every endpoint; exit 0. */
+const allLogins = (args: GlobalArgs, json: boolean) =>
+  Effect.gen(function*() {
+    const keyring = yield* Keyring.Keyring
+    const now = yield* DateTime.now
+    const logins = loginReports(yield* listLogins(keyring, undefined), now, () => false)
+    if (json) return yield* Console.log(JSON.stringify({ endpoint: null, keyringBackend: keyring.backend, logins }))
+    const lines = ["stored logins (every endpoint):", ...(logins.length === 0 ? ["  none"] : loginTable(logins, true))]
+    yield* Console.log(lines.join("\n"))
+  }).pipe(Effect.provide(keyringLayer(args)))
+
+const listLogins = (keyring: Keyring.Keyring.Service, endpoint: string | undefined) =>
+  StoredCredentials.list(keyring, endpoint).pipe(
+    Effect.catchTag("KeyringError", (error) =>
+      Effect.as(
+        Effect.logWarning(`flyte-auth: the ${keyring.backend} keyring cannot list its entries (${error.message})`),
+        []
+      ))
+  )
+
+const loginReports = (
+  stored: Effect.Effect.Success<ReturnType<typeof listLogins>>,
+  now: DateTime.Utc,
+  isSelected: (account: string) => boolean
+): Array<LoginReport> =>
+  stored.flatMap((entry): Array<LoginReport> => {
+    if (Option.isNone(entry.credentials)) return []
+    const c = entry.credentials.value
+    const mode = c.authMode ?? null
+    return [{
+      endpoint: entry.endpoint,
+      clientId: entry.legacy ? null : entry.clientId ?? null,
+      authMode: mode,
+      account: entry.account,
+      legacy: entry.legacy,
+      selected: isSelected(entry.account),
+      loggedIn: mode !== null && !entry.legacy && renewable(c, mode, now),
+      subject: subjectOf(c, mode === "ClientSecret" ? c.clientId : undefined) ?? null,
+      expiresAt: isoOrNull(c.expiresAt),
+      expired: expiredAt(c.expiresAt, now),
+      refreshToken: c.refreshToken !== undefined
+    }]
+  })
+
+const selectedStatus = (args: GlobalArgs, json: boolean, all: boolean) =>
   withResolved(args, (settings) =>
     Effect.gen(function*() {
       const keyring = yield* Keyring.Keyring
@@ -392,31 +446,11 @@ export const status = (args: GlobalArgs, json: boolean, all = false) =>
       const now = yield* DateTime.now
       const credentials = Option.getOrUndefined(Option.map(selected, (s) => s.credentials))
       const expiresAt = credentials?.expiresAt
-      const stored = yield* StoredCredentials.list(keyring, all ? undefined : settings.endpoint).pipe(
-        Effect.catchTag("KeyringError", (error) =>
-          Effect.as(
-            Effect.logWarning(`flyte-auth: the ${keyring.backend} keyring cannot list its entries (${error.message})`),
-            []
-          ))
+      const logins = loginReports(
+        yield* listLogins(keyring, all ? undefined : settings.endpoint),
+        now,
+        (account) => Option.contains(selectedAccount, account)
       )
-      const logins = stored.flatMap((entry): Array<LoginReport> => {
-        if (Option.isNone(entry.credentials)) return []
-        const c = entry.credentials.value
-        const mode = c.authMode ?? null
-        return [{
-          endpoint: entry.endpoint,
-          clientId: entry.legacy ? null : entry.clientId ?? null,
-          authMode: mode,
-          account: entry.account,
-          legacy: entry.legacy,
-          selected: Option.contains(selectedAccount, entry.account),
-          loggedIn: mode !== null && !entry.legacy && renewable(c, mode, now),
-          subject: subjectOf(c, mode === "ClientSecret" ? c.clientId : undefined) ?? null,
-          expiresAt: isoOrNull(c.expiresAt),
-          expired: expiredAt(c.expiresAt, now),
-          refreshToken: c.refreshToken !== undefined
-        }]
-      })
       const report: StatusReport = {
         endpoint: settings.endpoint,
         clientId: settings.clientId ?? null,
@@ -478,7 +512,13 @@ const describeStatus = (
   const lines = rows.map(([key, value]) => `${key.padEnd(width)}${value}`)
   lines.push("", all ? "stored logins (every endpoint):" : `stored logins on ${report.endpoint}:`)
   if (report.logins.length === 0) lines.push("  none")
-  const table = report.logins.map((login) => [
+  lines.push(...loginTable(report.logins, all))
+  return lines.join("\n")
+}
+
+/** The table of stored logins (`*` marks the selected one), one line each. */
+const loginTable = (logins: ReadonlyArray<LoginReport>, all: boolean): Array<string> => {
+  const table = logins.map((login) => [
     login.selected ? "*" : " ",
     ...(all ? [login.endpoint] : []),
     login.legacy ? "(old entry)" : login.clientId ?? "(admin's client)",
@@ -488,8 +528,7 @@ const describeStatus = (
     login.legacy ? "moved on first use by its owner" : login.loggedIn ? "logged in" : "needs a login"
   ])
   const widths = table[0]?.map((_, i) => Math.max(...table.map((row) => row[i].length))) ?? []
-  for (const row of table) lines.push(row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd())
-  return lines.join("\n")
+  return table.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd())
 }
 
 // --- logout ------------------------------------------------------------------------------------------------------
