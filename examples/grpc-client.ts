@@ -10,7 +10,7 @@
  *   node --env-file=sandbox.env examples/dist/grpc-client.js
  */
 import { authInterceptor, FlyteProtos } from "@flyte-auth/grpc"
-import { createAuthClient } from "@flyte-auth/node"
+import { createAuthClient } from "@flyte-auth/node/client"
 import { credentials } from "@grpc/grpc-js"
 
 export const main = async (options: { endpoint: string; insecure: boolean }): Promise<unknown> => {

@@ -9,7 +9,7 @@
  *   node packages/cli/dist/bin.js sandbox --write-env-file sandbox.env
  *   node --env-file=sandbox.env examples/dist/http-fetch.js   (GET <admin HTTP>/api/v1/whoami)
  */
-import { createAuthClient } from "@flyte-auth/node"
+import { createAuthClient } from "@flyte-auth/node/client"
 
 export const main = async (url: string): Promise<{ readonly status: number; readonly body: unknown }> => {
   await using auth = await createAuthClient()

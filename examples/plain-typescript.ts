@@ -8,7 +8,7 @@
  *   node packages/cli/dist/bin.js sandbox --write-env-file sandbox.env
  *   node --env-file=sandbox.env examples/dist/plain-typescript.js
  */
-import { createAuthClient } from "@flyte-auth/node"
+import { createAuthClient } from "@flyte-auth/node/client"
 
 export const main = async (): Promise<string> => {
   await using auth = await createAuthClient()

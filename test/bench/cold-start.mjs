@@ -3,9 +3,12 @@
 // since its process started, before exit); the baselines are fresh processes doing the same with
 // google-auth-library. Variants alternate within each row.
 //
-// - cold-start/facade: `createAuthClient` (`@flyte-auth/node`) with a valid token stored in the file keyring,
-//   `accessToken()`, `close()`; baseline: google-auth-library's `OAuth2Client` given the same token read from the
-//   same kind of JSON file, `getAccessToken()`. Target ≤ 2.
+// - cold-start/facade: `createAuthClient` of `@flyte-auth/node/client` (the facade's bundle, the entry for programs
+//   without Effect) with a valid token stored in the file keyring, `accessToken()`, `close()`; baseline:
+//   google-auth-library's `OAuth2Client` given the same token read from the same kind of JSON file,
+//   `getAccessToken()`. Target ≤ 2.
+// - cold-start/facade-barrel: the same through `createAuthClient` of `@flyte-auth/node` (the unbundled Effect API
+//   with it). No target.
 // - cold-start/effect: `AuthLayer.layer` + `Authenticator.accessToken` through `Effect.runPromise`, same stored
 //   token and baseline. Target ≤ 3.
 // - cold-start/import-core, -node, -grpc: `await import()` of the package entry alone, against
@@ -74,8 +77,8 @@ const options = JSON.stringify({
   command
 })
 const scripts = {
-  facade: `
-    const { createAuthClient } = await import("@flyte-auth/node")
+  facade: (entry) => `
+    const { createAuthClient } = await import(${JSON.stringify(entry)})
     const auth = await createAuthClient(${options})
     const token = await auth.accessToken()
     await auth.close()
@@ -114,7 +117,18 @@ await run(`
 
 try {
   for (const row of [
-    { name: "cold-start/facade", measured: scripts.facade, target: 2, label: "createAuthClient + accessToken()" },
+    {
+      name: "cold-start/facade",
+      measured: scripts.facade("@flyte-auth/node/client"),
+      target: 2,
+      label: "createAuthClient (@flyte-auth/node/client) + accessToken()"
+    },
+    {
+      name: "cold-start/facade-barrel",
+      measured: scripts.facade("@flyte-auth/node"),
+      target: "none (the Effect API loaded with it)",
+      label: "createAuthClient (@flyte-auth/node) + accessToken()"
+    },
     { name: "cold-start/effect", measured: scripts.effect, target: 3, label: "AuthLayer.layer + accessToken" }
   ]) {
     const samples = await alternate({

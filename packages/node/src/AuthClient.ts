@@ -211,7 +211,8 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
       for (const [key, value] of Object.entries(auth)) merged.set(key, value)
       // Through the layer's dispatcher (proxy, CA, skip-verify), unless the caller brought one. Node's fetch takes
       // a dispatcher of the undici package; only the two type declarations (undici-types, undici) disagree.
-      const dispatcher = (init as { readonly dispatcher?: unknown }).dispatcher ?? settings.dispatcher
+      const dispatcher = (init as { readonly dispatcher?: unknown }).dispatcher ??
+        await run(settings.dispatcher, { signal })
       const request = { ...init, dispatcher, headers: merged } as RequestInit
       return { response: await fetch(input, request), sent: auth }
     }

@@ -18,6 +18,7 @@
  * @since 0.1.0
  */
 import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as ApiKey from "@flyte-auth/connect/ApiKey"
 import type * as Authenticator from "@flyte-auth/core/Authenticator"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
@@ -43,6 +44,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
+import * as Scope from "effect/Scope"
 import type { Dispatcher } from "undici"
 import * as FlyteConfig from "./FlyteConfig.js"
 import * as NodeBrowser from "./NodeBrowser.js"
@@ -51,6 +53,7 @@ import * as NodeCommandRunner from "./NodeCommandRunner.js"
 import * as NodeCredentialLock from "./NodeCredentialLock.js"
 import * as NodeKeyring from "./NodeKeyring.js"
 import * as NodeLoopbackServer from "./NodeLoopbackServer.js"
+import * as NodeTransport from "./NodeTransport.js"
 
 /**
  * How to authenticate. Every field is optional: what is not given comes from Flyte's config file
@@ -202,9 +205,11 @@ export interface ResolvedSettings {
   readonly proxyProgram: string | undefined
   /**
    * The undici dispatcher under the layer's `HttpClient` (proxy, CA, `insecureSkipVerify`), for plain `fetch`
-   * calls that must go the same way: `fetch(url, { dispatcher })`. It is closed with the layer.
+   * calls that must go the same way: `fetch(url, { dispatcher })`. It is made (and undici loaded) on first use, by
+   * this or by the first HTTP call of the layer, so an unreadable CA file or an invalid proxy URL fails here
+   * (reason `Config`); it is closed with the layer.
    */
-  readonly dispatcher: Dispatcher
+  readonly dispatcher: Effect.Effect<Dispatcher, AuthenticationError>
   /** The client configuration in use (fetched once). */
   readonly clientConfig: Effect.Effect<ClientConfig.ClientConfig, AuthenticationError>
   /** How long a login of the auth mode (PKCE, device flow, external command) may take. */
@@ -472,16 +477,38 @@ const oauthServices = Effect.fnUntraced(function*(
 ) {
   const { endpoint } = resolved
   const commandRunner = NodeCommandRunner.layer
-  // undici and grpc-js are loaded only when a layer is built (and grpc-js only for a gRPC endpoint), so that
-  // what needs only `resolve` (`flyte-auth status`, say) does not pay for them.
-  const NodeTransport = yield* Effect.promise(() => import("./NodeTransport.js"))
+  // undici (and @effect/platform-node's HTTP client) is loaded on the first HTTP call, grpc-js only for a gRPC
+  // endpoint, so that a process answered from a stored token (or one that needs only `resolve`) pays for neither.
   // One dispatcher, closed with this layer: under the HttpClient here and under the facade's `fetch`.
-  const dispatcher = yield* NodeTransport.makeDispatcher({
-    httpProxyUrl: resolved.httpProxyUrl,
-    caCertFilePath: resolved.caCertFilePath,
-    insecureSkipVerify: resolved.insecureSkipVerify
-  })
-  const transport = Layer.succeed(HttpClient.HttpClient, NodeTransport.fromDispatcher(dispatcher))
+  const scope = yield* Effect.scope
+  const transportOnce = yield* Effect.cached(
+    NodeTransport.makeDispatcher({
+      httpProxyUrl: resolved.httpProxyUrl,
+      caCertFilePath: resolved.caCertFilePath,
+      insecureSkipVerify: resolved.insecureSkipVerify
+    }).pipe(
+      Scope.extend(scope),
+      Effect.map((dispatcher) => ({ dispatcher, client: NodeTransport.fromDispatcher(dispatcher) })),
+      // Made once: a caller interrupted meanwhile (an aborted signal) must not leave it interrupted for all.
+      Effect.uninterruptible
+    )
+  )
+  const dispatcher = Effect.map(transportOnce, (transport) => transport.dispatcher)
+  const transport = Layer.succeed(
+    HttpClient.HttpClient,
+    HttpClient.make((request) =>
+      Effect.flatMap(
+        Effect.mapError(transportOnce, (error) =>
+          new HttpClientError.RequestError({
+            request,
+            reason: "Transport",
+            description: error.description,
+            cause: error
+          })),
+        (transport) => transport.client.execute(request)
+      )
+    )
+  )
   // One proxy token for the whole layer: the OAuth and metadata HTTP calls, the metadata gRPC calls and the
   // gRPC channels of `Settings.proxyToken` share it, and a rejection seen by any of them renews it for all.
   const proxyToken = resolved.proxyCommand === undefined

@@ -11,7 +11,6 @@
  *
  * @since 0.1.0
  */
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
@@ -23,8 +22,12 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs/promises"
 import * as Tls from "node:tls"
-import { Agent, type buildConnector, type Dispatcher, EnvHttpProxyAgent } from "undici"
+import type { buildConnector, Dispatcher } from "undici"
 import { errorMessage } from "./internal/optionalModule.js"
+
+// undici (110-odd modules) and @effect/platform-node's client on it are loaded by the first dispatcher made or
+// request sent, not by importing this module (which the `@flyte-auth/node` barrel does).
+const loadUndici = Effect.promise(() => import("./internal/undici.js"))
 
 /**
  * How to reach the identity provider and the Flyte admin. The names match `FlyteConfig.FlyteOptions`, so a
@@ -117,6 +120,7 @@ export const makeDispatcher = (
     const httpsProxy = options.httpProxyUrl ?? env.httpsProxy
     if (httpProxy !== undefined) yield* checkProxyUrl(httpProxy)
     if (httpsProxy !== undefined) yield* checkProxyUrl(httpsProxy)
+    const { Agent, EnvHttpProxyAgent } = yield* loadUndici
     return yield* Effect.acquireRelease(
       Effect.sync((): Dispatcher =>
         httpProxy === undefined && httpsProxy === undefined
@@ -169,7 +173,14 @@ export const fromDispatcher = (
   dispatcher: Dispatcher,
   options: Pick<Options, "timeout"> = {}
 ): HttpClient.HttpClient => {
-  const client = NodeHttpClient.makeUndici(dispatcher)
+  let undiciClient: HttpClient.HttpClient | undefined
+  const client = HttpClient.make((request) =>
+    Effect.suspend(() =>
+      undiciClient === undefined
+        ? Effect.map(loadUndici, (undici) => (undiciClient = undici.makeUndici(dispatcher)))
+        : Effect.succeed(undiciClient)
+    ).pipe(Effect.flatMap((client) => client.execute(request)))
+  )
   const timeout = options.timeout
   if (timeout === undefined) return client
   return HttpClient.transform(client, (response, request) =>
