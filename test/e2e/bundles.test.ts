@@ -102,6 +102,18 @@ describe("the published bundles (built)", () => {
     expect(files.filter((url) => !url.startsWith(`file://${bundleDir}/`))).toEqual([])
   })
 
+  it("@flyte-auth/node/client rejects with tagged errors that its isAuthError recognises", async () => {
+    const printed = await runModule(
+      home,
+      `const { createAuthClient, isAuthError } = await import("@flyte-auth/node/client")
+      const error = await createAuthClient({ configFile: ${
+        JSON.stringify(configFile)
+      }, authMode: "NoSuchMode", keyring: "memory", logLevel: "None" }).then(() => undefined, (e) => e)
+      process.stdout.write(JSON.stringify([isAuthError(error), error._tag, error.reason, error instanceof Error]))`
+    )
+    expect(JSON.parse(printed)).toEqual([true, "AuthenticationError", "Config", true])
+  })
+
   it("flyte-auth reads a Flyte config file (status, and token on its fast path)", async () => {
     const status = await runCli(home, ["status", "--config", configFile, "--keyring", "file"])
     expect(status.stderr).toBe("")

@@ -18,3 +18,17 @@ export type { AuthClient, AuthenticatedHttpClient, CallOptions, Options } from "
  * @since 0.2.0
  */
 export { createAuthClient } from "./AuthClient.js"
+/**
+ * The facade rejects with these tagged errors. They come from the bundle's own copy of `@flyte-auth/core`, so test
+ * them with `isAuthError` or their `_tag` (`"AuthenticationError"`, `"AccessTokenNotFound"`,
+ * `"AuthenticationPending"`), not with `instanceof` against classes imported from `@flyte-auth/core`.
+ *
+ * @since 0.2.0
+ */
+export { isAuthError } from "@flyte-auth/core/AuthError"
+export type {
+  AccessTokenNotFound,
+  AuthenticationError,
+  AuthenticationPending,
+  AuthError
+} from "@flyte-auth/core/AuthError"
