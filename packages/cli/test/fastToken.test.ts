@@ -20,7 +20,7 @@ import { keyringBackends } from "../src/internal/argv.js"
 import * as FastToken from "../src/internal/fastToken.js"
 
 const endpoint = "flyte.example.com:443"
-const user: FastToken.Caller = { endpoint, clientId: undefined, authMode: undefined }
+const user: FastToken.Caller = { endpoint, clientId: undefined, authMode: undefined, insecure: false }
 const now = Date.UTC(2030, 0, 1, 12, 0, 0)
 
 const credentials = (fields: {
@@ -104,7 +104,7 @@ describe("fast token path", () => {
           clientId: fields.clientId
         })
       )
-    const serviceA: FastToken.Caller = { endpoint, clientId: "a", authMode: "ClientSecret" }
+    const serviceA: FastToken.Caller = { endpoint, clientId: "a", authMode: "ClientSecret", insecure: false }
     expect(FastToken.freshToken(entry({ clientId: "a", authMode: "ClientSecret" }), serviceA, now)).toBe(
       "access-token-value"
     )
@@ -255,7 +255,8 @@ describe("fast token path", () => {
           Effect.map((r) => ({
             endpoint: r.endpoint,
             clientId: r.clientId,
-            authMode: r.authModeConfigured ? r.authMode : undefined
+            authMode: r.authModeConfigured ? r.authMode : undefined,
+            insecure: r.insecure
           })),
           Effect.orElseSucceed(() => undefined)
         )

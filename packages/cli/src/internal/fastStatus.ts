@@ -13,7 +13,6 @@
  * @internal
  */
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { preParse } from "./argv.js"
 import {
@@ -21,8 +20,9 @@ import {
   type Caller,
   credentialsDirEnv,
   defaultCredentialsDir,
-  defaultSkewMillis,
   entryKeys,
+  freshUntil,
+  isoMillis,
   keyringAccount,
   resolveCaller,
   serviceName
@@ -87,13 +87,6 @@ const listFile = (env: Env): Array<{ account: string; value: string }> | undefin
   }
 }
 
-const isoMillis = (value: unknown): number | undefined | null => {
-  if (value === undefined) return undefined
-  if (typeof value !== "string") return null
-  const millis = Date.parse(value)
-  return Number.isNaN(millis) ? null : millis
-}
-
 const optionalString = (value: unknown): string | undefined | null =>
   value === undefined ? undefined : typeof value === "string" ? value : null
 
@@ -146,12 +139,7 @@ const decode = (account: string, value: string, endpoint: string): Entry | undef
   }
 }
 
-const isFresh = (entry: Entry, now: number) => {
-  if (entry.expiresAt === undefined) return true
-  let skew = defaultSkewMillis
-  if (entry.obtainedAt !== undefined) skew = Math.min(skew, Math.max(0, (entry.expiresAt - entry.obtainedAt) / 2))
-  return now < entry.expiresAt - skew
-}
+const isFresh = (entry: Entry, now: number) => now < freshUntil(entry.expiresAt, entry.obtainedAt)
 
 const renewable = (entry: Entry, mode: string, now: number) =>
   isFresh(entry, now) || entry.refreshToken || !(mode === "Pkce" || mode === "DeviceFlow")
@@ -197,30 +185,6 @@ const describeExpiry = (entry: Entry, now: number): string => {
   return `expired ${when} (${ago} ago${entry.refreshToken ? "; refreshed on next use" : ""})`
 }
 
-/** The insecure setting: the flag, else the config file's boolean; `null` when the environment says (full path). */
-const insecureOf = async (flag: boolean, config: string | undefined, env: Env): Promise<boolean | null> => {
-  if (flag) return true
-  if (env.FLYTE_PLATFORM_INSECURE !== undefined) return null
-  const configured = config ?? (env.FLYTECTL_CONFIG !== "" ? env.FLYTECTL_CONFIG : undefined)
-  const home = Os.homedir()
-  const file = configured === undefined
-    ? Path.join(home, ".flyte", "config.yaml")
-    : configured === "~" || configured.startsWith("~/")
-    ? Path.join(home, configured.slice(1))
-    : configured
-  let text: string
-  try {
-    text = Fs.readFileSync(file, "utf8")
-  } catch {
-    return false
-  }
-  const imported = await import("yaml")
-  const Yaml = (imported as { default?: typeof imported }).default ?? imported
-  const admin = (Yaml.parse(text) as { admin?: { insecure?: unknown } } | null)?.admin
-  const value = admin?.insecure
-  return value === undefined || value === null ? false : typeof value === "boolean" ? value : null
-}
-
 /**
  * The output of `status` for `args` (the command line without `node` and the script), or `undefined` when the
  * full CLI must run.
@@ -249,8 +213,8 @@ export const tryFastStatus = async (
     authMode: parsed.values.get("auth-mode")
   }, env).catch(() => undefined)
   if (caller === undefined) return undefined
-  const insecure = await insecureOf(parsed.flags.has("insecure"), parsed.values.get("config"), env).catch(() => null)
-  if (insecure === null) return undefined
+  const insecure = parsed.flags.has("insecure") || caller.insecure
+  if (insecure === undefined) return undefined
   const listed = listFile(env)
   if (listed === undefined) return undefined
   const entries: Array<Entry> = []

@@ -83,6 +83,11 @@ export interface Caller {
   readonly endpoint: string
   readonly clientId: string | undefined
   readonly authMode: string | undefined
+  /**
+   * Whether the config makes it plaintext (`admin.insecure`; the `--insecure` flag is the caller's to add);
+   * `undefined` when it cannot tell for sure (`FLYTE_PLATFORM_INSECURE` set, a value that is not a boolean).
+   */
+  readonly insecure: boolean | undefined
 }
 
 /**
@@ -157,10 +162,18 @@ export const resolveCaller = async (
   const clientId = setting(explicit.clientId, "FLYTE_CREDENTIALS_CLIENT_ID", "clientId")
   const modeText = setting(explicit.authMode, "FLYTE_CREDENTIALS_AUTH_MODE", "authType")
   if (clientId === null || modeText === null) return undefined
+  const fileInsecure = admin.insecure
+  const insecure = env.FLYTE_PLATFORM_INSECURE !== undefined
+    ? undefined
+    : fileInsecure === undefined || fileInsecure === null
+    ? false
+    : typeof fileInsecure === "boolean"
+    ? fileInsecure
+    : undefined
   if (modeText !== undefined) {
     const key = modeText.toLowerCase()
     const authMode = Object.prototype.hasOwnProperty.call(authModeAliases, key) ? authModeAliases[key] : undefined
-    return authMode === undefined ? undefined : { endpoint, clientId, authMode }
+    return authMode === undefined ? undefined : { endpoint, clientId, authMode, insecure }
   }
   // Without a mode, a client secret or a token command chooses it: the full path decides.
   const choosesMode = [
@@ -170,7 +183,7 @@ export const resolveCaller = async (
     "FLYTE_CREDENTIALS_COMMAND"
   ].some((name) => env[name] !== undefined) ||
     ["clientSecretLocation", "clientSecretEnvVar", "command"].some((key) => admin[key] !== undefined)
-  return choosesMode ? undefined : { endpoint, clientId, authMode: undefined }
+  return choosesMode ? undefined : { endpoint, clientId, authMode: undefined, insecure }
 }
 
 /**
@@ -226,7 +239,8 @@ const readKeytarEntry = async (account: string): Promise<string | undefined> => 
   }
 }
 
-const isoMillis = (value: unknown): number | undefined | null => {
+/** An ISO date of an entry in epoch milliseconds; `undefined` when absent, `null` when not a date. @internal */
+export const isoMillis = (value: unknown): number | undefined | null => {
   if (value === undefined) return undefined
   if (typeof value !== "string") return null
   const millis = Date.parse(value)
@@ -274,10 +288,20 @@ export const freshToken = (entry: string, caller: Caller, now: number): string |
   const expiresAt = isoMillis(record.expiresAt)
   const obtainedAt = isoMillis(record.obtainedAt)
   if (expiresAt === null || obtainedAt === null) return undefined
-  if (expiresAt === undefined) return token
+  return now < freshUntil(expiresAt, obtainedAt) ? token : undefined
+}
+
+/**
+ * `Credentials.freshUntil` of an entry's dates: expiry minus a 60 s skew, capped at half the token's lifetime;
+ * `Infinity` without an expiry.
+ *
+ * @internal
+ */
+export const freshUntil = (expiresAt: number | undefined, obtainedAt: number | undefined): number => {
+  if (expiresAt === undefined) return Number.POSITIVE_INFINITY
   let skew = defaultSkewMillis
   if (obtainedAt !== undefined) skew = Math.min(skew, Math.max(0, (expiresAt - obtainedAt) / 2))
-  return now + skew < expiresAt ? token : undefined
+  return expiresAt - skew
 }
 
 /**
