@@ -6,7 +6,7 @@ import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Home, makeHome, requireBuild, root, runCli } from "./helpers.js"
+import { type Home, makeHome, moduleLoadLog, requireBuild, root, runCli } from "./helpers.js"
 
 requireBuild()
 
@@ -33,8 +33,7 @@ const runModule = (home: Home, code: string, args: ReadonlyArray<string> = []): 
 describe("the published bundles (built)", () => {
   let home: Home
   let configFile: string
-  let hooks: string
-  let loadLog: string
+  let loads: ReturnType<typeof moduleLoadLog>
 
   beforeAll(async () => {
     home = makeHome()
@@ -54,21 +53,7 @@ describe("the published bundles (built)", () => {
       `admin:\n  endpoint: dns:///${endpoint}\n  insecure: true\n  authType: ExternalCommand\n` +
         `  command: ${JSON.stringify(command)}\n`
     )
-    // Every module the ES module loader loads, one URL a line.
-    loadLog = Path.join(home.dir, "loaded.log")
-    const hookModule = Path.join(home.dir, "hooks.mjs")
-    Fs.writeFileSync(
-      hookModule,
-      `import { appendFileSync } from "node:fs"\n` +
-        `export const load = async (url, context, next) => {\n` +
-        `  appendFileSync(${JSON.stringify(loadLog)}, url + "\\n")\n` +
-        `  return next(url, context)\n}\n`
-    )
-    hooks = Path.join(home.dir, "register.mjs")
-    Fs.writeFileSync(
-      hooks,
-      `import { register } from "node:module"\nregister(${JSON.stringify(`file://${hookModule}`)})\n`
-    )
+    loads = moduleLoadLog(home)
     // One valid token in the file keyring, written by the facade (with a fixed client configuration: no admin).
     await runModule(
       home,
@@ -84,7 +69,7 @@ describe("the published bundles (built)", () => {
   afterAll(() => home?.cleanup())
 
   it("@flyte-auth/node/client answers a stored token from its own files: no undici, grpc-js, yaml or effect package", async () => {
-    Fs.rmSync(loadLog, { force: true })
+    loads.reset()
     const printed = await runModule(
       home,
       `const { createAuthClient } = await import("@flyte-auth/node/client")
@@ -93,10 +78,10 @@ describe("the published bundles (built)", () => {
       }, keyring: "file", logLevel: "None" })
       process.stdout.write(auth.endpoint + " " + await auth.accessToken())
       await auth.close()`,
-      ["--import", hooks]
+      ["--import", loads.register]
     )
     expect(printed).toBe(`${endpoint} ${token}`)
-    const files = Fs.readFileSync(loadLog, "utf8").trim().split("\n").filter((url) => url.startsWith("file:"))
+    const files = loads.loaded().filter((url) => url.startsWith("file:"))
     // The config file was parsed (its endpoint is the client's) by the YAML chunk of the bundle.
     expect(files.length).toBeGreaterThan(1)
     expect(files.filter((url) => !url.startsWith(`file://${bundleDir}/`))).toEqual([])

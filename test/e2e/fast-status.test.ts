@@ -12,7 +12,7 @@ import { DateTime, Effect, Logger, LogLevel, Redacted } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Home, makeHome, requireBuild, runCli } from "./helpers.js"
+import { type Home, makeHome, moduleLoadLog, requireBuild, runCli } from "./helpers.js"
 
 requireBuild()
 
@@ -21,26 +21,12 @@ const jwt = (claims: Record<string, unknown>) => `e30.${Buffer.from(JSON.stringi
 describe("flyte-auth status: fast path = full path (built CLI)", () => {
   let home: Home
   let sandbox: Sandbox.Service
-  let hooks: string
-  let loadLog: string
+  let loads: ReturnType<typeof moduleLoadLog>
 
   beforeAll(async () => {
     home = makeHome()
     sandbox = await startSandbox()
-    loadLog = Path.join(home.dir, "loaded.log")
-    const hookModule = Path.join(home.dir, "hooks.mjs")
-    Fs.writeFileSync(
-      hookModule,
-      `import { appendFileSync } from "node:fs"\n` +
-        `export const load = async (url, context, next) => {\n` +
-        `  appendFileSync(${JSON.stringify(loadLog)}, url + "\\n")\n` +
-        `  return next(url, context)\n}\n`
-    )
-    hooks = Path.join(home.dir, "register.mjs")
-    Fs.writeFileSync(
-      hooks,
-      `import { register } from "node:module"\nregister(${JSON.stringify(`file://${hookModule}`)})\n`
-    )
+    loads = moduleLoadLog(home)
   })
   afterAll(async () => {
     await sandbox?.close()
@@ -61,14 +47,19 @@ describe("flyte-auth status: fast path = full path (built CLI)", () => {
 
   /** Runs `status args` both ways; answers whether the default run took the fast path. */
   const compare = async (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
-    Fs.rmSync(loadLog, { force: true })
-    const fast = await runCli(home, ["status", ...args], { env: { ...env, NODE_OPTIONS: `--import ${hooks}` } })
+    loads.reset()
+    const fast = await runCli(home, ["status", ...args], {
+      env: { ...env, NODE_OPTIONS: `--import ${loads.register}` }
+    })
     const full = await runCli(home, ["status", ...args], { env: { ...env, FLYTE_AUTH_NO_FAST_PATH: "1" } })
     expect(normalized(fast.stdout), args.join(" ")).toBe(normalized(full.stdout))
     expect(fast.stderr, args.join(" ")).toBe(full.stderr)
     expect(fast.code, args.join(" ")).toBe(full.code)
-    const loaded = Fs.readFileSync(loadLog, "utf8")
-    return { fastPath: !/\/dist\/chunks\/Cli-/.test(loaded), code: fast.code, stdout: fast.stdout }
+    return {
+      fastPath: !loads.loaded().some((url) => /\/dist\/chunks\/Cli-/.test(url)),
+      code: fast.code,
+      stdout: fast.stdout
+    }
   }
 
   it("nothing stored, logins of two service accounts, the admin's client: same output, same exit code", async () => {

@@ -42,6 +42,32 @@ export interface Home {
   readonly cleanup: () => void
 }
 
+/**
+ * An ES module loader hook that logs every module a process loads, one URL a line: `register` is the module to
+ * preload (`--import <register>`, or in NODE_OPTIONS), `loaded()` what the processes loaded since `reset()`.
+ */
+export const moduleLoadLog = (home: Home) => {
+  const log = Path.join(home.dir, "loaded.log")
+  const hookModule = Path.join(home.dir, "hooks.mjs")
+  Fs.writeFileSync(
+    hookModule,
+    `import { appendFileSync } from "node:fs"\n` +
+      `export const load = async (url, context, next) => {\n` +
+      `  appendFileSync(${JSON.stringify(log)}, url + "\\n")\n` +
+      `  return next(url, context)\n}\n`
+  )
+  const register = Path.join(home.dir, "register.mjs")
+  Fs.writeFileSync(
+    register,
+    `import { register } from "node:module"\nregister(${JSON.stringify(`file://${hookModule}`)})\n`
+  )
+  return {
+    register,
+    reset: () => Fs.rmSync(log, { force: true }),
+    loaded: (): Array<string> => Fs.readFileSync(log, "utf8").trim().split("\n")
+  }
+}
+
 export const makeHome = (): Home => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "flyte-auth-e2e-"))
   const credentials = Path.join(dir, "credentials")
