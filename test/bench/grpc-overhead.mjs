@@ -2,6 +2,8 @@
 // Baseline: a hand-written grpc-js interceptor adding a constant `flyte-authorization: Bearer <token>` header.
 // Measured: the flyte-auth interceptor holding a cached valid token, both the Effect one (`GrpcAuth.interceptor`
 // on the runtime of `AuthLayer.layer`) and the Promise facade's (`authInterceptor(createAuthClient(...))`).
+// The floor, measured in the same rounds: no interceptor, the caller passes the header with each call; the rows
+// `grpc-overhead/floor…` read each interceptor (the constant-header one included) against it.
 // Every variant sends a valid token of the same client, so the server does the same work for each.
 import { alternate, medianOf, report, rounds, runConcurrent, scaled, startGrpcWorld, throughputDetails } from "./lib.mjs"
 
@@ -47,6 +49,24 @@ for (const [variant, label] of [["interceptor", "GrpcAuth.interceptor"], ["facad
       concurrency: CONCURRENCY,
       ...throughputDetails(samples.baseline, samples[variant])
     }
+  })
+}
+
+for (const [variant, label] of [
+  ["baseline", "constant-header interceptor"],
+  ["interceptor", "GrpcAuth.interceptor"],
+  ["facade", "authInterceptor(facade)"]
+]) {
+  report({
+    name: `grpc-overhead/floor/${variant === "baseline" ? "constant" : variant}`,
+    baseline: medianOf(samples.floor),
+    measured: medianOf(samples[variant]),
+    unit: "calls/s",
+    better: "higher",
+    rounds: ROUNDS,
+    baselineLabel: "no interceptor, header passed per call",
+    measuredLabel: label,
+    details: { calls: CALLS * ROUNDS, concurrency: CONCURRENCY, ...throughputDetails(samples.floor, samples[variant]) }
   })
 }
 

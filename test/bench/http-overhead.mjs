@@ -3,6 +3,9 @@
 // - `fetch` with a constant `flyte-authorization: Bearer <token>` header vs the facade's `auth.fetch`;
 // - an Effect `HttpClient` (NodeTransport, undici) with a constant header (`HttpClient.mapRequest`) vs
 //   `AuthHttpClient.make` over the very same transport.
+// The `fetch` baseline already is the floor of its transport (the caller passes the header with each request). The
+// `HttpClient` one is a `mapRequest` wrapper, so its floor runs in the same rounds too: the plain client with the
+// header set on each request; the rows `http-overhead/floor/…` read both HttpClient variants against it.
 // Every variant sends a valid token of the same client and reads the whole body.
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -42,6 +45,8 @@ const base = await transport.runPromise(HttpClient.HttpClient)
 const plainClient = base.pipe(HttpClient.mapRequest(HttpClientRequest.setHeaders(constant)))
 const authClient = await runtime.runPromise(AuthHttpClient.make(base))
 
+const bearer = `Bearer ${token}`
+
 const ok = (status) => {
   if (status !== 200) throw new Error(`HTTP ${status}`)
 }
@@ -54,13 +59,13 @@ const viaFetch = (send) => (warmup) =>
   })
 
 /** The same loop inside one Effect: `REQUESTS` requests, `CONCURRENCY` at a time, each timed. */
-const viaHttpClient = (client) => (warmup) => {
+const viaHttpClient = (client, perRequest = (request) => request) => (warmup) => {
   const requests = warmup ? WARMUP_REQUESTS : REQUESTS
   const latencies = new Float64Array(requests)
   const one = (index) =>
     Effect.suspend(() => {
       const start = now()
-      return client.get(url).pipe(
+      return client.execute(perRequest(HttpClientRequest.get(url))).pipe(
         Effect.flatMap((response) => Effect.as(response.arrayBuffer, response.status)),
         Effect.map((status) => {
           ok(status)
@@ -93,6 +98,7 @@ const samples = await alternate({
   variants: {
     fetch: viaFetch(() => fetch(url, { headers: constant })),
     authFetch: viaFetch(() => auth.fetch(url)),
+    httpClientFloor: viaHttpClient(base, (request) => HttpClientRequest.setHeader(request, sandbox.headerKey, bearer)),
     httpClient: viaHttpClient(plainClient),
     authHttpClient: viaHttpClient(authClient)
   }
@@ -125,6 +131,28 @@ for (const [name, baseline, measured, baselineLabel, measuredLabel] of pairs) {
       ...throughputDetails(samples[baseline], samples[measured])
     }
   })
+}
+
+const floors = [
+  ["httpClientFloor", "HttpClient, header set per request", [
+    ["httpClient", "HttpClient + constant header"],
+    ["authHttpClient", "AuthHttpClient"]
+  ]]
+]
+for (const [floor, baselineLabel, measuredVariants] of floors) {
+  for (const [variant, measuredLabel] of measuredVariants) {
+    report({
+      name: `http-overhead/floor/${variant}`,
+      baseline: medianOf(samples[floor]),
+      measured: medianOf(samples[variant]),
+      unit: "req/s",
+      better: "higher",
+      rounds: ROUNDS,
+      baselineLabel,
+      measuredLabel,
+      details: { requests: REQUESTS * ROUNDS, concurrency: CONCURRENCY, ...throughputDetails(samples[floor], samples[variant]) }
+    })
+  }
 }
 
 await auth.close()

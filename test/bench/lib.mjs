@@ -3,7 +3,7 @@
 import { Authenticator } from "@flyte-auth/core"
 import { authInterceptor, FlyteProtos, GrpcAuth } from "@flyte-auth/grpc"
 import { AuthLayer, createAuthClient } from "@flyte-auth/node"
-import { credentials, InterceptingCall } from "@grpc/grpc-js"
+import { credentials, InterceptingCall, Metadata } from "@grpc/grpc-js"
 import { Effect, ManagedRuntime } from "effect"
 import { startSandbox } from "@flyte-auth/sandbox"
 import { appendFileSync } from "node:fs"
@@ -116,8 +116,9 @@ export const startWorld = async (sandboxOptions = {}) => {
 
 /**
  * The gRPC benchmarks' world: `startWorld`, an Effect runtime of `AuthLayer.layer` and a facade, both holding a
- * valid token, and three IdentityService clients — `baseline` (a hand-written interceptor adding a constant header,
- * what anyone would write), `interceptor` (`GrpcAuth.interceptor`) and `facade` (`authInterceptor`).
+ * valid token, and four IdentityService clients — `floor` (no interceptor, the header passed with each call),
+ * `baseline` (a hand-written interceptor adding a constant header, what anyone would write), `interceptor`
+ * (`GrpcAuth.interceptor`) and `facade` (`authInterceptor`).
  */
 export const startGrpcWorld = async (sandboxOptions = {}) => {
   const { sandbox, options, createClient } = await startWorld(sandboxOptions)
@@ -138,12 +139,22 @@ export const startGrpcWorld = async (sandboxOptions = {}) => {
   const clientWith = (interceptor) =>
     new IdentityService(sandbox.adminGrpc, credentials.createInsecure(), { interceptors: [interceptor] })
   const clients = {
+    floor: new IdentityService(sandbox.adminGrpc, credentials.createInsecure()),
     baseline: clientWith(constantHeader(sandbox.headerKey, `Bearer ${token}`)),
     interceptor: clientWith(effectInterceptor),
     facade: clientWith(authInterceptor(auth))
   }
-  const userInfo = (client) => () =>
-    new Promise((resolve, reject) => client.UserInfo({}, (error, response) => error ? reject(error) : resolve(response)))
+  // The floor: no interceptor at all, the caller passes the header with each call (the least a call can cost).
+  const floorMetadata = new Metadata()
+  floorMetadata.set(sandbox.headerKey, `Bearer ${token}`)
+  const userInfo = (client) =>
+    client === clients.floor
+      ? () =>
+        new Promise((resolve, reject) =>
+          client.UserInfo({}, floorMetadata.clone(), (error, response) => error ? reject(error) : resolve(response))
+        )
+      : () =>
+        new Promise((resolve, reject) => client.UserInfo({}, (error, response) => error ? reject(error) : resolve(response)))
   const close = async () => {
     for (const client of Object.values(clients)) client.close()
     await auth.close()
