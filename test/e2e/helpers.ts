@@ -209,10 +209,11 @@ export interface SandboxProcess {
 export const startSandboxProcess = (
   home: Home,
   args: ReadonlyArray<string>,
-  before: ReadonlyArray<string> = []
+  before: ReadonlyArray<string> = [],
+  cliBin: string = bin
 ): Promise<SandboxProcess> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...before, "sandbox", ...args], {
+    const child = spawn(process.execPath, [cliBin, ...before, "sandbox", ...args], {
       cwd: home.dir,
       env: home.env,
       stdio: ["ignore", "pipe", "pipe"]
