@@ -13,10 +13,12 @@ import * as Options from "@effect/cli/Options"
 import * as Usage from "@effect/cli/Usage"
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Keyring from "@flyte-auth/core/Keyring"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as HashMap from "effect/HashMap"
 import * as HashSet from "effect/HashSet"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -413,15 +415,16 @@ const helpConsole: Layer.Layer<never> = Layer.unwrapEffect(
  */
 const stderrLogger = (command: string, verbose: boolean) => {
   const deferred: Array<string> = []
-  const logger = Logger.make(({ logLevel, message }) => {
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
     const text = (Array.isArray(message) ? message : [message]).map((m) => typeof m === "string" ? m : String(m))
       .join(" ")
     const prefix = logLevel._tag === "Warning" ? "warning: " : logLevel._tag === "Error" ? "error: " : ""
-    if (!verbose && /stored unencrypted in plain files/.test(text)) {
+    const warning = HashMap.get(annotations, Keyring.warningAnnotation)
+    if (!verbose && Option.contains(warning, "Unencrypted")) {
       if (command === "login") deferred.push(`${prefix}${text}`)
       return
     }
-    if (!verbose && command === "login" && /The keyring is not usable .* kept in memory only/.test(text)) return
+    if (!verbose && command === "login" && Option.contains(warning, "MemoryOnly")) return
     process.stderr.write(`${prefix}${text}\n`)
   })
   const afterSuccess = () => {
