@@ -13,10 +13,12 @@ import * as Options from "@effect/cli/Options"
 import * as Usage from "@effect/cli/Usage"
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Keyring from "@flyte-auth/core/Keyring"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as HashMap from "effect/HashMap"
 import * as HashSet from "effect/HashSet"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -29,7 +31,7 @@ import type * as AuthCommandsModule from "./internal/authCommands.js"
 import type { Circumstances } from "./internal/errors.js"
 import { CliError, exitCodes, FailureCircumstances, report } from "./internal/errors.js"
 import type { GlobalArgs } from "./internal/globalOptions.js"
-import { globalOptions, merge, optionNames } from "./internal/globalOptions.js"
+import { globalOptions, optionNames } from "./internal/globalOptions.js"
 import * as SandboxCommand from "./internal/sandboxCommand.js"
 
 /**
@@ -53,22 +55,28 @@ const root = Command.make("flyte-auth", globalOptions, () =>
 /** The commands' implementations, loaded when one runs (so `--help` and `sandbox` do not load them). */
 const AuthCommands = Effect.promise(() => import("./internal/authCommands.js"))
 
-/** The global options of a subcommand merged with the ones given before it. */
-const globals = (after: GlobalArgs): Effect.Effect<GlobalArgs, never, Command.Command.Context<"flyte-auth">> =>
-  Effect.map(root, (before) => merge(before, after))
+/** Runs one of the auth commands with the global options (the root command's). */
+const runAuth = <E>(f: (commands: typeof AuthCommandsModule, args: GlobalArgs) => Effect.Effect<void, E>) =>
+  Effect.flatten(Effect.zipWith(AuthCommands, root, f))
 
-/** Runs one of the auth commands with the merged global options. */
-const runAuth = <E>(
-  after: GlobalArgs,
-  f: (commands: typeof AuthCommandsModule, args: GlobalArgs) => Effect.Effect<void, E>
-) => Effect.flatten(Effect.zipWith(AuthCommands, globals(after), f))
+/**
+ * A subcommand's description followed by the global options, which belong to the root command (so that
+ * `@effect/cli` parses them once) but are accepted after every command too (see `hoistGlobalOptions`).
+ */
+const describe = (description: string) =>
+  Command.withDescription(
+    HelpDoc.sequence(
+      HelpDoc.p(description),
+      HelpDoc.sequence(HelpDoc.h1("GLOBAL OPTIONS"), Options.getHelp(Options.all(globalOptions)))
+    )
+  )
 
 const login = Command.make(
   "login",
-  globalOptions,
-  (args) => runAuth(args, (m, merged) => m.login(merged))
+  {},
+  () => runAuth((m, args) => m.login(args))
 ).pipe(
-  Command.withDescription(
+  describe(
     "Run the configured flow now and store the credentials; reports `Logged in to <endpoint> as <subject>` and " +
       "the expiry on stderr."
   )
@@ -76,10 +84,10 @@ const login = Command.make(
 
 const token = Command.make(
   "token",
-  globalOptions,
-  (args) => runAuth(args, (m, merged) => m.token(merged))
+  {},
+  () => runAuth((m, args) => m.token(args))
 ).pipe(
-  Command.withDescription(
+  describe(
     "Print a valid access token on stdout (from the keyring, refreshed when needed). Logs in only when that " +
       "needs no user (ClientSecret, ExternalCommand), or when stdin and stderr are terminals, or with " +
       "--interactive; otherwise fails with AccessTokenNotFound (exit code 3). Usable as another tool's external command."
@@ -89,13 +97,12 @@ const token = Command.make(
 const status = Command.make(
   "status",
   {
-    ...globalOptions,
     json: Options.boolean("json").pipe(Options.withDescription("Print one JSON object.")),
     all: Options.boolean("all").pipe(Options.withDescription("List the stored logins of every endpoint."))
   },
-  ({ all, json, ...args }) => runAuth(args, (m, merged) => m.status(merged, json, all))
+  ({ all, json }) => runAuth((m, args) => m.status(args, json, all))
 ).pipe(
-  Command.withDescription(
+  describe(
     "Show the endpoint, client id, auth mode, keyring backend and the selected login (subject, scopes, expiry), " +
       "then every stored login of the endpoint (--all: of every endpoint), the selected one marked *; offline: " +
       "nothing is contacted, nothing refreshed. \"logged in\" (loggedIn with --json) means `token` can hand out a " +
@@ -107,20 +114,20 @@ const status = Command.make(
 
 const logout = Command.make(
   "logout",
-  globalOptions,
-  (args) => runAuth(args, (m, merged) => m.logout(merged))
+  {},
+  () => runAuth((m, args) => m.logout(args))
 ).pipe(
-  Command.withDescription(
+  describe(
     "Revoke and forget the stored credentials of the endpoint and the configured client (other clients' logins stay)."
   )
 )
 
 const whoami = Command.make(
   "whoami",
-  globalOptions,
-  (args) => runAuth(args, (m, merged) => m.whoami(merged))
+  {},
+  () => runAuth((m, args) => m.whoami(args))
 ).pipe(
-  Command.withDescription(
+  describe(
     "Call flyteidl.service.IdentityService/UserInfo through the authenticated channel and print the response " +
       "as JSON."
   )
@@ -136,7 +143,6 @@ const port = (name: string, fallback: number, what: string) =>
 const sandbox = Command.make(
   "sandbox",
   {
-    ...globalOptions,
     adminPort: port("admin-port", SandboxCommand.defaultPorts.adminGrpc, "the admin's gRPC server"),
     adminHttpPort: port("admin-http-port", SandboxCommand.defaultPorts.adminHttp, "the admin's HTTP server"),
     idpPort: port("idp-port", SandboxCommand.defaultPorts.idp, "the IdP (the issuer)"),
@@ -191,7 +197,7 @@ const sandbox = Command.make(
   },
   (args) =>
     // `--flyte` is a global option: it may come before `sandbox` too.
-    Effect.flatMap(globals(args), ({ flyte }) => {
+    Effect.flatMap(root, ({ flyte }) => {
       const invalid = [args.adminPort, args.adminHttpPort, args.idpPort, args.adminConnectPort].find((p) =>
         p < 0 || p > 65535
       )
@@ -217,7 +223,7 @@ const sandbox = Command.make(
       })
     })
 ).pipe(
-  Command.withDescription(
+  describe(
     "Run a local Flyte-auth environment (an oidc-provider IdP and a Flyte-like admin on 127.0.0.1) until Ctrl-C; " +
       "with --flyte 2 also a Flyte-2-like admin (flyteidl2 over ConnectRPC: Connect, gRPC and gRPC-web on one " +
       "port), which the printed command and --write-env-file then point at. " +
@@ -228,21 +234,20 @@ const sandbox = Command.make(
 const demo = Command.make(
   "demo",
   {
-    ...globalOptions,
     tokenTtl: Options.integer("token-ttl").pipe(
       Options.withDescription("Lifetime of the sandbox's access tokens in seconds (default 20)."),
       Options.withPseudoName("SECONDS"),
       Options.withDefault(20)
     )
   },
-  ({ tokenTtl, ...args }) =>
-    Effect.flatMap(globals(args), (merged) =>
+  ({ tokenTtl }) =>
+    Effect.flatMap(root, (merged) =>
       Effect.flatMap(
         Effect.promise(() => import("./internal/demo.js")),
         (Demo) => Demo.run({ verbose: Option.isSome(merged.verbose), tokenTtlSeconds: tokenTtl })
       ))
 ).pipe(
-  Command.withDescription(
+  describe(
     "Start the sandbox in-process and run all four flows end to end in a fresh temporary keyring (PKCE through a " +
       "headless user agent, device code approved by a simulated second device, client credentials, external " +
       "command), call whoami over gRPC and HTTP with each, force an expiry and show the refresh, print a summary. " +
@@ -254,24 +259,66 @@ const subcommands = [login, token, status, logout, whoami, sandbox, demo] as con
 
 const command = root.pipe(Command.withSubcommands(subcommands))
 
+/** The root command's own options: the global options. */
+const rootOptions: OptionNames = optionNames(Descriptor.getUsage(root.descriptor))
+
+const union = (a: OptionNames, b: OptionNames): OptionNames => ({
+  values: [...a.values, ...b.values],
+  flags: [...a.flags, ...b.flags]
+})
+
 /**
  * The real options of the command line, from the commands themselves (and `@effect/cli`'s built-in `--help`,
- * `--version`, `--wizard`, `--completions`, `--log-level`), for the early check of `validValues`.
+ * `--version`, `--wizard`, `--completions`, `--log-level`), for the early check of `validValues`. The root's
+ * options are accepted after a command too.
  */
 const knownOptions = (): KnownOptions => {
   const builtIns = optionNames(
     Options.getUsage(BuiltInOptions.builtInOptions(command.descriptor, Usage.empty, HelpDoc.empty))
   )
-  const withBuiltIns = (names: OptionNames): OptionNames => ({
-    values: [...names.values, ...builtIns.values],
-    flags: [...names.flags, ...builtIns.flags]
-  })
   const commands: Record<string, OptionNames> = {}
   for (const subcommand of subcommands) {
-    const names = withBuiltIns(optionNames(Descriptor.getUsage(subcommand.descriptor)))
+    const names = union(union(optionNames(Descriptor.getUsage(subcommand.descriptor)), rootOptions), builtIns)
     for (const name of HashSet.values(Descriptor.getNames(subcommand.descriptor))) commands[name] = names
   }
-  return { root: withBuiltIns(optionNames(Descriptor.getUsage(root.descriptor))), commands }
+  return { root: union(rootOptions, builtIns), commands }
+}
+
+/**
+ * Moves the root's options given after the command ahead of it (`status --json --endpoint e` becomes
+ * `--endpoint=e status --json`), so that `@effect/cli` parses them once, as the root's: a subcommand hands
+ * everything after an option it does not know to its parent, which does not know the subcommand's options. Their
+ * values are joined with `=`, so that a value that is a command's name (`--command token`) is not taken for the
+ * command. Runs on a command line `validValues` accepted (every value option has its value).
+ */
+const hoistGlobalOptions = (args: ReadonlyArray<string>): Array<string> => {
+  const at = commandIndex(args)
+  const hoisted: Array<string> = []
+  const rest: Array<string> = []
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]
+    if (arg === "--") {
+      rest.push(...args.slice(i))
+      break
+    }
+    if (i === at) continue
+    const isRoot = rootOptions.flags.includes(arg) || rootOptions.values.includes(arg.split("=")[0])
+    const out = isRoot || i < at || at === -1 ? hoisted : rest
+    if (rootOptions.values.includes(arg) && i + 1 < args.length) out.push(`${arg}=${args[++i]}`)
+    else out.push(arg)
+  }
+  return at === -1 ? [...hoisted, ...rest] : [...hoisted, args[at], ...rest]
+}
+
+/** Where the command stands among `args` (-1: nowhere); a value of an option before it is not the command. */
+const commandIndex = (args: ReadonlyArray<string>): number => {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]
+    if (arg === "--") return -1
+    if (rootOptions.values.includes(arg)) i++
+    else if (subcommands.some((c) => HashSet.has(Descriptor.getNames(c.descriptor), arg))) return i
+  }
+  return -1
 }
 
 const cli = Command.run(command, {
@@ -309,8 +356,10 @@ const usage = (message: string) => new CliError({ message, exitCode: exitCodes.u
 /**
  * The command that failed, for the error line (`flyte-auth <command>: ...`).
  */
-const commandName = (args: ReadonlyArray<string>): string =>
-  args.slice(2).find((arg) => subcommands.some((c) => HashSet.has(Descriptor.getNames(c.descriptor), arg))) ?? ""
+const commandName = (args: ReadonlyArray<string>): string => {
+  const at = commandIndex(args.slice(2))
+  return at === -1 ? "" : args[at + 2]
+}
 
 /**
  * Runs the CLI on `process.argv`-shaped arguments and exits the process with the command's exit code.
@@ -328,7 +377,8 @@ export const main = (argv: ReadonlyArray<string>): void => {
   }
   const circumstances = Ref.unsafeMake<Circumstances>({})
   const { afterSuccess, logger } = stderrLogger(commandName(argv), verbose)
-  const program = Effect.zipRight(checkUsage(argv), cli(argv)).pipe(
+  const parsed = [...argv.slice(0, 2), ...hoistGlobalOptions(argv.slice(2))]
+  const program = Effect.zipRight(checkUsage(parsed), cli(parsed)).pipe(
     // A failure is reported once, by `exitCodeOf`; not also as the runtime's "Fiber terminated" debug line (of
     // the forked fibers here, of the root fiber by ending it with the exit as its value).
     Effect.withUnhandledErrorLogLevel(Option.none()),
@@ -413,15 +463,16 @@ const helpConsole: Layer.Layer<never> = Layer.unwrapEffect(
  */
 const stderrLogger = (command: string, verbose: boolean) => {
   const deferred: Array<string> = []
-  const logger = Logger.make(({ logLevel, message }) => {
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
     const text = (Array.isArray(message) ? message : [message]).map((m) => typeof m === "string" ? m : String(m))
       .join(" ")
     const prefix = logLevel._tag === "Warning" ? "warning: " : logLevel._tag === "Error" ? "error: " : ""
-    if (!verbose && /stored unencrypted in plain files/.test(text)) {
+    const warning = HashMap.get(annotations, Keyring.warningAnnotation)
+    if (!verbose && Option.contains(warning, "Unencrypted")) {
       if (command === "login") deferred.push(`${prefix}${text}`)
       return
     }
-    if (!verbose && command === "login" && /The keyring is not usable .* kept in memory only/.test(text)) return
+    if (!verbose && command === "login" && Option.contains(warning, "MemoryOnly")) return
     process.stderr.write(`${prefix}${text}\n`)
   })
   const afterSuccess = () => {

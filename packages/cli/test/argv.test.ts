@@ -1,6 +1,8 @@
 import * as Options from "@effect/cli/Options"
 import { AccessTokenNotFound, AuthenticationError } from "@flyte-auth/core/AuthError"
+import * as AuthMode from "@flyte-auth/core/AuthMode"
 import * as Cause from "effect/Cause"
+import * as Either from "effect/Either"
 import { describe, expect, it } from "vitest"
 import type { KnownOptions } from "../src/internal/argv.js"
 import { flagOptions, parseScopes, preParse, repeatedOptions, validValues, valueOptions } from "../src/internal/argv.js"
@@ -130,19 +132,34 @@ describe("error report", () => {
     )
     expect(hint(transport, "login", { endpoint: "flyte.example.com:443" })).toMatch(/use --insecure/)
 
+    // The hint follows the error's setting (as the flows and AuthLayer.resolve set it), not its wording.
     const mode = new AuthenticationError({
       reason: "Config",
+      setting: "authMode",
       description: "Unknown auth mode \"Foo\"; valid modes are Pkce, ExternalCommand (or external_process)"
     })
     expect(hint(mode)).toBeUndefined()
+    expect(AuthMode.parseEither("Foo").pipe(Either.flip, Either.getOrThrow).setting).toBe("authMode")
     const noCommand = new AuthenticationError({
       reason: "Config",
+      setting: "command",
       description: "The ExternalCommand auth mode for x needs a command"
     })
     expect(hint(noCommand)).toBe("pass --command (admin.command)")
+    const noProxyCommand = new AuthenticationError({
+      reason: "Config",
+      setting: "proxyCommand",
+      description: "No proxy command is configured"
+    })
+    expect(hint(noProxyCommand)).toBe("pass --proxy-command (admin.proxyCommand)")
+    const noClientId = new AuthenticationError({ reason: "Config", setting: "clientId", description: "No client id" })
+    expect(hint(noClientId)).toBe("pass --client-id (admin.clientId)")
+    // Without a setting, no hint is guessed from the words.
+    expect(hint(new AuthenticationError({ reason: "Config", description: "needs a command" }))).toBeUndefined()
 
     const noSecret = new AuthenticationError({
       reason: "Config",
+      setting: "clientSecret",
       description: "The ClientSecret auth mode for x needs a client secret"
     })
     expect(hint(noSecret, "login", { clientSecretEnvVar: "MY_SECRET" })).toBe(
@@ -151,6 +168,7 @@ describe("error report", () => {
     expect(hint(noSecret)).toMatch(/^pass --client-secret-env-var NAME or --client-secret-location PATH/)
     const noFile = new AuthenticationError({
       reason: "Config",
+      setting: "clientSecretLocation",
       description: "cannot read the client secret file /s: ENOENT"
     })
     expect(hint(noFile)).toBeUndefined()

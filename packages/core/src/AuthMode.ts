@@ -77,6 +77,7 @@ export const parseEither = (input: string): Either.Either<AuthMode, Authenticati
   return mode !== undefined ? Either.right(mode) : Either.left(
     new AuthenticationError({
       reason: "Config",
+      setting: "authMode",
       description: `Unknown auth mode "${input.trim()}"; valid modes are ${validModes}`
     })
   )

@@ -250,7 +250,8 @@ export const make = <R = never>(
 
     const warnOnce = (error: Keyring.KeyringError) =>
       Effect.flatMap(Ref.getAndSet(warned, true), (already) =>
-        already ? Effect.void : Effect.logWarning(
+        already ? Effect.void : Keyring.logWarning(
+          "MemoryOnly",
           `The keyring is not usable (${error.message}); credentials for ${endpoint} are kept in memory only`
         ))
 

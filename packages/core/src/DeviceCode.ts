@@ -84,6 +84,7 @@ export const authenticate: (
   if (deviceAuthorizationEndpoint === undefined) {
     return yield* new AuthenticationError({
       reason: "Config",
+      setting: "authMode",
       description: `The identity provider of ${endpoint} offers no device authorization endpoint, ` +
         `so the DeviceFlow auth mode cannot work there: choose another auth mode (e.g. Pkce)`
     })
@@ -92,6 +93,7 @@ export const authenticate: (
   if (clientId === undefined) {
     return yield* new AuthenticationError({
       reason: "Config",
+      setting: "clientId",
       description: `No client id is configured for the device flow of ${endpoint}`
     })
   }

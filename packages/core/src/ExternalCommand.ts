@@ -214,7 +214,11 @@ const runForToken = Effect.fnUntraced(function*(
   what: "token command" | "proxy command" = "token command"
 ) {
   if (argv.length === 0 || argv[0].trim() === "") {
-    return yield* new AuthenticationError({ reason: "Config", description: `No ${what} is configured` })
+    return yield* new AuthenticationError({
+      reason: "Config",
+      setting: what === "proxy command" ? "proxyCommand" : "command",
+      description: `No ${what} is configured`
+    })
   }
   const program = argv[0]
   const limit = timeout ?? Policies.commandTimeout

@@ -129,7 +129,8 @@ export const layerFromMode = <M extends AuthMode>(
           scopes: options.scopes ?? config.scopes,
           audience: options.audience ?? config.audience
         }))
-      const configError = (description: string) => new AuthenticationError({ reason: "Config", description })
+      const configError = (setting: string, description: string) =>
+        new AuthenticationError({ reason: "Config", setting, description })
       const m: AuthMode = mode
       switch (m) {
         case "Pkce": {
@@ -164,6 +165,7 @@ export const layerFromMode = <M extends AuthMode>(
           const resolved = yield* config
           if (resolved.deviceAuthorizationEndpoint === undefined) {
             return yield* configError(
+              "authMode",
               `The identity provider of ${endpoint} offers no device authorization endpoint, so the DeviceFlow ` +
                 `auth mode cannot work there: choose another auth mode (e.g. Pkce)`
             )
@@ -185,7 +187,10 @@ export const layerFromMode = <M extends AuthMode>(
         case "ClientSecret": {
           const clientSecret = options.clientSecret
           if (clientSecret === undefined) {
-            return yield* configError(`The ClientSecret auth mode for ${endpoint} needs a client secret`)
+            return yield* configError(
+              "clientSecret",
+              `The ClientSecret auth mode for ${endpoint} needs a client secret`
+            )
           }
           return yield* make({
             ...common,
@@ -193,7 +198,7 @@ export const layerFromMode = <M extends AuthMode>(
             refresh: "login",
             login: Effect.flatMap(config, (config) =>
               config.clientId === undefined
-                ? Effect.fail(configError(`The ClientSecret auth mode for ${endpoint} needs a client id`))
+                ? Effect.fail(configError("clientId", `The ClientSecret auth mode for ${endpoint} needs a client id`))
                 : ClientCredentials.authenticate({
                   endpoint,
                   config,
@@ -208,7 +213,7 @@ export const layerFromMode = <M extends AuthMode>(
         case "ExternalCommand": {
           const command = options.command
           if (command === undefined || command.length === 0) {
-            return yield* configError(`The ExternalCommand auth mode for ${endpoint} needs a command`)
+            return yield* configError("command", `The ExternalCommand auth mode for ${endpoint} needs a command`)
           }
           return yield* make({
             ...common,

@@ -69,6 +69,34 @@ export declare namespace Keyring {
 export const serviceName = "flyte-auth"
 
 /**
+ * The log annotation that names a keyring warning, so that a program can tell them apart without reading their
+ * text (the CLI shows `Unencrypted` after a successful `login` only, and drops `MemoryOnly` from a `login`, which
+ * reports the keyring as its error). Its value is a `Warning`.
+ *
+ * @since 0.1.0
+ * @category log annotations
+ */
+export const warningAnnotation = "@flyte-auth/core/Keyring/warning"
+
+/**
+ * The keyring warnings, as the value of `warningAnnotation`: `Unencrypted` (the file keyring keeps the secrets in
+ * plain files) and `MemoryOnly` (the keyring is not usable; credentials are kept in this process only).
+ *
+ * @since 0.1.0
+ * @category log annotations
+ */
+export type Warning = "Unencrypted" | "MemoryOnly"
+
+/**
+ * Logs a keyring warning with its `warningAnnotation`.
+ *
+ * @since 0.1.0
+ * @category log annotations
+ */
+export const logWarning = (warning: Warning, message: string): Effect.Effect<void> =>
+  Effect.logWarning(message).pipe(Effect.annotateLogs(warningAnnotation, warning))
+
+/**
  * A keyring in memory, for tests and for processes that should not persist anything.
  *
  * @since 0.1.0

@@ -99,8 +99,12 @@ export const authenticate: (
   "Pkce.authenticate"
 )(function*(options: Options) {
   const { config } = options
-  const authorizationEndpoint = yield* required(config.authorizationEndpoint, "an authorization endpoint")
-  const clientId = yield* required(config.clientId, "a client id")
+  const authorizationEndpoint = yield* required(
+    config.authorizationEndpoint,
+    "authorizationEndpoint",
+    "an authorization endpoint"
+  )
+  const clientId = yield* required(config.clientId, "clientId", "a client id")
   const configuredRedirectUri = config.redirectUri !== undefined && config.redirectUri.trim() !== ""
     ? config.redirectUri
     : defaultRedirectUri
@@ -257,6 +261,7 @@ export const authorizeUrl = (params: {
     catch: () =>
       new AuthenticationError({
         reason: "Config",
+        setting: "authorizationEndpoint",
         description: `The authorization endpoint "${params.authorizationEndpoint}" is not a valid URL`
       })
   }).pipe(Effect.map((url) => {
@@ -337,6 +342,7 @@ const checkExtraParams = (params: Readonly<Record<string, string>> | undefined) 
     : Effect.fail(
       new AuthenticationError({
         reason: "Config",
+        setting: "extraAuthorizeParams",
         description: `extraAuthorizeParams may not set ${reserved.join(", ")}: the PKCE flow sets them itself`
       })
     )
@@ -373,7 +379,11 @@ const listen = (
 const withPort = (redirectUri: string, port: number): Effect.Effect<string, AuthenticationError> => {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     return Effect.fail(
-      new AuthenticationError({ reason: "Config", description: `The redirect port ${port} is not between 0 and 65535` })
+      new AuthenticationError({
+        reason: "Config",
+        setting: "redirectPort",
+        description: `The redirect port ${port} is not between 0 and 65535`
+      })
     )
   }
   try {
@@ -385,11 +395,19 @@ const withPort = (redirectUri: string, port: number): Effect.Effect<string, Auth
   }
 }
 
-const required = (value: string | undefined, what: string): Effect.Effect<string, AuthenticationError> =>
+const required = (
+  value: string | undefined,
+  setting: "authorizationEndpoint" | "clientId",
+  what: string
+): Effect.Effect<string, AuthenticationError> =>
   value !== undefined && value.trim() !== ""
     ? Effect.succeed(value)
     : Effect.fail(
-      new AuthenticationError({ reason: "Config", description: `The PKCE flow needs ${what} in the client config` })
+      new AuthenticationError({
+        reason: "Config",
+        setting,
+        description: `The PKCE flow needs ${what} in the client config`
+      })
     )
 
 const randomBase64Url = (bytes: number): string =>

@@ -332,6 +332,7 @@ export const layer = (
     if (!headlessModes.includes(headless)) {
       return yield* new AuthenticationError({
         reason: "Config",
+        setting: "headless",
         description: `The headless option is "${String(headless)}": use one of ${headlessModes.join(", ")}`
       })
     }

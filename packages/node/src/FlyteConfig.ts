@@ -212,8 +212,8 @@ const findGitRoot = async (dir: string): Promise<string | undefined> => {
   }
 }
 
-const configError = (description: string, cause?: unknown) =>
-  new AuthenticationError({ reason: "Config", description, cause })
+const configError = (description: string, cause?: unknown, setting?: string) =>
+  new AuthenticationError({ reason: "Config", description, cause, setting })
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Sources
@@ -596,17 +596,22 @@ const resolve = Effect.fnUntraced(function*(
 const readSecretVariable = (provider: ConfigProvider.ConfigProvider, name: string) =>
   Effect.withConfigProvider(Config.option(Config.redacted(name)), provider).pipe(
     Effect.map((value) => Option.isSome(value) && Redacted.value(value.value).trim() !== "" ? value.value : undefined),
-    Effect.mapError((error) => configError(`cannot read the environment variable ${name}`, error))
+    Effect.mapError((error) => configError(`cannot read the environment variable ${name}`, error, "clientSecretEnvVar"))
   )
 
 const readSecretFile = (location: string) =>
   Effect.tryPromise({
     try: async () => Redacted.make((await Fs.readFile(expandHome(location), "utf8")).trim()),
-    catch: (cause) => configError(`cannot read the client secret file ${location}: ${errorMessage(cause)}`, cause)
+    catch: (cause) =>
+      configError(
+        `cannot read the client secret file ${location}: ${errorMessage(cause)}`,
+        cause,
+        "clientSecretLocation"
+      )
   }).pipe(
     Effect.filterOrFail(
       (secret) => Redacted.value(secret) !== "",
-      () => configError(`the client secret file ${location} is empty`)
+      () => configError(`the client secret file ${location} is empty`, undefined, "clientSecretLocation")
     )
   )
 

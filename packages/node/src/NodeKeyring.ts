@@ -324,7 +324,8 @@ export const makeFile = (dir?: string): Effect.Effect<Keyring.Keyring.Service> =
       Effect.orElseSucceed(() => Option.none<string>())
     )
     const resolved = Path.resolve(dir ?? Option.getOrElse(fromEnv, defaultCredentialsDir))
-    yield* Effect.logWarning(
+    yield* Keyring.logWarning(
+      "Unencrypted",
       `flyte-auth: credentials are stored unencrypted in plain files under ${resolved} (mode 0600)`
     )
     return traced(FileStore.make(resolved))

@@ -69,6 +69,7 @@ interface Tagged {
   readonly reason?: string
   readonly message?: string
   readonly error?: string
+  readonly setting?: string
   readonly cause?: unknown
 }
 
@@ -97,7 +98,7 @@ export const hint = (error: unknown, command = "", circumstances: Circumstances 
     case "Transport":
       return transportHint(circumstances, error.message ?? "")
     case "Config":
-      return configHint(error.message ?? "", circumstances)
+      return configHint(error.setting, circumstances)
     case "Timeout":
       return /\bcommand\b/i.test(error.message ?? "")
         ? "check why it hangs, or allow it more time with --timeout SECONDS"
@@ -144,24 +145,27 @@ const transportHint = ({ endpoint, insecure }: Circumstances, message: string): 
   return insecure === true ? check : `${check}; use --insecure for a plaintext server`
 }
 
-/** A configuration error names what is wrong; say where to set it, unless it already names an option or key. */
-const configHint = (message: string, { clientSecretEnvVar }: Circumstances): string | undefined => {
-  if (/--[a-z]|admin\.|FLYTE_/.test(message)) return undefined
-  // The message lists the valid modes (one of them is ExternalCommand: not a hint to pass --command).
-  if (/unknown auth mode/i.test(message)) return undefined
-  // The file is named in the message already, and so is why it cannot be used.
-  if (/client secret file/i.test(message)) return undefined
-  if (/client secret/i.test(message)) {
-    if (clientSecretEnvVar !== undefined) {
-      return `the environment variable ${clientSecretEnvVar} (--client-secret-env-var) is not set or empty`
-    }
-    return "pass --client-secret-env-var NAME or --client-secret-location PATH (admin.clientSecretEnvVar, " +
-      "admin.clientSecretLocation)"
+/**
+ * A configuration error names the setting it is about (`AuthenticationError.setting`); say where to set it, for the
+ * settings whose messages do not already say so (the endpoint's names its option, the auth mode's lists the modes,
+ * the client secret file's names the file and why it cannot be used).
+ */
+const configHint = (setting: string | undefined, { clientSecretEnvVar }: Circumstances): string | undefined => {
+  switch (setting) {
+    case "clientSecret":
+      return clientSecretEnvVar !== undefined
+        ? `the environment variable ${clientSecretEnvVar} (--client-secret-env-var) is not set or empty`
+        : "pass --client-secret-env-var NAME or --client-secret-location PATH (admin.clientSecretEnvVar, " +
+          "admin.clientSecretLocation)"
+    case "clientId":
+      return "pass --client-id (admin.clientId)"
+    case "command":
+      return "pass --command (admin.command)"
+    case "proxyCommand":
+      return "pass --proxy-command (admin.proxyCommand)"
+    default:
+      return undefined
   }
-  if (/client id/i.test(message)) return "pass --client-id (admin.clientId)"
-  if (/\bcommand\b/i.test(message)) return "pass --command (admin.command)"
-  if (/device/i.test(message)) return "this server offers no device flow: choose another --auth-mode"
-  return undefined
 }
 
 /** grpc-js ends its details with `. Resolution note: ` followed by nothing when the name resolved fine. */

@@ -214,19 +214,6 @@ export interface GlobalArgs {
 }
 
 /**
- * The options given after the command win over the ones given before it.
- *
- * @internal
- */
-export const merge = (before: GlobalArgs, after: GlobalArgs): GlobalArgs => {
-  const out: Record<string, Option.Option<unknown>> = {}
-  for (const key of Object.keys(after) as Array<keyof GlobalArgs>) {
-    out[key] = Option.orElse(after[key] as Option.Option<unknown>, () => before[key] as Option.Option<unknown>)
-  }
-  return out as unknown as GlobalArgs
-}
-
-/**
  * The option names in a usage (of an option or a command, as `@effect/cli` builds it): the ones that take a value
  * and the flags, so that the early check of the command line (`argv.validValues`) knows the real options.
  *
