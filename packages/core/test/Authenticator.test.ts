@@ -225,6 +225,8 @@ describe("Authenticator single flight", () => {
       const stored = Option.getOrThrow(yield* store.stored)
       expect(Redacted.value(stored.accessToken)).toBe("new-access")
       expect(stored.refreshToken !== undefined && Redacted.value(stored.refreshToken)).toBe("refresh-1")
+      // The token endpoint does not know whose the tokens are: the authenticator keeps them the endpoint's.
+      expect(stored.endpoint).toBe(endpoint)
       // And served from memory afterwards.
       expect(yield* tokenOf(auth.accessToken)).toBe("new-access")
       expect(yield* server.count).toBe(1)
