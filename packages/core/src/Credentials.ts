@@ -146,6 +146,21 @@ export interface Owner {
 }
 
 /**
+ * An endpoint as configured (`host:port`, a URL, or gRPC's `dns:///host:port`) in the one form every part uses
+ * (the keyring key, the connection target, the TLS server name): trimmed, without the `dns:///` scheme.
+ *
+ * @example
+ * ```ts
+ * import { Credentials } from "@flyte-auth/core"
+ * Credentials.normalizeEndpoint(" dns:///flyte.example.com:443") // "flyte.example.com:443"
+ * ```
+ *
+ * @since 0.3.0
+ * @category utils
+ */
+export const normalizeEndpoint = (endpoint: string): string => endpoint.trim().replace(/^dns:\/\/\//i, "")
+
+/**
  * The keyring account of the credentials of `clientId` on `endpoint`: `<endpoint>#<clientId>`, the client id
  * percent-encoded (`encodeURIComponent`, so the last `#` is always the separator), and `<endpoint>#` for the
  * client the admin publishes. Two clients on one endpoint never share an account. Entries written before accounts
