@@ -12,7 +12,7 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { ConnectAuth, ConnectClientConfigStore } from "@flyte-auth/connect"
 import * as Authenticator from "@flyte-auth/core/Authenticator"
 import * as ClientConfig from "@flyte-auth/core/ClientConfig"
-import { Credentials } from "@flyte-auth/core/Credentials"
+import { Credentials, fromTokens } from "@flyte-auth/core/Credentials"
 import * as Keyring from "@flyte-auth/core/Keyring"
 import * as TokenClient from "@flyte-auth/core/TokenClient"
 import * as TokenSource from "@flyte-auth/core/TokenSource"
@@ -51,7 +51,6 @@ const authRuntime = (sandbox: Sandbox.Service, protocol: Protocol, configInterce
       Effect.flatMap((config) =>
         TokenClient.clientCredentials({
           tokenEndpoint: config.tokenEndpoint,
-          endpoint,
           client: {
             method: "client_secret_basic",
             clientId: sandbox.clients.confidential.clientId,
@@ -59,7 +58,7 @@ const authRuntime = (sandbox: Sandbox.Service, protocol: Protocol, configInterce
           },
           scopes: config.scopes,
           audience: config.audience
-        })
+        }).pipe(Effect.map((tokens) => fromTokens(tokens, endpoint)))
       )
     )
   }).pipe(

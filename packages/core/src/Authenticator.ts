@@ -340,12 +340,15 @@ export const make = <R = never>(
             clientSecret: options.clientSecret,
             supported: config.tokenEndpointAuthMethods
           }),
-          endpoint: credentials.endpoint,
           refreshToken,
           // RFC 6749 §6: never more than was granted; by default nothing, which means "as granted".
           scopes: options.refreshScope === "granted" ? credentials.scopes : undefined,
           grantedScopes: credentials.scopes
-        }).pipe(Effect.flatMap((refreshed) => IdToken.verifyCredentials(refreshed, { config, clientId })))
+        }).pipe(
+          // The refreshed tokens stay the credentials of the endpoint they were refreshed for.
+          Effect.map((tokens) => Credentials.fromTokens(tokens, credentials.endpoint)),
+          Effect.flatMap((refreshed) => IdToken.verifyCredentials(refreshed, { config, clientId }))
+        )
       })
 
     const refreshOrLogin = (credentials: Credentials.Credentials) => {

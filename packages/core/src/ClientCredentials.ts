@@ -10,6 +10,7 @@ import type * as Redacted from "effect/Redacted"
 import type { AuthenticationError } from "./AuthError.js"
 import { type ClientConfig, nonEmpty } from "./ClientConfig.js"
 import type { Credentials } from "./Credentials.js"
+import { fromTokens } from "./Credentials.js"
 import * as Policies from "./Policies.js"
 import * as TokenClient from "./TokenClient.js"
 
@@ -70,7 +71,6 @@ export const authenticate: (
 )(function*(options: Options) {
   return yield* TokenClient.clientCredentials({
     tokenEndpoint: options.config.tokenEndpoint,
-    endpoint: options.endpoint,
     client: TokenClient.clientAuthentication({
       clientId: options.clientId,
       clientSecret: options.clientSecret,
@@ -79,5 +79,8 @@ export const authenticate: (
     }),
     scopes: options.scopes ?? options.config.scopes,
     audience: nonEmpty(options.audience ?? options.config.audience)
-  }).pipe(Effect.retry(Policies.transientRetry))
+  }).pipe(
+    Effect.retry(Policies.transientRetry),
+    Effect.map((tokens) => fromTokens(tokens, options.endpoint))
+  )
 })

@@ -44,6 +44,35 @@ export class Credentials extends Schema.Class<Credentials>("@flyte-auth/core/Cre
 }) {}
 
 /**
+ * What a token endpoint grants: the tokens of `Credentials` with their expiry and scopes, without whose they are
+ * (the endpoint, the auth mode, the client id), which the caller that keeps them adds (`fromTokens`).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type Tokens = Pick<
+  Credentials,
+  "accessToken" | "refreshToken" | "idToken" | "expiresAt" | "obtainedAt" | "scopes"
+>
+
+/**
+ * The credentials for `endpoint` (the keyring key) made of the tokens a token endpoint granted.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const fromTokens = (tokens: Tokens, endpoint: string): Credentials =>
+  new Credentials({
+    accessToken: tokens.accessToken,
+    refreshToken: tokens.refreshToken,
+    idToken: tokens.idToken,
+    expiresAt: tokens.expiresAt,
+    obtainedAt: tokens.obtainedAt,
+    endpoint,
+    scopes: tokens.scopes
+  })
+
+/**
  * The default window before expiry in which a token is refreshed proactively.
  *
  * @since 0.1.0
@@ -60,7 +89,7 @@ export const defaultRefreshSkew: Duration.Duration = Duration.seconds(60)
  * @category predicates
  */
 export const isFresh = (
-  credentials: Credentials,
+  credentials: Tokens,
   now: DateTime.Utc,
   skew: Duration.DurationInput = defaultRefreshSkew
 ): boolean => DateTime.toEpochMillis(now) < freshUntil(credentials, skew)
@@ -72,7 +101,7 @@ export const isFresh = (
  * @since 0.1.0
  * @category utils
  */
-export const freshUntil = (credentials: Credentials, skew: Duration.DurationInput = defaultRefreshSkew): number => {
+export const freshUntil = (credentials: Tokens, skew: Duration.DurationInput = defaultRefreshSkew): number => {
   if (credentials.expiresAt === undefined) return Number.POSITIVE_INFINITY
   const expiresAtMillis = DateTime.toEpochMillis(credentials.expiresAt)
   let skewMillis = Duration.toMillis(skew)
@@ -115,6 +144,21 @@ export interface Owner {
   readonly clientId?: string | undefined
   readonly authMode?: AuthMode | undefined
 }
+
+/**
+ * An endpoint as configured (`host:port`, a URL, or gRPC's `dns:///host:port`) in the one form every part uses
+ * (the keyring key, the connection target, the TLS server name): trimmed, without the `dns:///` scheme.
+ *
+ * @example
+ * ```ts
+ * import { Credentials } from "@flyte-auth/core"
+ * Credentials.normalizeEndpoint(" dns:///flyte.example.com:443") // "flyte.example.com:443"
+ * ```
+ *
+ * @since 0.3.0
+ * @category utils
+ */
+export const normalizeEndpoint = (endpoint: string): string => endpoint.trim().replace(/^dns:\/\/\//i, "")
 
 /**
  * The keyring account of the credentials of `clientId` on `endpoint`: `<endpoint>#<clientId>`, the client id

@@ -13,6 +13,7 @@ import { AuthenticationError } from "./AuthError.js"
 import type { AuthenticationPending } from "./AuthError.js"
 import { type ClientConfig, nonEmpty } from "./ClientConfig.js"
 import type { Credentials } from "./Credentials.js"
+import { fromTokens } from "./Credentials.js"
 import { DevicePrompt } from "./DevicePrompt.js"
 import * as IdToken from "./IdToken.js"
 import * as Policies from "./Policies.js"
@@ -141,9 +142,8 @@ export const authenticate: (
     TokenClient.deviceToken({
       tokenEndpoint: config.tokenEndpoint,
       client,
-      endpoint,
       deviceCode: authorization.deviceCode
-    })
+    }).pipe(Effect.map((tokens) => fromTokens(tokens, endpoint)))
   return yield* poll.pipe(
     Effect.tapErrorTag("AuthenticationPending", (pending) => Effect.logDebug(`Device flow: ${pending.description}`)),
     Effect.tapErrorTag("AuthenticationError", (error) =>

@@ -19,6 +19,7 @@ import { Browser } from "./Browser.js"
 import * as CallbackPaste from "./CallbackPaste.js"
 import type { ClientConfig } from "./ClientConfig.js"
 import type { Credentials } from "./Credentials.js"
+import { fromTokens } from "./Credentials.js"
 import * as IdToken from "./IdToken.js"
 import type { CallbackRequest, Listener } from "./LoopbackServer.js"
 import { LoopbackServer } from "./LoopbackServer.js"
@@ -507,12 +508,12 @@ const exchange = Effect.fnUntraced(function*(
   }
 ) {
   const code = yield* checkCallback(received, attempt.state)
-  return yield* TokenClient.authorizationCode({
+  const tokens = yield* TokenClient.authorizationCode({
     tokenEndpoint: attempt.tokenEndpoint,
     client: attempt.client,
-    endpoint: attempt.endpoint,
     code,
     codeVerifier: attempt.codeVerifier,
     redirectUri: attempt.redirectUri
   })
+  return fromTokens(tokens, attempt.endpoint)
 })

@@ -240,6 +240,20 @@ export const resendsOnRejection = 1
 export const retryOnceOnUnauthenticated: Schedule.Schedule<number> = Schedule.recurs(resendsOnRejection)
 
 /**
+ * Whether a request body (as `fetch` takes it) can be sent again after a rejected token: none, text, bytes,
+ * `URLSearchParams`, `Blob` and `FormData` can; a stream (or anything else) is consumed by the first attempt.
+ * The one rule of the Effect HTTP clients (`AuthHttpClient.isReplayable`) and the facade's `fetch`.
+ *
+ * @since 0.3.0
+ * @category predicates
+ */
+export const isReplayableBody = (body: unknown): boolean =>
+  body === undefined || body === null || typeof body === "string" || body instanceof URLSearchParams ||
+  body instanceof ArrayBuffer || ArrayBuffer.isView(body) ||
+  (typeof Blob !== "undefined" && body instanceof Blob) ||
+  (typeof FormData !== "undefined" && body instanceof FormData)
+
+/**
  * How many messages of a client-streaming or bidi call the ConnectRPC interceptor keeps so that it can send the
  * call again after a rejected token; a longer request stream is not sent again (the rejection surfaces).
  *

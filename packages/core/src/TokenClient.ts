@@ -19,7 +19,8 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { AuthenticationError, AuthenticationPending } from "./AuthError.js"
-import { Credentials, jwtExpiry } from "./Credentials.js"
+import type { Tokens } from "./Credentials.js"
+import { jwtExpiry } from "./Credentials.js"
 import * as OAuthHttp from "./internal/oauthHttp.js"
 import { decodeBody, describeUrl, requestJson, scrubber } from "./internal/oauthHttp.js"
 import * as Policies from "./Policies.js"
@@ -186,7 +187,8 @@ export interface DeviceAuthorization {
 }
 
 /**
- * Common inputs of a token request.
+ * Common inputs of a token request. The requests answer the `Credentials.Tokens` the server granted; whose they
+ * are (the endpoint, the keyring account) is for the caller that stores them (`Credentials.fromTokens`).
  *
  * @since 0.1.0
  * @category models
@@ -194,12 +196,10 @@ export interface DeviceAuthorization {
 export interface RequestOptions {
   readonly tokenEndpoint: string
   readonly client: ClientAuthentication
-  /** The endpoint the resulting credentials are for (the keyring key). */
-  readonly endpoint: string
 }
 
 /**
- * Exchanges an authorization code (with its PKCE verifier) for credentials.
+ * Exchanges an authorization code (with its PKCE verifier) for tokens.
  *
  * @since 0.1.0
  * @category requests
@@ -211,7 +211,7 @@ export const authorizationCode = Effect.fn("TokenClient.authorizationCode")(func
     readonly redirectUri: string
   }
 ) {
-  return yield* requestCredentials(options, {
+  return yield* requestTokens(options, {
     grant_type: "authorization_code",
     code: options.code,
     code_verifier: options.codeVerifier,
@@ -239,18 +239,17 @@ export const refresh = Effect.fn("TokenClient.refresh")(function*(
     readonly grantedScopes?: ReadonlyArray<string> | undefined
   }
 ) {
-  const credentials = yield* requestCredentials(options, {
+  const tokens = yield* requestTokens(options, {
     grant_type: "refresh_token",
     refresh_token: options.refreshToken,
     scope: joinScopes(options.scopes)
   })
-  return credentials.refreshToken !== undefined && credentials.scopes !== undefined
-    ? credentials
-    : new Credentials({
-      ...credentials,
-      refreshToken: credentials.refreshToken ?? options.refreshToken,
-      scopes: credentials.scopes ?? options.grantedScopes
-    })
+  const kept: Tokens = {
+    ...tokens,
+    refreshToken: tokens.refreshToken ?? options.refreshToken,
+    scopes: tokens.scopes ?? options.grantedScopes
+  }
+  return kept
 })
 
 /**
@@ -265,7 +264,7 @@ export const clientCredentials = Effect.fn("TokenClient.clientCredentials")(func
     readonly audience?: string | undefined
   }
 ) {
-  return yield* requestCredentials(options, {
+  return yield* requestTokens(options, {
     grant_type: "client_credentials",
     scope: joinScopes(options.scopes),
     audience: options.audience
@@ -323,7 +322,7 @@ export const deviceAuthorization = Effect.fn("TokenClient.deviceAuthorization")(
 export const deviceToken = Effect.fn("TokenClient.deviceToken")(function*(
   options: RequestOptions & { readonly deviceCode: Redacted.Redacted<string> }
 ) {
-  return yield* requestCredentials(options, {
+  return yield* requestTokens(options, {
     grant_type: "urn:ietf:params:oauth:grant-type:device_code",
     device_code: options.deviceCode
   }).pipe(
@@ -403,7 +402,7 @@ const withReason = (
 const joinScopes = (scopes: ReadonlyArray<string> | undefined): string | undefined =>
   scopes === undefined || scopes.length === 0 ? undefined : scopes.join(" ")
 
-const requestCredentials = Effect.fnUntraced(function*(
+const requestTokens = Effect.fnUntraced(function*(
   options: RequestOptions,
   params: Record<string, FormValue>
 ) {
@@ -426,15 +425,15 @@ const requestCredentials = Effect.fnUntraced(function*(
   const expiresAt = response.expires_in !== undefined
     ? DateTime.addDuration(now, Duration.seconds(response.expires_in))
     : Option.getOrUndefined(jwtExpiry(response.access_token))
-  return new Credentials({
+  const tokens: Tokens = {
     accessToken: response.access_token,
     refreshToken: response.refresh_token,
     idToken: response.id_token,
     expiresAt,
     obtainedAt: now,
-    endpoint: options.endpoint,
     scopes: response.scope !== undefined ? response.scope.split(" ").filter((s) => s !== "") : undefined
-  })
+  }
+  return tokens
 })
 
 /**

@@ -96,7 +96,6 @@ const allSecrets = Object.values(secrets)
 const basicValue = Redacted.value(TokenClient.basicAuthorization("cid", Redacted.make(secrets.clientSecret)))
 
 const tokenEndpoint = "https://idp.example/token"
-const endpoint = "flyte.example:443"
 const basic: TokenClient.ClientAuthentication = {
   method: "client_secret_basic",
   clientId: "cid",
@@ -106,18 +105,17 @@ const post: TokenClient.ClientAuthentication = { ...basic, method: "client_secre
 
 /** Every request we can make, each carrying secrets. */
 const calls: ReadonlyArray<[string, Effect.Effect<unknown, AuthError.AuthError, HttpClient.HttpClient>]> = [
-  ["clientCredentials basic", TokenClient.clientCredentials({ tokenEndpoint, client: basic, endpoint })],
-  ["clientCredentials post", TokenClient.clientCredentials({ tokenEndpoint, client: post, endpoint })],
+  ["clientCredentials basic", TokenClient.clientCredentials({ tokenEndpoint, client: basic })],
+  ["clientCredentials post", TokenClient.clientCredentials({ tokenEndpoint, client: post })],
   [
     "refresh",
-    TokenClient.refresh({ tokenEndpoint, client: post, endpoint, refreshToken: Redacted.make(secrets.refreshToken) })
+    TokenClient.refresh({ tokenEndpoint, client: post, refreshToken: Redacted.make(secrets.refreshToken) })
   ],
   [
     "authorizationCode",
     TokenClient.authorizationCode({
       tokenEndpoint,
       client: post,
-      endpoint,
       code: Redacted.make(secrets.code),
       codeVerifier: Redacted.make(secrets.verifier),
       redirectUri: "http://localhost:53593/callback"
@@ -125,7 +123,7 @@ const calls: ReadonlyArray<[string, Effect.Effect<unknown, AuthError.AuthError, 
   ],
   [
     "deviceToken",
-    TokenClient.deviceToken({ tokenEndpoint, client: post, endpoint, deviceCode: Redacted.make(secrets.deviceCode) })
+    TokenClient.deviceToken({ tokenEndpoint, client: post, deviceCode: Redacted.make(secrets.deviceCode) })
   ],
   ["deviceAuthorization", TokenClient.deviceAuthorization({ deviceAuthorizationEndpoint: tokenEndpoint, client: post })]
 ]
@@ -216,7 +214,6 @@ describe("errors never carry a secret", () => {
       const fiber = yield* TokenClient.refresh({
         tokenEndpoint: `${tokenEndpoint}?access_token=${secrets.accessToken}`,
         client: post,
-        endpoint,
         refreshToken: Redacted.make(secrets.refreshToken)
       }).pipe(Effect.provideService(HttpClient.HttpClient, http.client), Effect.flip, Effect.fork)
       yield* TestClock.adjust(Policies.httpTimeout)

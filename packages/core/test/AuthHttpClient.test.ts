@@ -1,6 +1,6 @@
 import { Headers, HttpBody, HttpClient, HttpClientError, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Authenticator, AuthHttpClient, ClientConfig, Credentials, Keyring } from "@flyte-auth/core"
+import { Authenticator, AuthHttpClient, ClientConfig, Credentials, Keyring, Policies } from "@flyte-auth/core"
 import { DateTime, Effect, FiberRef, Layer, Redacted, Ref, Stream } from "effect"
 
 const endpoint = "flyte.example.com:443"
@@ -260,5 +260,17 @@ describe("AuthHttpClient", () => {
         HttpClientRequest.post(api).pipe(HttpClientRequest.setBody(HttpBody.raw(new ReadableStream())))
       )
     ).toBe(false)
+  })
+
+  it("Policies.isReplayableBody, the rule of isReplayable's raw bodies and of the facade's fetch", () => {
+    const replayable = [undefined, null, "x", new URLSearchParams("a=1"), new ArrayBuffer(1), new Uint16Array(1)]
+    for (const body of [...replayable, new Blob(["x"]), new FormData()]) {
+      expect(Policies.isReplayableBody(body)).toBe(true)
+      expect(
+        AuthHttpClient.isReplayable(HttpClientRequest.post(api).pipe(HttpClientRequest.setBody(HttpBody.raw(body))))
+      )
+        .toBe(true)
+    }
+    for (const body of [new ReadableStream(), { not: "a body" }]) expect(Policies.isReplayableBody(body)).toBe(false)
   })
 })

@@ -165,19 +165,45 @@ const captureWarnings = Effect.gen(function*() {
   return { layer: Logger.add(logger), warnings: Ref.get(warnings) }
 })
 
+/**
+ * The arrange block of the Authenticator tests: a spy keyring (seeded with `seed`), a token endpoint answering
+ * `answer` after `delay`, a counting login producing `tokens` (default `login-access`), and the authenticator
+ * made over them with `authenticator` (default interactive). `keyring` replaces the spy keyring the authenticator
+ * sees (it gets the spy to wrap), `client` replaces the token endpoint's `HttpClient`.
+ */
+const arrange = (options: {
+  readonly seed?: Credentials.Credentials | string
+  readonly answer?: Parameters<typeof tokenServer>[0]
+  readonly delay?: Duration.DurationInput
+  readonly tokens?: (run: number) => Credentials.Credentials
+  readonly authenticator?: Partial<Authenticator.Options>
+  readonly keyring?: (
+    spy: Keyring.Keyring.Service
+  ) => Keyring.Keyring.Service | Layer.Layer<Keyring.Keyring>
+  readonly client?: HttpClient.HttpClient
+} = {}) =>
+  Effect.gen(function*() {
+    const store = yield* spyKeyring
+    if (options.seed !== undefined) yield* store.seed(options.seed)
+    const server = yield* tokenServer(options.answer ?? (() => tokenResponse("unexpected")), options.delay)
+    const { login, runs } = yield* countingLogin(options.tokens ?? (() => credentials("login-access")))
+    const auth = yield* Authenticator.make({ endpoint, login, interactive: true, ...options.authenticator }).pipe(
+      Effect.provide(
+        environment(options.keyring?.(store.keyring) ?? store.keyring, options.client ?? server.client)
+      )
+    )
+    return { auth, store, server, runs }
+  })
+
 // --- tests ---------------------------------------------------------------------------------------------------------
 
 describe("Authenticator single flight", () => {
   it.scoped("100 concurrent callers of an expired token cause exactly one refresh request and share its token", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(expired("old-access", "refresh-1"))
-      const server = yield* tokenServer(() => tokenResponse("new-access"))
-      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
-
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, runs, server, store } = yield* arrange({
+        seed: expired("old-access", "refresh-1"),
+        answer: () => tokenResponse("new-access")
+      })
       const fiber = yield* Effect.fork(
         Effect.all(Array.from({ length: 100 }, () => tokenOf(auth.accessToken)), { concurrency: "unbounded" })
       )
@@ -199,6 +225,8 @@ describe("Authenticator single flight", () => {
       const stored = Option.getOrThrow(yield* store.stored)
       expect(Redacted.value(stored.accessToken)).toBe("new-access")
       expect(stored.refreshToken !== undefined && Redacted.value(stored.refreshToken)).toBe("refresh-1")
+      // The token endpoint does not know whose the tokens are: the authenticator keeps them the endpoint's.
+      expect(stored.endpoint).toBe(endpoint)
       // And served from memory afterwards.
       expect(yield* tokenOf(auth.accessToken)).toBe("new-access")
       expect(yield* server.count).toBe(1)
@@ -206,13 +234,10 @@ describe("Authenticator single flight", () => {
 
   it.scoped("a failing refresh reaches every waiter with the same typed error, and nothing hangs", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(expired("old-access", "refresh-1"))
-      const server = yield* tokenServer(() => new Response("<html>down</html>", { status: 503 }))
-      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, runs, server } = yield* arrange({
+        seed: expired("old-access", "refresh-1"),
+        answer: () => new Response("<html>down</html>", { status: 503 })
+      })
 
       const fiber = yield* Effect.fork(
         Effect.all(Array.from({ length: 50 }, () => Effect.flip(auth.accessToken)), { concurrency: "unbounded" })
@@ -231,13 +256,11 @@ describe("Authenticator single flight", () => {
 
   it.scoped("interrupting the caller that started a refresh does not break the others", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(expired("old-access", "refresh-1"))
-      const server = yield* tokenServer(() => tokenResponse("new-access"), Duration.seconds(2))
-      const { login } = yield* countingLogin(() => credentials("login-access"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, server } = yield* arrange({
+        seed: expired("old-access", "refresh-1"),
+        answer: () => tokenResponse("new-access"),
+        delay: Duration.seconds(2)
+      })
 
       const first = yield* Effect.fork(tokenOf(auth.accessToken))
       yield* TestClock.adjust(Duration.millis(500))
@@ -256,12 +279,9 @@ describe("Authenticator single flight", () => {
 
   it.scoped("20 callers that need an interactive login at once get one login and the same credentials", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      const server = yield* tokenServer(() => tokenResponse("unexpected"))
-      const { login, runs } = yield* countingLogin((run) => credentials(`login-${run}`, { refreshToken: "r" }))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, runs, server, store } = yield* arrange({
+        tokens: (run) => credentials(`login-${run}`, { refreshToken: "r" })
+      })
 
       const fiber = yield* Effect.fork(
         Effect.all(Array.from({ length: 20 }, () => auth.credentials), { concurrency: "unbounded" })
@@ -279,13 +299,10 @@ describe("Authenticator single flight", () => {
 
   it.scoped("a forced refresh is single-flight too and happens even when the token is fresh", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(credentials("fresh-access", { refreshToken: "refresh-1" }))
-      const server = yield* tokenServer((_, index) => tokenResponse(`refreshed-${index}`))
-      const { login } = yield* countingLogin(() => credentials("login-access"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, server } = yield* arrange({
+        seed: credentials("fresh-access", { refreshToken: "refresh-1" }),
+        answer: (_, index) => tokenResponse(`refreshed-${index}`)
+      })
       expect(yield* tokenOf(auth.accessToken)).toBe("fresh-access")
 
       const fiber = yield* Effect.fork(Effect.all(Array.from({ length: 10 }, () => auth.refresh), {
@@ -302,15 +319,11 @@ describe("Authenticator single flight", () => {
 describe("Authenticator refresh failure policy", () => {
   it.scoped("invalid_grant purges the stored credentials and runs the full flow once", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(expired("old-access", "dead-refresh"))
-      const server = yield* tokenServer(() =>
-        json({ error: "invalid_grant", error_description: "refresh token revoked" }, 400)
-      )
-      const { login, runs } = yield* countingLogin((run) => credentials(`login-${run}`, { refreshToken: "r2" }))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, runs, server, store } = yield* arrange({
+        seed: expired("old-access", "dead-refresh"),
+        answer: () => json({ error: "invalid_grant", error_description: "refresh token revoked" }, 400),
+        tokens: (run) => credentials(`login-${run}`, { refreshToken: "r2" })
+      })
 
       const fiber = yield* Effect.fork(
         Effect.all(Array.from({ length: 10 }, () => tokenOf(auth.accessToken)), { concurrency: "unbounded" })
@@ -326,13 +339,10 @@ describe("Authenticator refresh failure policy", () => {
 
   it.scoped("a 401 from the refresh (without an OAuth error body) also purges and logs in again", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(expired("old-access", "dead-refresh"))
-      const server = yield* tokenServer(() => new Response("unauthorized", { status: 401 }))
-      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, runs } = yield* arrange({
+        seed: expired("old-access", "dead-refresh"),
+        answer: () => new Response("unauthorized", { status: 401 })
+      })
       const fiber = yield* Effect.fork(tokenOf(auth.accessToken))
       yield* TestClock.adjust(Duration.seconds(2))
       expect(yield* Fiber.join(fiber)).toBe("login-access")
@@ -341,13 +351,11 @@ describe("Authenticator refresh failure policy", () => {
 
   it.scoped("a rejected refresh without interactive login allowed purges and fails with RefreshImpossible", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(expired("old-access", "dead-refresh"))
-      const server = yield* tokenServer(() => json({ error: "invalid_grant" }, 400))
-      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true, allowInteractive: false }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, runs, store } = yield* arrange({
+        seed: expired("old-access", "dead-refresh"),
+        answer: () => json({ error: "invalid_grant" }, 400),
+        authenticator: { allowInteractive: false }
+      })
       const fiber = yield* Effect.fork(Effect.flip(auth.accessToken))
       yield* TestClock.adjust(Duration.seconds(1))
       const error = yield* Fiber.join(fiber)
@@ -360,14 +368,12 @@ describe("Authenticator refresh failure policy", () => {
 
   it.scoped("503 on refresh is a typed error: the keyring entry is unchanged and login never runs", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(expired("old-access", "refresh-1"))
+      const { auth, runs, server, store } = yield* arrange({
+        seed: expired("old-access", "refresh-1"),
+        answer: () => json({ error: "temporarily_unavailable" }, 503)
+      })
       const before = yield* store.entry
-      const server = yield* tokenServer(() => json({ error: "temporarily_unavailable" }, 503))
-      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      expect(Option.isSome(before)).toBe(true)
 
       const fiber = yield* Effect.fork(Effect.flip(auth.accessToken))
       yield* TestClock.adjust(Duration.seconds(1))
@@ -387,16 +393,14 @@ describe("Authenticator refresh failure policy", () => {
 
   it.scoped("a network failure on refresh is a typed Transport error and leaves the keyring alone", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(expired("old-access", "refresh-1"))
+      const { auth, runs, store } = yield* arrange({
+        seed: expired("old-access", "refresh-1"),
+        client: HttpClient.make((request) =>
+          Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", description: "ECONNREFUSED" }))
+        )
+      })
       const before = yield* store.entry
-      const client = HttpClient.make((request) =>
-        Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", description: "ECONNREFUSED" }))
-      )
-      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, client))
-      )
+      expect(Option.isSome(before)).toBe(true)
       const error = yield* Effect.flip(auth.accessToken)
       expect(error._tag === "AuthenticationError" && error.reason).toBe("Transport")
       expect(yield* store.entry).toEqual(before)
@@ -405,16 +409,11 @@ describe("Authenticator refresh failure policy", () => {
 
   it.scoped("a confidential client sends its secret with the refresh (HTTP Basic)", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(expired("old-access", "refresh-1"))
-      const server = yield* tokenServer(() => tokenResponse("new-access", { refresh_token: "refresh-2" }))
-      const { login } = yield* countingLogin(() => credentials("login-access"))
-      const auth = yield* Authenticator.make({
-        endpoint,
-        login,
-        interactive: false,
-        clientSecret: Redacted.make("s3cret")
-      }).pipe(Effect.provide(environment(store.keyring, server.client)))
+      const { auth, server, store } = yield* arrange({
+        seed: expired("old-access", "refresh-1"),
+        answer: () => tokenResponse("new-access", { refresh_token: "refresh-2" }),
+        authenticator: { interactive: false, clientSecret: Redacted.make("s3cret") }
+      })
       const fiber = yield* Effect.fork(tokenOf(auth.accessToken))
       yield* TestClock.adjust(Duration.seconds(1))
       expect(yield* Fiber.join(fiber)).toBe("new-access")
@@ -427,13 +426,11 @@ describe("Authenticator refresh failure policy", () => {
 
   it.scoped("credentials without a refresh token (client credentials, command) run the flow again", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(expired("old-access"))
-      const server = yield* tokenServer(() => tokenResponse("unexpected"))
-      const { login, runs } = yield* countingLogin((run) => credentials(`cc-${run}`))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: false }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, runs, server } = yield* arrange({
+        seed: expired("old-access"),
+        tokens: (run) => credentials(`cc-${run}`),
+        authenticator: { interactive: false }
+      })
       const fiber = yield* Effect.fork(tokenOf(auth.accessToken))
       yield* TestClock.adjust(Duration.seconds(1))
       expect(yield* Fiber.join(fiber)).toBe("cc-0")
@@ -443,13 +440,11 @@ describe("Authenticator refresh failure policy", () => {
 
   it.scoped("refresh: \"login\" runs the flow again even when a refresh token is stored", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(expired("old-access", "refresh-1"))
-      const server = yield* tokenServer(() => tokenResponse("unexpected"))
-      const { login, runs } = yield* countingLogin((run) => credentials(`cmd-${run}`))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: false, refresh: "login" }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, runs, server } = yield* arrange({
+        seed: expired("old-access", "refresh-1"),
+        tokens: (run) => credentials(`cmd-${run}`),
+        authenticator: { interactive: false, refresh: "login" }
+      })
       const fiber = yield* Effect.fork(tokenOf(auth.accessToken))
       yield* TestClock.adjust(Duration.seconds(1))
       expect(yield* Fiber.join(fiber)).toBe("cmd-0")
@@ -459,12 +454,7 @@ describe("Authenticator refresh failure policy", () => {
 
   it.scoped("no stored credentials and no interactive login allowed: AccessTokenNotFound, the flow never runs", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      const server = yield* tokenServer(() => tokenResponse("unexpected"))
-      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true, allowInteractive: false }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, runs } = yield* arrange({ authenticator: { allowInteractive: false } })
       const error = yield* Effect.flip(auth.accessToken)
       expect(error._tag).toBe("AccessTokenNotFound")
       expect(error.reason).toBe("NoCredentials")
@@ -476,21 +466,14 @@ describe("Authenticator keyring", () => {
   it.scoped("loads stored credentials lazily, keyed by endpoint, without running the flow", () =>
     Effect.gen(function*() {
       const reads = yield* Ref.make<ReadonlyArray<string>>([])
-      const store = yield* spyKeyring
-      yield* store.seed(credentials("stored-access", { refreshToken: "r" }))
-      const keyring: Keyring.Keyring.Service = {
-        ...store.keyring,
-        get: (service, account) =>
-          Effect.zipRight(
-            Ref.update(reads, (all) => [...all, `${service}/${account}`]),
-            store.keyring.get(service, account)
-          )
-      }
-      const server = yield* tokenServer(() => tokenResponse("unexpected"))
-      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(keyring, server.client))
-      )
+      const { auth, runs, server } = yield* arrange({
+        seed: credentials("stored-access", { refreshToken: "r" }),
+        keyring: (spy) => ({
+          ...spy,
+          get: (service, account) =>
+            Effect.zipRight(Ref.update(reads, (all) => [...all, `${service}/${account}`]), spy.get(service, account))
+        })
+      })
       expect(yield* Ref.get(reads)).toEqual([])
       expect(yield* tokenOf(auth.accessToken)).toBe("stored-access")
       expect(yield* tokenOf(auth.accessToken)).toBe("stored-access")
@@ -504,13 +487,11 @@ describe("Authenticator keyring", () => {
   it.scoped("a failing keyring: warns exactly once and keeps the credentials in memory", () =>
     Effect.gen(function*() {
       const logs = yield* captureWarnings
-      const server = yield* tokenServer(() => tokenResponse("refreshed", { refresh_token: "r2" }))
-      const { login, runs } = yield* countingLogin((run) =>
-        credentials(`login-${run}`, { refreshToken: "r1", lifetimeSeconds: 600 })
-      )
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(Keyring.layerFailing("Locked", "the collection is locked"), server.client))
-      )
+      const { auth, runs, server } = yield* arrange({
+        answer: () => tokenResponse("refreshed", { refresh_token: "r2" }),
+        tokens: (run) => credentials(`login-${run}`, { refreshToken: "r1", lifetimeSeconds: 600 }),
+        keyring: () => Keyring.layerFailing("Locked", "the collection is locked")
+      })
 
       yield* Effect.gen(function*() {
         const first = yield* Effect.fork(tokenOf(auth.accessToken))
@@ -536,13 +517,7 @@ describe("Authenticator keyring", () => {
   it.scoped("a corrupt keyring entry is reported, ignored and replaced", () =>
     Effect.gen(function*() {
       const logs = yield* captureWarnings
-      const store = yield* spyKeyring
-      yield* store.seed("{\"accessToken\": 42, not json")
-      const server = yield* tokenServer(() => tokenResponse("unexpected"))
-      const { login, runs } = yield* countingLogin(() => credentials("login-access"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, runs, store } = yield* arrange({ seed: "{\"accessToken\": 42, not json" })
       const fiber = yield* Effect.fork(tokenOf(auth.accessToken).pipe(Effect.provide(logs.layer)))
       yield* TestClock.adjust(Duration.seconds(1))
       expect(yield* Fiber.join(fiber)).toBe("login-access")
@@ -555,13 +530,10 @@ describe("Authenticator keyring", () => {
 
   it.scoped("logout forgets the credentials in memory and in the keyring", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(credentials("stored-access", { refreshToken: "r" }))
-      const server = yield* tokenServer(() => tokenResponse("unexpected"))
-      const { login, runs } = yield* countingLogin((run) => credentials(`login-${run}`))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, runs, store } = yield* arrange({
+        seed: credentials("stored-access", { refreshToken: "r" }),
+        tokens: (run) => credentials(`login-${run}`)
+      })
       expect(yield* tokenOf(auth.accessToken)).toBe("stored-access")
       yield* auth.logout
       expect(yield* store.entry).toEqual(Option.none())
@@ -574,13 +546,10 @@ describe("Authenticator keyring", () => {
 
   it.scoped("after logout, a non-interactive run reports LoggedOut", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(credentials("stored-access"))
-      const server = yield* tokenServer(() => tokenResponse("unexpected"))
-      const { login } = yield* countingLogin(() => credentials("login"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true, allowInteractive: false }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth } = yield* arrange({
+        seed: credentials("stored-access"),
+        authenticator: { allowInteractive: false }
+      })
       expect(yield* tokenOf(auth.accessToken)).toBe("stored-access")
       yield* auth.logout
       const error = yield* Effect.flip(auth.accessToken)
@@ -589,12 +558,7 @@ describe("Authenticator keyring", () => {
 
   it.scoped("a login that finishes after logout does not write its credentials back", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      const server = yield* tokenServer(() => tokenResponse("unexpected"))
-      const { login } = yield* countingLogin(() => credentials("late-login"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, store } = yield* arrange({ tokens: () => credentials("late-login") })
       const fiber = yield* Effect.fork(tokenOf(auth.accessToken))
       yield* TestClock.adjust(Duration.millis(500))
       yield* auth.logout
@@ -607,13 +571,11 @@ describe("Authenticator keyring", () => {
 describe("Authenticator expiry and invalidation", () => {
   it.scoped("refreshes proactively inside the skew window, not before", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(credentials("first", { refreshToken: "r", lifetimeSeconds: 3600 }))
-      const server = yield* tokenServer(() => tokenResponse("second"), Duration.zero)
-      const { login } = yield* countingLogin(() => credentials("login"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, server } = yield* arrange({
+        seed: credentials("first", { refreshToken: "r", lifetimeSeconds: 3600 }),
+        answer: () => tokenResponse("second"),
+        delay: Duration.zero
+      })
       yield* TestClock.adjust(Duration.seconds(3600 - 60 - 1))
       expect(yield* tokenOf(auth.accessToken)).toBe("first")
       expect(yield* server.count).toBe(0)
@@ -624,13 +586,12 @@ describe("Authenticator expiry and invalidation", () => {
 
   it.scoped("a custom skew moves the window", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(credentials("first", { refreshToken: "r", lifetimeSeconds: 3600 }))
-      const server = yield* tokenServer(() => tokenResponse("second"), Duration.zero)
-      const { login } = yield* countingLogin(() => credentials("login"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true, skew: Duration.minutes(10) }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth } = yield* arrange({
+        seed: credentials("first", { refreshToken: "r", lifetimeSeconds: 3600 }),
+        answer: () => tokenResponse("second"),
+        delay: Duration.zero,
+        authenticator: { skew: Duration.minutes(10) }
+      })
       yield* TestClock.adjust(Duration.seconds(3000 - 1))
       expect(yield* tokenOf(auth.accessToken)).toBe("first")
       yield* TestClock.adjust(Duration.seconds(2))
@@ -639,13 +600,11 @@ describe("Authenticator expiry and invalidation", () => {
 
   it.scoped("invalidate drops the cache only while it still holds the rejected token", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(credentials("current", { refreshToken: "r" }))
-      const server = yield* tokenServer((_, index) => tokenResponse(`refreshed-${index}`), Duration.zero)
-      const { login } = yield* countingLogin(() => credentials("login"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, server } = yield* arrange({
+        seed: credentials("current", { refreshToken: "r" }),
+        answer: (_, index) => tokenResponse(`refreshed-${index}`),
+        delay: Duration.zero
+      })
       expect(yield* tokenOf(auth.accessToken)).toBe("current")
 
       yield* auth.invalidate(AuthHeader.make("authorization", Redacted.make("some-older-token")))
@@ -662,13 +621,7 @@ describe("Authenticator expiry and invalidation", () => {
 
   it.scoped("header uses the configured header key and a Bearer value", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(credentials("the-token"))
-      const server = yield* tokenServer(() => tokenResponse("unexpected"))
-      const { login } = yield* countingLogin(() => credentials("login"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth } = yield* arrange({ seed: credentials("the-token") })
       const header = yield* auth.header
       expect(header.key).toBe("flyte-authorization")
       expect(Redacted.isRedacted(header.value)).toBe(true)
@@ -678,13 +631,11 @@ describe("Authenticator expiry and invalidation", () => {
 
   it.scoped("the Effect API judges freshness by the caller's Clock (Effect.withClock), not the one it was made with", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(credentials("first", { refreshToken: "r", lifetimeSeconds: 3600 }))
-      const server = yield* tokenServer(() => tokenResponse("second"), Duration.zero)
-      const { login } = yield* countingLogin(() => credentials("login"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, server } = yield* arrange({
+        seed: credentials("first", { refreshToken: "r", lifetimeSeconds: 3600 }),
+        answer: () => tokenResponse("second"),
+        delay: Duration.zero
+      })
       expect(yield* tokenOf(auth.accessToken)).toBe("first")
       // A clock two hours ahead of the TestClock the authenticator was made with.
       const later = yield* Effect.clockWith((clock) => {
@@ -704,13 +655,11 @@ describe("Authenticator expiry and invalidation", () => {
 
   it.scoped("cachedHeader answers synchronously only what header would answer without work", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(credentials("first", { refreshToken: "r", lifetimeSeconds: 3600 }))
-      const server = yield* tokenServer((_, index) => tokenResponse(`refreshed-${index}`), Duration.zero)
-      const { login } = yield* countingLogin(() => credentials("login"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, server } = yield* arrange({
+        seed: credentials("first", { refreshToken: "r", lifetimeSeconds: 3600 }),
+        answer: (_, index) => tokenResponse(`refreshed-${index}`),
+        delay: Duration.zero
+      })
       const cached = () => {
         const header = auth.cachedHeader()
         return header === undefined ? undefined : `${header.key}: ${Redacted.value(header.value)}`
@@ -767,13 +716,12 @@ describe("Authenticator expiry and invalidation", () => {
     }))
   it.scoped("login runs the full flow even over fresh credentials, once for concurrent callers, and stores it", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(expired("old-access", "refresh-1"))
-      const server = yield* tokenServer(() => tokenResponse("refreshed"), Duration.seconds(1))
-      const { login, runs } = yield* countingLogin((run) => credentials(`login-${run}`))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, runs, server, store } = yield* arrange({
+        seed: expired("old-access", "refresh-1"),
+        answer: () => tokenResponse("refreshed"),
+        delay: Duration.seconds(1),
+        tokens: (run) => credentials(`login-${run}`)
+      })
       // A refresh is under way when the logins are asked for: they wait for it, then log in once.
       const refreshing = yield* Effect.fork(tokenOf(auth.accessToken))
       yield* TestClock.adjust(Duration.millis(10))
@@ -797,13 +745,11 @@ describe("Authenticator expiry and invalidation", () => {
 
   it.scoped("login of an interactive flow in a non-interactive run is AccessTokenNotFound", () =>
     Effect.gen(function*() {
-      const store = yield* spyKeyring
-      yield* store.seed(credentials("fresh"))
-      const server = yield* tokenServer(() => tokenResponse("unexpected"))
-      const { login, runs } = yield* countingLogin(() => credentials("login"))
-      const auth = yield* Authenticator.make({ endpoint, login, interactive: true, allowInteractive: false }).pipe(
-        Effect.provide(environment(store.keyring, server.client))
-      )
+      const { auth, runs } = yield* arrange({
+        seed: credentials("fresh"),
+        tokens: () => credentials("login"),
+        authenticator: { allowInteractive: false }
+      })
       const error = yield* Effect.flip(auth.login)
       expect(error._tag).toBe("AccessTokenNotFound")
       expect(yield* runs).toBe(0)

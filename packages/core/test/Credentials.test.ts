@@ -136,3 +136,37 @@ describe("Credentials keyring entry", () => {
     expect(JSON.stringify(printed)).not.toContain("rt-x")
   })
 })
+
+describe("Credentials.normalizeEndpoint", () => {
+  it("drops gRPC's dns:/// scheme (any case) and surrounding white space, and nothing else", () => {
+    expect(Credentials.normalizeEndpoint(" dns:///flyte.example.com:443\n")).toBe("flyte.example.com:443")
+    expect(Credentials.normalizeEndpoint("DNS:///[::1]:8089")).toBe("[::1]:8089")
+    expect(Credentials.normalizeEndpoint("https://flyte.example.com/api")).toBe("https://flyte.example.com/api")
+    expect(Credentials.normalizeEndpoint("flyte.example.com:443")).toBe("flyte.example.com:443")
+    expect(Credentials.normalizeEndpoint("dns://flyte.example.com")).toBe("dns://flyte.example.com")
+  })
+})
+
+describe("Credentials.fromTokens", () => {
+  it("keeps every granted token, expiry and scope, and adds the endpoint", () => {
+    const obtainedAt = DateTime.unsafeMake(1_000)
+    const expiresAt = DateTime.unsafeMake(61_000)
+    const credentials = Credentials.fromTokens({
+      accessToken: Redacted.make("at"),
+      refreshToken: Redacted.make("rt"),
+      idToken: Redacted.make("idt"),
+      obtainedAt,
+      expiresAt,
+      scopes: ["all"]
+    }, "flyte.example:443")
+    expect(credentials).toBeInstanceOf(Credentials.Credentials)
+    expect(credentials.endpoint).toBe("flyte.example:443")
+    expect(Redacted.value(credentials.accessToken)).toBe("at")
+    expect(credentials.refreshToken && Redacted.value(credentials.refreshToken)).toBe("rt")
+    expect(credentials.idToken && Redacted.value(credentials.idToken)).toBe("idt")
+    expect(credentials.obtainedAt).toEqual(obtainedAt)
+    expect(credentials.expiresAt).toEqual(expiresAt)
+    expect(credentials.scopes).toEqual(["all"])
+    expect(credentials.authMode).toBeUndefined()
+  })
+})

@@ -47,7 +47,6 @@ const setup = (
 
 const refresh = TokenClient.refresh({
   tokenEndpoint: config.tokenEndpoint,
-  endpoint: "flyte.example:443",
   client: { method: "none", clientId: "flytectl" },
   refreshToken: Redacted.make("rt-1")
 })

@@ -5,7 +5,6 @@ import { DateTime, Duration, Effect, Encoding, Fiber, Option, Redacted, TestCloc
 import { type Handler, json, makeMockHttp, refused, text } from "./helpers/mockHttp.js"
 
 const tokenEndpoint = "https://idp.example/oauth2/token?tenant=t1"
-const endpoint = "dns:///flyte.example:443"
 
 const basic: TokenClient.ClientAuthentication = {
   method: "client_secret_basic",
@@ -38,7 +37,7 @@ const failureOf = <A, E, R>(handler: Handler, f: Effect.Effect<A, E, R>) =>
 const clientCredentials = (client: TokenClient.ClientAuthentication = basic, extra: {
   scopes?: ReadonlyArray<string>
   audience?: string
-} = {}) => TokenClient.clientCredentials({ tokenEndpoint, client, endpoint, ...extra })
+} = {}) => TokenClient.clientCredentials({ tokenEndpoint, client, ...extra })
 
 const jwtWithExp = (exp: number) =>
   `${Encoding.encodeBase64Url(JSON.stringify({ alg: "none" }))}.${
@@ -117,7 +116,6 @@ describe("TokenClient client authentication", () => {
         TokenClient.authorizationCode({
           tokenEndpoint,
           client: publicClient,
-          endpoint,
           code: Redacted.make("the-code"),
           codeVerifier: Redacted.make("v".repeat(43)),
           redirectUri: "http://localhost:53593/callback"
@@ -149,7 +147,8 @@ describe("TokenClient token responses", () => {
       expect(Redacted.value(credentials.idToken!)).toBe("idt")
       expect(DateTime.toEpochMillis(credentials.obtainedAt!)).toBe(1_000_000)
       expect(DateTime.toEpochMillis(credentials.expiresAt!)).toBe(1_000_000 + 3_600_000)
-      expect(credentials.endpoint).toBe(endpoint)
+      // Whose the tokens are is for the caller that keeps them (`Credentials.fromTokens`).
+      expect("endpoint" in credentials).toBe(false)
       expect(credentials.scopes).toEqual(["all", "offline"])
     }))
 
@@ -222,7 +221,6 @@ describe("TokenClient token responses", () => {
         TokenClient.refresh({
           tokenEndpoint,
           client: publicClient,
-          endpoint,
           refreshToken: Redacted.make("rt-old"),
           scopes: ["all"]
         })
@@ -240,7 +238,7 @@ describe("TokenClient token responses", () => {
     Effect.gen(function*() {
       const { exit } = yield* withHttp(
         () => json({ access_token: "at-2", refresh_token: "rt-new" }),
-        TokenClient.refresh({ tokenEndpoint, client: publicClient, endpoint, refreshToken: Redacted.make("rt-old") })
+        TokenClient.refresh({ tokenEndpoint, client: publicClient, refreshToken: Redacted.make("rt-old") })
       )
       if (exit._tag !== "Success") throw new Error("expected success")
       expect(Redacted.value(exit.value.refreshToken!)).toBe("rt-new")
@@ -486,7 +484,6 @@ describe("TokenClient device flow", () => {
   const poll = TokenClient.deviceToken({
     tokenEndpoint,
     client: publicClient,
-    endpoint,
     deviceCode: Redacted.make("dc-1")
   })
 
@@ -537,7 +534,7 @@ describe("TokenClient configuration errors", () => {
     Effect.gen(function*() {
       const error = yield* failureOf(
         () => json(tokenJson),
-        TokenClient.clientCredentials({ tokenEndpoint: "not a url", client: basic, endpoint })
+        TokenClient.clientCredentials({ tokenEndpoint: "not a url", client: basic })
       )
       expect(expectAuthError(error, "Config").message).toBe(
         "Cannot send a request to (invalid URL): the URL is not valid"

@@ -5,7 +5,7 @@
  */
 import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Authenticator, ClientConfig, Keyring, TokenClient } from "@flyte-auth/core"
+import { Authenticator, ClientConfig, Credentials, Keyring, TokenClient } from "@flyte-auth/core"
 import { FlyteProtos, GrpcAuth, RemoteClientConfigStore } from "@flyte-auth/grpc"
 import { startSandbox } from "@flyte-auth/sandbox"
 import type { Sandbox } from "@flyte-auth/sandbox"
@@ -30,7 +30,6 @@ const authLayer = (sandbox: Sandbox.Service) => {
       Effect.flatMap((config) =>
         TokenClient.clientCredentials({
           tokenEndpoint: config.tokenEndpoint,
-          endpoint,
           client: {
             method: "client_secret_basic",
             clientId: sandbox.clients.confidential.clientId,
@@ -38,7 +37,7 @@ const authLayer = (sandbox: Sandbox.Service) => {
           },
           scopes: config.scopes,
           audience: config.audience
-        })
+        }).pipe(Effect.map((tokens) => Credentials.fromTokens(tokens, endpoint)))
       )
     )
   }).pipe(

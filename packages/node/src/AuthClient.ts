@@ -218,7 +218,7 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
     }
     for (let resent = 0;; resent++) {
       const { response, sent } = await send()
-      if (response.status !== 401 || resent >= Policies.resendsOnRejection || !isReplayable(init.body)) {
+      if (response.status !== 401 || resent >= Policies.resendsOnRejection || !Policies.isReplayableBody(init.body)) {
         return response
       }
       await response.body?.cancel()
@@ -259,10 +259,6 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
 export type AuthenticatedHttpClient = HttpClient.HttpClient
 
 /** Bodies that can be sent twice: none, strings, bytes, form data; not streams. */
-const isReplayable = (body: RequestInit["body"]): boolean =>
-  body === undefined || body === null || typeof body === "string" || body instanceof URLSearchParams ||
-  body instanceof ArrayBuffer || ArrayBuffer.isView(body) || body instanceof Blob || body instanceof FormData
-
 /** The error to throw: the tagged error itself, or the defect, never a `FiberFailure`. */
 const squash = (cause: Cause.Cause<AuthError>): unknown =>
   Option.getOrElse(Cause.failureOption(cause), () => Cause.squash(cause))

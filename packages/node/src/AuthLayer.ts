@@ -260,7 +260,8 @@ export const resolve = Effect.fn("AuthLayer.resolve")(function*(options: Options
     clientSecretEnvVar: options.clientSecretEnvVar,
     clientSecretLocation: options.clientSecretLocation
   })
-  const endpoint = stripDns(options.endpoint ?? apiKey?.key.endpoint ?? flyte.endpoint)
+  const configured = options.endpoint ?? apiKey?.key.endpoint ?? flyte.endpoint
+  const endpoint = configured === undefined ? undefined : Credentials.normalizeEndpoint(configured)
   if (endpoint === undefined || endpoint === "") {
     return yield* new AuthenticationError({
       reason: "Config",
@@ -678,9 +679,6 @@ const keyringLayer = (options: Options): Layer.Layer<Keyring.Keyring> =>
   options.keyring === undefined || typeof options.keyring === "string"
     ? NodeKeyring.layerFromName(options.keyring ?? "auto")
     : options.keyring
-
-const stripDns = (endpoint: string | undefined): string | undefined =>
-  endpoint === undefined ? undefined : endpoint.trim().replace(/^dns:\/\/\//i, "")
 
 /** Why no browser is opened for a login, or `undefined` when one is (a given browser or command, or the system's). */
 const noBrowserReason = (options: Options, command: ReadonlyArray<string> | undefined): string | undefined =>

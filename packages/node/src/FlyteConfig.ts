@@ -35,6 +35,7 @@
  */
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
 import * as AuthMode from "@flyte-auth/core/AuthMode"
+import { normalizeEndpoint } from "@flyte-auth/core/Credentials"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
@@ -568,7 +569,7 @@ const resolve = Effect.fnUntraced(function*(
   }
 
   const result: FlyteOptions = {
-    endpoint: endpoint?.replace(/^dns:\/\/\//i, ""),
+    endpoint: endpoint === undefined ? undefined : normalizeEndpoint(endpoint),
     insecure,
     insecureSkipVerify,
     caCertFilePath,

@@ -27,6 +27,7 @@
 import type { Interceptor, Transport } from "@connectrpc/connect"
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node"
 import { AuthenticationError } from "@flyte-auth/core/AuthError"
+import { normalizeEndpoint } from "@flyte-auth/core/Credentials"
 import * as Effect from "effect/Effect"
 import * as Fs from "node:fs/promises"
 import * as Tls from "node:tls"
@@ -59,7 +60,7 @@ export const target = (
   endpoint: string,
   insecure = false
 ): { readonly baseUrl: string; readonly protocol: "connect" | "grpc" } => {
-  const trimmed = endpoint.trim().replace(/^dns:\/\/\//i, "")
+  const trimmed = normalizeEndpoint(endpoint)
   return /^https?:\/\//i.test(trimmed)
     ? { baseUrl: trimmed.replace(/\/+$/, ""), protocol: "connect" }
     : { baseUrl: `${insecure ? "http" : "https"}://${trimmed}`, protocol: "grpc" }

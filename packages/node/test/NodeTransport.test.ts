@@ -135,7 +135,6 @@ const tokenRequest = (
 ) =>
   TokenClient.clientCredentials({
     tokenEndpoint: url,
-    endpoint: "flyte.example.com",
     client: { method: "client_secret_basic", clientId: "flytectl", clientSecret: Redacted.make("s3cret") },
     scopes: ["all"]
   }).pipe(

@@ -44,8 +44,7 @@ export const isReplayable = (request: HttpClientRequest.HttpClientRequest): bool
     case "Stream":
       return false
     case "Raw":
-      return typeof body.body === "string" || body.body instanceof Uint8Array || body.body instanceof ArrayBuffer ||
-        body.body instanceof URLSearchParams || (typeof Blob !== "undefined" && body.body instanceof Blob)
+      return Policies.isReplayableBody(body.body)
   }
 }
 

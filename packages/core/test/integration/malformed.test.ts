@@ -93,7 +93,7 @@ const client: TokenClient.ClientAuthentication = {
 }
 
 const tokenAt = (url: string) =>
-  TokenClient.clientCredentials({ tokenEndpoint: url, client, endpoint: "flyte.local" }).pipe(
+  TokenClient.clientCredentials({ tokenEndpoint: url, client }).pipe(
     Effect.provide(FetchHttpClient.layer)
   )
 

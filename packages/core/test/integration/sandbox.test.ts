@@ -17,10 +17,8 @@ beforeAll(async () => {
 })
 afterAll(() => sandbox?.close())
 
-const endpoint = () => sandbox.adminHttp
-
 /** Calls the admin's protected `whoami` with the token, under the header the admin publishes. */
-const whoami = (credentials: Credentials.Credentials) =>
+const whoami = (credentials: Credentials.Tokens) =>
   Effect.promise(async () => {
     const response = await fetch(`${sandbox.adminHttp}/api/v1/whoami`, {
       headers: { [sandbox.headerKey]: `Bearer ${Redacted.value(credentials.accessToken)}` }
@@ -43,7 +41,6 @@ describe("TokenClient.clientCredentials against oidc-provider", () => {
     TokenClient.clientCredentials({
       tokenEndpoint: sandbox.endpoints.token,
       client: { method, clientId: confidential.clientId, clientSecret: Redacted.make(clientSecret) },
-      endpoint: endpoint(),
       scopes: ["all"]
     }).pipe(Effect.provide(FetchHttpClient.layer))
 
@@ -53,7 +50,6 @@ describe("TokenClient.clientCredentials against oidc-provider", () => {
         const before = yield* DateTime.now
         const credentials = yield* run(method)
         const after = yield* DateTime.now
-        expect(credentials.endpoint).toBe(endpoint())
         expect(credentials.scopes).toEqual(["all"])
         expect(credentials.refreshToken).toBeUndefined()
         // The sandbox issues 600 s tokens.
@@ -83,8 +79,7 @@ describe("TokenClient.clientCredentials against oidc-provider", () => {
     Effect.gen(function*() {
       const error = yield* TokenClient.clientCredentials({
         tokenEndpoint: sandbox.endpoints.token,
-        client: { method: "none", clientId: sandbox.clients.public.clientId },
-        endpoint: endpoint()
+        client: { method: "none", clientId: sandbox.clients.public.clientId }
       }).pipe(Effect.provide(FetchHttpClient.layer), Effect.flip)
       const refused = expectAuthError(error, "OAuthError")
       expect(refused.status).toBe(400)
@@ -129,7 +124,6 @@ describe("TokenClient device authorization against oidc-provider", () => {
       const pending = yield* TokenClient.deviceToken({
         tokenEndpoint: sandbox.endpoints.token,
         client,
-        endpoint: endpoint(),
         deviceCode: authorization.deviceCode
       }).pipe(Effect.provide(FetchHttpClient.layer), Effect.flip)
       expect(pending).toBeInstanceOf(AuthError.AuthenticationPending)
@@ -138,7 +132,6 @@ describe("TokenClient device authorization against oidc-provider", () => {
       const unknown = yield* TokenClient.deviceToken({
         tokenEndpoint: sandbox.endpoints.token,
         client,
-        endpoint: endpoint(),
         deviceCode: Redacted.make("not-a-device-code")
       }).pipe(Effect.provide(FetchHttpClient.layer), Effect.flip)
       expect(expectAuthError(unknown, "OAuthError").error).toBe("invalid_grant")
@@ -224,7 +217,6 @@ describe("ClientConfig stores against the sandbox", () => {
           clientId: confidential.clientId,
           clientSecret: Redacted.make(confidential.clientSecret)
         },
-        endpoint: endpoint(),
         scopes: config.scopes
       }).pipe(Effect.provide(FetchHttpClient.layer))
       expect((yield* whoami(credentials)).status).toBe(200)

@@ -138,7 +138,7 @@ interface Call {
   /** The secret values this call sends. */
   readonly sent: ReadonlyArray<string>
   readonly call: Effect.Effect<
-    Credentials.Credentials | TokenClient.DeviceAuthorization,
+    Credentials.Tokens | TokenClient.DeviceAuthorization,
     AuthError.AuthError,
     HttpClient.HttpClient
   >
@@ -147,7 +147,6 @@ interface Call {
 const calls = (s: Secrets): ReadonlyArray<Call> => {
   const common = {
     tokenEndpoint: "https://idp.example/oauth2/token",
-    endpoint: "flyte.example",
     client: {
       method: "client_secret_basic" as const,
       clientId: "flyte-client",

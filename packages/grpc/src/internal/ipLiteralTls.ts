@@ -10,6 +10,7 @@
  *
  * @internal
  */
+import { normalizeEndpoint } from "@flyte-auth/core/Credentials"
 import * as grpc from "@grpc/grpc-js"
 import { isIP } from "node:net"
 import * as Tls from "node:tls"
@@ -18,7 +19,7 @@ type SecureConnector = ReturnType<grpc.ChannelCredentials["_createSecureConnecto
 
 /** The host of `host:port`, `[v6]:port` or a bare host (each also as `dns:///…`), without brackets. */
 export const hostOf = (target: string): string => {
-  const endpoint = target.replace(/^dns:\/\/\//i, "")
+  const endpoint = normalizeEndpoint(target)
   const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(endpoint)
   if (bracketed !== null) return bracketed[1]
   const colons = endpoint.split(":").length - 1
