@@ -138,6 +138,22 @@ describe.shuffle("flyte-auth sandbox + every command (subprocesses; in random or
     expect((await home.awaitBrowserRuns(1)).at(-1)).toMatchObject({ browser: "user-agent", ok: true, status: 200 })
   })
 
+  it("global options stand before the command, after it, or between its own options: one parse", async () => {
+    await logIn()
+    // `--verbose` (global) before `--json` (status's own): @effect/cli alone would call --json unknown here.
+    const orders = [["status", "--verbose", "--json", ...common], [...common, "status", "--json"], [
+      "status",
+      ...common.slice(0, 2),
+      "--json",
+      ...common.slice(2)
+    ]]
+    for (const args of orders) {
+      const result = await run(args)
+      expect(result.code, `${args.join(" ")}: ${result.stderr}`).toBe(0)
+      expect(JSON.parse(result.stdout.trim())).toMatchObject({ endpoint: sandbox.info.adminGrpc, loggedIn: true })
+    }
+  })
+
   it("status and status --json show the stored credentials, never a token", async () => {
     await logIn()
     const [text, json] = await Promise.all([run(["status", ...common]), run(["status", "--json", ...common])])
