@@ -3,11 +3,18 @@
  * documents (`node --env-file=sandbox.env examples/dist/<example>.js`), and a rejection is one line on stderr with
  * exit code 1, not an unhandled-rejection stack.
  */
-import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Home, makeHome, requireBuild, root, type SandboxProcess, startSandboxProcess } from "./helpers.js"
+import {
+  type Home,
+  makeHome,
+  requireBuild,
+  root,
+  runNode,
+  type SandboxProcess,
+  startSandboxProcess
+} from "./helpers.js"
 
 requireBuild()
 
@@ -39,22 +46,9 @@ describe("the examples against `flyte-auth sandbox --write-env-file` (built)", (
 
   /** `node --env-file=<envFile> examples/dist/<name>.js`, from the repository, as the header says. */
   const runExample = (name: string, env: Record<string, string> = {}) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(
-        process.execPath,
-        [`--env-file=${envFile}`, Path.join("examples", "dist", `${name}.js`)],
-        { cwd: root, env: { ...home.env, ...env }, stdio: ["ignore", "pipe", "pipe"] }
-      )
-      let stdout = ""
-      let stderr = ""
-      child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-      child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-      const timer = setTimeout(() => child.kill("SIGKILL"), 20_000)
-      child.on("error", reject)
-      child.on("close", (code) => {
-        clearTimeout(timer)
-        resolve({ code, stdout, stderr })
-      })
+    runNode([`--env-file=${envFile}`, Path.join("examples", "dist", `${name}.js`)], {
+      cwd: root,
+      env: { ...home.env, ...env }
     })
 
   it("the env file holds the service account's FLYTE_* variables, mode 0600", () => {

@@ -120,6 +120,29 @@ export interface RunOptions {
   readonly onStderrLine?: (line: string) => void
 }
 
+/** Runs `node <args>` in `cwd` to completion (killed after `timeoutMs`, which then answers a null exit code). */
+export const runNode = (
+  args: ReadonlyArray<string>,
+  options: { readonly cwd: string; readonly env: Record<string, string>; readonly timeoutMs?: number }
+): Promise<Result> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 20_000)
+    child.on("error", reject)
+    child.on("close", (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+
 /** Runs `flyte-auth <args>` to completion (killed after `timeoutMs`). */
 export const runCli = (home: Home, args: ReadonlyArray<string>, options: RunOptions = {}): Promise<Result> =>
   startCli(home, args, options).result

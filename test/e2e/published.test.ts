@@ -10,7 +10,15 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Home, makeHome, requireBuild, root, type SandboxProcess, startSandboxProcess } from "./helpers.js"
+import {
+  type Home,
+  makeHome,
+  requireBuild,
+  root,
+  runNode,
+  type SandboxProcess,
+  startSandboxProcess
+} from "./helpers.js"
 
 requireBuild()
 
@@ -295,24 +303,7 @@ describe("the published packages, installed from their tarballs (built)", () => 
       home?.cleanup()
     })
 
-    const runExample = (name: string) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, [`--env-file=${envFile}`, `${name}.js`], {
-          cwd: app,
-          env: home.env,
-          stdio: ["ignore", "pipe", "pipe"]
-        })
-        let stdout = ""
-        let stderr = ""
-        child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-        child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-        const timer = setTimeout(() => child.kill("SIGKILL"), 20_000)
-        child.on("error", reject)
-        child.on("close", (code) => {
-          clearTimeout(timer)
-          resolve({ code, stdout, stderr })
-        })
-      })
+    const runExample = (name: string) => runNode([`--env-file=${envFile}`, `${name}.js`], { cwd: app, env: home.env })
 
     for (const name of examples) {
       it(`${name}: does in the app what it does in the repository`, async () => {
