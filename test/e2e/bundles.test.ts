@@ -2,11 +2,10 @@
  * The published bundles as a program loads them: `@flyte-auth/node/client` (the facade) and the `flyte-auth` binary,
  * each in a fresh process, with a Flyte config file to parse (the YAML parser is a lazy chunk of both).
  */
-import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Home, makeHome, moduleLoadLog, requireBuild, root, runCli } from "./helpers.js"
+import { type Home, makeHome, moduleLoadLog, requireBuild, root, runCli, runNode } from "./helpers.js"
 
 requireBuild()
 
@@ -15,20 +14,14 @@ const endpoint = "flyte.bundle.invalid:443"
 const token = `bundle.${"y".repeat(40)}.token`
 
 /** Runs an ES module given as text in a fresh `node` from test/ (which depends on the packages); answers stdout. */
-const runModule = (home: Home, code: string, args: ReadonlyArray<string> = []): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...args, "--input-type=module", "-e", code], {
-      cwd: Path.join(root, "test"),
-      env: home.env,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-    child.on("error", reject)
-    child.on("close", (code) => code === 0 ? resolve(stdout) : reject(new Error(`node exited ${code}: ${stderr}`)))
+const runModule = async (home: Home, code: string, args: ReadonlyArray<string> = []): Promise<string> => {
+  const { code: exitCode, stderr, stdout } = await runNode([...args, "--input-type=module", "-e", code], {
+    cwd: Path.join(root, "test"),
+    env: home.env
   })
+  if (exitCode !== 0) throw new Error(`node exited ${exitCode}: ${stderr}`)
+  return stdout
+}
 
 describe("the published bundles (built)", () => {
   let home: Home
