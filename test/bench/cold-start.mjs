@@ -11,6 +11,9 @@
 //   with it). No target.
 // - cold-start/effect: `AuthLayer.layer` + `Authenticator.accessToken` through `Effect.runPromise`, same stored
 //   token and baseline. Target ≤ 3.
+// - cold-start/effect-floor: the same AuthLayer program against a fresh process that imports `effect/Effect`,
+//   `effect/Layer` and `effect/Schema` and runs one decode: what any Effect program using Schema pays before
+//   flyte-auth's own code (`effect/Schema` alone brings fast-check). No target: it says what flyte-auth adds.
 // - cold-start/import-core, -node, -grpc: `await import()` of the package entry alone, against
 //   `await import("google-auth-library")`. No target (they say where the time goes).
 import { spawn } from "node:child_process"
@@ -100,6 +103,17 @@ const scripts = {
     client.setCredentials(JSON.parse(await readFile(${JSON.stringify(tokenFile)}, "utf8")))
     const { token } = await client.getAccessToken()
     process.stdout.write(performance.now() + " " + token)`,
+  // What an Effect program that uses Schema loads and runs before any flyte-auth code: the floor of the AuthLayer row.
+  effectFloor: `
+    const [Effect, Layer, Schema] = await Promise.all([
+      import("effect/Effect"), import("effect/Layer"), import("effect/Schema")
+    ])
+    const Token = Schema.Struct({ token: Schema.String })
+    const token = await Effect.runPromise(Effect.provide(
+      Effect.map(Schema.decodeUnknown(Token)({ token: ${JSON.stringify(token)} }), (t) => t.token),
+      Layer.empty
+    ))
+    process.stdout.write(performance.now() + " " + token)`,
   importOf: (name) => `await import(${JSON.stringify(name)}); process.stdout.write(String(performance.now()))`
 }
 
@@ -129,12 +143,23 @@ try {
       target: "none (the Effect API loaded with it)",
       label: "createAuthClient (@flyte-auth/node) + accessToken()"
     },
-    { name: "cold-start/effect", measured: scripts.effect, target: 3, label: "AuthLayer.layer + accessToken" }
+    { name: "cold-start/effect", measured: scripts.effect, target: 3, label: "AuthLayer.layer + accessToken" },
+    {
+      name: "cold-start/effect-floor",
+      measured: scripts.effect,
+      baseline: scripts.effectFloor,
+      baselineLabel: "effect/Effect + effect/Layer + effect/Schema imported, one Schema decode run (no flyte-auth)",
+      target: "none (flyte-auth's share of an Effect program's start)",
+      label: "AuthLayer.layer + accessToken"
+    }
   ]) {
     const samples = await alternate({
       name: row.name,
       count: ROUNDS,
-      variants: { google: () => run(scripts.google, token), flyte: () => run(row.measured, token) }
+      variants: {
+        google: () => run(row.baseline ?? scripts.google, token),
+        flyte: () => run(row.measured, token)
+      }
     })
     report({
       name: row.name,
@@ -144,7 +169,7 @@ try {
       better: "lower",
       target: row.target,
       rounds: ROUNDS,
-      baselineLabel: "google-auth-library OAuth2Client.getAccessToken() (token from a JSON file)",
+      baselineLabel: row.baselineLabel ?? "google-auth-library OAuth2Client.getAccessToken() (token from a JSON file)",
       measuredLabel: `${row.label} (valid token in the file keyring)`
     })
   }
