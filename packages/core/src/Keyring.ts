@@ -73,7 +73,7 @@ export const serviceName = "flyte-auth"
  * text (the CLI shows `Unencrypted` after a successful `login` only, and drops `MemoryOnly` from a `login`, which
  * reports the keyring as its error). Its value is a `Warning`.
  *
- * @since 0.1.0
+ * @since 0.3.0
  * @category log annotations
  */
 export const warningAnnotation = "@flyte-auth/core/Keyring/warning"
@@ -82,7 +82,7 @@ export const warningAnnotation = "@flyte-auth/core/Keyring/warning"
  * The keyring warnings, as the value of `warningAnnotation`: `Unencrypted` (the file keyring keeps the secrets in
  * plain files) and `MemoryOnly` (the keyring is not usable; credentials are kept in this process only).
  *
- * @since 0.1.0
+ * @since 0.3.0
  * @category log annotations
  */
 export type Warning = "Unencrypted" | "MemoryOnly"
@@ -90,7 +90,7 @@ export type Warning = "Unencrypted" | "MemoryOnly"
 /**
  * Logs a keyring warning with its `warningAnnotation`.
  *
- * @since 0.1.0
+ * @since 0.3.0
  * @category log annotations
  */
 export const logWarning = (warning: Warning, message: string): Effect.Effect<void> =>
