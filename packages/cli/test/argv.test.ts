@@ -173,6 +173,21 @@ describe("error report", () => {
     })
     expect(hint(noFile)).toBeUndefined()
 
+    // A token command's failure and timeout: the hint follows the command's setting, not the description's words.
+    const failed = (setting: string | undefined) =>
+      new AuthenticationError({ reason: "CommandFailed", setting, description: "The command x exited with code 3" })
+    expect(hint(failed("proxyCommand"))).toBe("check --proxy-command (admin.proxyCommand)")
+    expect(hint(failed("command"))).toBe("check --command (admin.command)")
+    const timedOut = (setting: string | undefined, description: string) =>
+      new AuthenticationError({ reason: "Timeout", setting, description })
+    expect(hint(timedOut("proxyCommand", "The proxy command x did not finish within 1m"))).toBe(
+      "check why it hangs, or allow it more time with --timeout SECONDS"
+    )
+    expect(hint(timedOut("command", "x did not finish"))).toMatch(/^check why it hangs/)
+    expect(hint(timedOut(undefined, "No login callback arrived (command pending)"))).toBe(
+      "finish the login sooner, or allow more time with --timeout SECONDS"
+    )
+
     const notFound = new AccessTokenNotFound({ reason: "NoCredentials", description: "No credentials" })
     expect(hint(notFound, "token")).toMatch(/or pass --interactive/)
     expect(hint(notFound, "token", { noInteractive: true })).toBe("run `flyte-auth login` first")

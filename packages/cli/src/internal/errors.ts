@@ -100,7 +100,8 @@ export const hint = (error: unknown, command = "", circumstances: Circumstances 
     case "Config":
       return configHint(error.setting, circumstances)
     case "Timeout":
-      return /\bcommand\b/i.test(error.message ?? "")
+      // A token command (`setting`: "command" or "proxyCommand") hangs; anything else is a login taking too long.
+      return error.setting === "command" || error.setting === "proxyCommand"
         ? "check why it hangs, or allow it more time with --timeout SECONDS"
         : "finish the login sooner, or allow more time with --timeout SECONDS"
     case "PortInUse":
@@ -112,7 +113,7 @@ export const hint = (error: unknown, command = "", circumstances: Circumstances 
         ? "check --scopes (admin.scopes)"
         : undefined
     case "CommandFailed":
-      return /\bproxy command\b/i.test(error.message ?? "")
+      return error.setting === "proxyCommand"
         ? "check --proxy-command (admin.proxyCommand)"
         : "check --command (admin.command)"
     case "Browser":
