@@ -23,6 +23,8 @@ export class CliError extends Data.TaggedError("CliError")<{
   readonly cause?: unknown
   /** The exit code; 1 unless said otherwise (2 for usage errors). */
   readonly exitCode?: number
+  /** The command line itself is wrong: reported as the program's (`flyte-auth: ...`), not as the command's. */
+  readonly ofCommandLine?: boolean
 }> {}
 
 export { exitCodes }
@@ -227,7 +229,8 @@ export const report = (
       : isTagged(error) && error._tag === "AccessTokenNotFound"
       ? exitCodes.accessTokenNotFound
       : 1
-    const first = `flyte-auth ${command}: ${what}${todo !== undefined ? ` — ${todo}` : ""}`
+    const who = command === "" || (error instanceof CliError && error.ofCommandLine === true) ? "" : ` ${command}`
+    const first = `flyte-auth${who}: ${what}${todo !== undefined ? ` — ${todo}` : ""}`
     const lines = [first]
     if (verbose) lines.push(...causeChain(error).map((line) => `  caused by ${line}`))
     return { lines, exitCode }
