@@ -169,6 +169,18 @@ describe("bad options and bad config give the documented errors (built CLI)", ()
         line: /^flyte-auth login: Unknown auth mode "Foo"; valid modes are .*DeviceFlow$/
       },
       {
+        name: "a command that is not a JSON array",
+        args: ["token", ...endpoint, "--auth-mode", "ExternalCommand", "--command", "[\"get-token\""],
+        code: 2,
+        line: /^flyte-auth token: The command option \(--command\) is not a JSON array of strings$/
+      },
+      {
+        name: "unknown auth mode without an endpoint",
+        args: ["token", "--auth-mode", "kerberos"],
+        code: 2,
+        line: /^flyte-auth token: Unknown auth mode "kerberos"; valid modes are/
+      },
+      {
         name: "no endpoint",
         args: ["token"],
         code: 1,

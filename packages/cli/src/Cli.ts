@@ -17,6 +17,7 @@ import * as Keyring from "@flyte-auth/core/Keyring"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as HashMap from "effect/HashMap"
 import * as HashSet from "effect/HashSet"
@@ -25,13 +26,15 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
-import type { KnownOptions, OptionNames } from "./internal/argv.js"
-import { validValues } from "./internal/argv.js"
+import type { OptionNames } from "./internal/argv.js"
 import type * as AuthCommandsModule from "./internal/authCommands.js"
+import type { CommandLineOptions } from "./internal/commandLine.js"
+import { commandIndex, hoistGlobalOptions, unknownOption } from "./internal/commandLine.js"
 import type { Circumstances } from "./internal/errors.js"
 import { CliError, exitCodes, FailureCircumstances, report } from "./internal/errors.js"
 import type { GlobalArgs } from "./internal/globalOptions.js"
-import { globalOptions, optionNames } from "./internal/globalOptions.js"
+import { choices, globalOptions, optionNames } from "./internal/globalOptions.js"
+import { helpPage, oneLine, render, typeParagraphs, withoutParagraphs } from "./internal/help.js"
 import * as SandboxCommand from "./internal/sandboxCommand.js"
 
 /**
@@ -259,8 +262,7 @@ const subcommands = [login, token, status, logout, whoami, sandbox, demo] as con
 
 const command = root.pipe(Command.withSubcommands(subcommands))
 
-/** The root command's own options: the global options. */
-const rootOptions: OptionNames = optionNames(Descriptor.getUsage(root.descriptor))
+const cliConfig = CliConfig.make({ showBuiltIns: false })
 
 const union = (a: OptionNames, b: OptionNames): OptionNames => ({
   values: [...a.values, ...b.values],
@@ -268,96 +270,94 @@ const union = (a: OptionNames, b: OptionNames): OptionNames => ({
 })
 
 /**
- * The real options of the command line, from the commands themselves (and `@effect/cli`'s built-in `--help`,
- * `--version`, `--wizard`, `--completions`, `--log-level`), for the early check of `validValues`. The root's
- * options are accepted after a command too.
+ * The real options of each place of the command line, from the commands themselves (and `@effect/cli`'s built-in
+ * `--help`, `--version`, `--wizard`, `--completions`, `--log-level`); the root's options are accepted after a
+ * command too.
  */
-const knownOptions = (): KnownOptions => {
+const commandLine: CommandLineOptions = (() => {
+  const global = optionNames(Descriptor.getUsage(root.descriptor))
   const builtIns = optionNames(
     Options.getUsage(BuiltInOptions.builtInOptions(command.descriptor, Usage.empty, HelpDoc.empty))
   )
   const commands: Record<string, OptionNames> = {}
   for (const subcommand of subcommands) {
-    const names = union(union(optionNames(Descriptor.getUsage(subcommand.descriptor)), rootOptions), builtIns)
+    const names = union(union(optionNames(Descriptor.getUsage(subcommand.descriptor)), global), builtIns)
     for (const name of HashSet.values(Descriptor.getNames(subcommand.descriptor))) commands[name] = names
   }
-  return { root: union(rootOptions, builtIns), commands }
-}
+  return { global, root: union(global, builtIns), commands }
+})()
+
+/** A usage error found on the command line, before any command ran. */
+const usage = (message: string) => new CliError({ message, exitCode: exitCodes.usage, ofCommandLine: true })
+
+const seeHelp = "run `flyte-auth --help` for the commands and options"
 
 /**
- * Moves the root's options given after the command ahead of it (`status --json --endpoint e` becomes
- * `--endpoint=e status --json`), so that `@effect/cli` parses them once, as the root's: a subcommand hands
- * everything after an option it does not know to its parent, which does not know the subcommand's options. Their
- * values are joined with `=`, so that a value that is a command's name (`--command token`) is not taken for the
- * command. Runs on a command line `validValues` accepted (every value option has its value).
+ * Parses the command line once and runs what it asks for: a command's handler, or the help or version. A usage
+ * error is reported like every other error (one line, saying what to do), never by `@effect/cli`.
  */
-const hoistGlobalOptions = (args: ReadonlyArray<string>): Array<string> => {
-  const at = commandIndex(args)
-  const hoisted: Array<string> = []
-  const rest: Array<string> = []
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]
-    if (arg === "--") {
-      rest.push(...args.slice(i))
-      break
+const runCommandLine = (
+  args: ReadonlyArray<string>
+): Effect.Effect<void, unknown, NodeContext.NodeContext | FailureCircumstances> =>
+  Effect.suspend(() => {
+    const hoisted = hoistGlobalOptions(args, commandLine)
+    if (Either.isLeft(hoisted)) return Effect.fail(usage(hoisted.left))
+    /** A failed parse: named by the option it is about when it is about one, else as the command's failure. */
+    const invalid = (what: string) => {
+      const unknown = unknownOption(args, commandLine)
+      return unknown !== undefined ? usage(unknown) : new CliError({ message: what, exitCode: exitCodes.usage })
     }
-    if (i === at) continue
-    const isRoot = rootOptions.flags.includes(arg) || rootOptions.values.includes(arg.split("=")[0])
-    const out = isRoot || i < at || at === -1 ? hoisted : rest
-    if (rootOptions.values.includes(arg) && i + 1 < args.length) out.push(`${arg}=${args[++i]}`)
-    else out.push(arg)
-  }
-  return at === -1 ? [...hoisted, ...rest] : [...hoisted, args[at], ...rest]
-}
+    return Descriptor.parse(command.descriptor, ["flyte-auth", ...hoisted.right], cliConfig).pipe(
+      Effect.catchIf(
+        (error) => ValidationError.isValidationError(error) && !ValidationError.isHelpRequested(error),
+        (error) => Effect.fail(invalid(`${oneLine(error.error)} — ${seeHelp}`))
+      ),
+      Effect.flatMap((directive): Effect.Effect<void, unknown, NodeContext.NodeContext | FailureCircumstances> => {
+        if (directive._tag === "UserDefined") {
+          if (directive.leftover.length > 0) {
+            return Effect.fail(invalid(`unknown argument "${directive.leftover[0]}" — ${seeHelp}`))
+          }
+          // As `Command.run` does: the handler with the parsed values of the command and its parents provided.
+          return command.transform(command.handler(directive.value), directive.value)
+        }
+        switch (directive.option._tag) {
+          case "ShowHelp":
+            return showHelp(directive.option.usage, directive.option.helpDoc)
+          case "ShowVersion":
+            return Console.log(render(HelpDoc.p(version), colors))
+          default:
+            // --completions, --wizard, --log-level: rare, left to `@effect/cli` (which parses again).
+            return Command.run(command, { name: "flyte-auth", version })(["node", "flyte-auth", ...hoisted.right])
+        }
+      }),
+      // Help a command asks for (`ValidationError.helpRequested`), as `Command.run` shows it. (`Command.run` also
+      // registers the descriptors, for the help of a command made without a handler; every command here has one.)
+      Effect.catchIf(
+        (error) => ValidationError.isValidationError(error) && ValidationError.isHelpRequested(error),
+        (error) => showHelp(Descriptor.getUsage(error.command), Descriptor.getHelp(error.command, cliConfig))
+      )
+    )
+  })
 
-/** Where the command stands among `args` (-1: nowhere); a value of an option before it is not the command. */
-const commandIndex = (args: ReadonlyArray<string>): number => {
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]
-    if (arg === "--") return -1
-    if (rootOptions.values.includes(arg)) i++
-    else if (subcommands.some((c) => HashSet.has(Descriptor.getNames(c.descriptor), arg))) return i
-  }
-  return -1
-}
+const colors = process.stdout.isTTY === true && process.env.NO_COLOR === undefined
 
-const cli = Command.run(command, {
-  name: "flyte-auth",
-  version
-})
+/** The paragraphs of the help that only name an option's type (see `help.typeParagraphs`). */
+const typeOnly = typeParagraphs([choices.flyte, choices.keyring, choices.headless])
 
-const cliConfig = CliConfig.make({ showBuiltIns: false })
-
-/**
- * Parses the command line once without running anything, so that a usage error is reported like every other
- * error (one line, saying what to do) instead of by `@effect/cli`.
- */
-const checkUsage = (argv: ReadonlyArray<string>): Effect.Effect<void, CliError, NodeContext.NodeContext> =>
-  Descriptor.parse(command.descriptor, ["flyte-auth", ...argv.slice(2)], cliConfig).pipe(
-    Effect.matchEffect({
-      onFailure: (error) => {
-        if (!ValidationError.isValidationError(error) || ValidationError.isHelpRequested(error)) return Effect.void
-        const text = HelpDoc.toAnsiText(error.error).replace(/\u001b\[[0-9;]*m/g, "").replace(/\s+/g, " ").trim()
-        return Effect.fail(usage(`${text} — run \`flyte-auth --help\` for the commands and options`))
-      },
-      onSuccess: (directive) =>
-        directive._tag === "UserDefined" && directive.leftover.length > 0
-          ? Effect.fail(
-            usage(
-              `unknown argument "${directive.leftover[0]}" — run \`flyte-auth --help\` for the commands and options`
-            )
-          )
-          : Effect.void
-    })
+/** Prints the help of a command on stdout: without the paragraphs on the options' types, coloured on a terminal. */
+const showHelp = (usage: Usage.Usage, help: HelpDoc.HelpDoc) =>
+  Console.log(
+    render(
+      helpPage({ name: "flyte-auth", version, usage, help: withoutParagraphs(help, typeOnly), config: cliConfig }),
+      colors
+    )
   )
-
-const usage = (message: string) => new CliError({ message, exitCode: exitCodes.usage })
 
 /**
  * The command that failed, for the error line (`flyte-auth <command>: ...`).
  */
 const commandName = (args: ReadonlyArray<string>): string => {
-  const at = commandIndex(args.slice(2))
+  const at = commandIndex(args.slice(2), commandLine)
   return at === -1 ? "" : args[at + 2]
 }
 
@@ -369,16 +369,9 @@ const commandName = (args: ReadonlyArray<string>): string => {
  */
 export const main = (argv: ReadonlyArray<string>): void => {
   const verbose = argv.includes("--verbose")
-  const usageError = validValues(argv.slice(2), knownOptions())
-  if (usageError !== undefined) {
-    process.stderr.write(`flyte-auth: ${usageError}\n`)
-    process.exitCode = exitCodes.usage
-    return
-  }
   const circumstances = Ref.unsafeMake<Circumstances>({})
   const { afterSuccess, logger } = stderrLogger(commandName(argv), verbose)
-  const parsed = [...argv.slice(0, 2), ...hoistGlobalOptions(argv.slice(2))]
-  const program = Effect.zipRight(checkUsage(parsed), cli(parsed)).pipe(
+  const program = runCommandLine(argv.slice(2)).pipe(
     // A failure is reported once, by `exitCodeOf`; not also as the runtime's "Fiber terminated" debug line (of
     // the forked fibers here, of the root fiber by ending it with the exit as its value).
     Effect.withUnhandledErrorLogLevel(Option.none()),
@@ -387,7 +380,6 @@ export const main = (argv: ReadonlyArray<string>): void => {
         NodeContext.layer,
         Layer.succeed(CliConfig.CliConfig, cliConfig),
         Layer.succeed(FailureCircumstances, circumstances),
-        helpConsole,
         Logger.replace(Logger.defaultLogger, logger),
         Logger.minimumLogLevel(verbose ? LogLevel.Debug : LogLevel.Warning)
       )
@@ -416,43 +408,14 @@ const exitCodeOf = (
   // Ctrl-C / SIGTERM: the normal way to stop `sandbox`; for any other command the work was abandoned.
   if (Cause.isInterruptedOnly(exit.cause)) return command === "sandbox" ? 0 : 130
   const failure = Cause.failureOption(exit.cause)
-  // @effect/cli has already printed its validation errors and the help they asked for.
+  // Only from the built-in options left to `@effect/cli` (see `runCommandLine`), which has printed them.
   if (Option.isSome(failure) && ValidationError.isValidationError(failure.value)) {
-    return ValidationError.isHelpRequested(failure.value) ? 0 : 2
+    return ValidationError.isHelpRequested(failure.value) ? 0 : exitCodes.usage
   }
-  const { exitCode, lines } = report(command === "" ? "" : command, exit.cause, verbose, circumstances)
-  for (const line of lines) process.stderr.write(`${line.replace(/^flyte-auth : /, "flyte-auth: ")}\n`)
+  const { exitCode, lines } = report(command, exit.cause, verbose, circumstances)
+  for (const line of lines) process.stderr.write(`${line}\n`)
   return exitCode
 }
-
-const ansi = /\u001b\[[0-9;]*m/g
-const colors = process.stdout.isTTY === true && process.env.NO_COLOR === undefined
-
-/** Lines of `@effect/cli`'s help that say nothing the option's own description does not. */
-const boilerplate =
-  /^ {2}(A user-defined piece of text\.|A true or false value\.|An integer\.|This setting is optional\.|One of the following: .*)\n/gm
-
-/**
- * The help text: without the boilerplate lines, and without ANSI colours when stdout is not a terminal (or
- * NO_COLOR is set).
- */
-const helpConsole: Layer.Layer<never> = Layer.unwrapEffect(
-  Console.consoleWith((current) =>
-    Effect.succeed(Console.setConsole({
-      ...current,
-      log: (...args: ReadonlyArray<unknown>) =>
-        current.log(...args.map((arg) => {
-          if (typeof arg !== "string") return arg
-          const plain = arg.replace(ansi, "")
-          if (!plain.includes("OPTIONS")) return colors ? arg : plain
-          // Help text: drop the boilerplate (matched on the plain text, line by line).
-          const lines = arg.split("\n")
-          const kept = lines.filter((line) => !`${line.replace(ansi, "")}\n`.match(boilerplate))
-          return (colors ? kept.join("\n") : kept.join("\n").replace(ansi, "")).replace(/\n{3,}/g, "\n\n")
-        }))
-    }))
-  )
-)
 
 /**
  * Log lines go to stderr, so that stdout carries only what was asked for. Without `--verbose` only warnings and

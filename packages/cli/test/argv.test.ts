@@ -4,19 +4,9 @@ import * as AuthMode from "@flyte-auth/core/AuthMode"
 import * as Cause from "effect/Cause"
 import * as Either from "effect/Either"
 import { describe, expect, it } from "vitest"
-import type { KnownOptions } from "../src/internal/argv.js"
 import { flagOptions, parseScopes, preParse, repeatedOptions, validValues, valueOptions } from "../src/internal/argv.js"
 import { causeChain, CliError, exitCodes, hint, report } from "../src/internal/errors.js"
 import { globalOptions, optionNames } from "../src/internal/globalOptions.js"
-
-/** As `Cli.ts` derives them (here by hand, small). */
-const known: KnownOptions = {
-  root: { values: ["--endpoint", "--keyring", "--timeout"], flags: ["--insecure", "--help", "-h"] },
-  commands: {
-    status: { values: ["--endpoint", "--keyring", "--timeout"], flags: ["--insecure", "--json", "--help", "-h"] },
-    sandbox: { values: ["--endpoint", "--admin-port"], flags: ["--help", "-h"] }
-  }
-}
 
 describe("command line pre-parse", () => {
   it("finds the command and the global options before or after it", () => {
@@ -50,27 +40,12 @@ describe("command line pre-parse", () => {
     expect(validValues(["token", "--timeout", "30", "--keyring", "file"])).toBeUndefined()
   })
 
-  it("names an unknown option and an option without its value (with the real options)", () => {
-    expect(validValues(["--auth-mod", "DeviceFlow", "status"], known)).toBe(
-      "unknown option --auth-mod (see flyte-auth --help)"
-    )
-    expect(validValues(["-v", "status"], known)).toBe("unknown option -v (see flyte-auth --help)")
-    expect(validValues(["status", "--bogus=1"], known)).toBe("unknown option --bogus (see flyte-auth status --help)")
-    // An option of one command is not one of another, nor of the program before the command.
-    expect(validValues(["sandbox", "--json"], known)).toBe("unknown option --json (see flyte-auth sandbox --help)")
-    expect(validValues(["--json", "status"], known)).toBe("unknown option --json (see flyte-auth --help)")
-    expect(validValues(["--endpoint"], known)).toBe("--endpoint needs a value")
-    expect(validValues(["status", "--endpoint"], known)).toBe("--endpoint needs a value")
-    expect(validValues(["status", "--endpoint", "--json"], known)).toBe("--endpoint needs a value")
-    expect(validValues(["sandbox", "--admin-port", "x"], known)).toBe("--admin-port must be a whole number (got \"x\")")
-    // Fine: values, `=`, flags with a value, help anywhere, an unknown command (left to @effect/cli).
-    expect(validValues(["--endpoint=a:1", "status", "--json", "--insecure=false", "-h"], known)).toBeUndefined()
-    expect(validValues(["--endpoint", "a:1", "--keyring", "file", "status", "--timeout", "5"], known)).toBeUndefined()
-    expect(validValues(["tokn", "--bogus"], known)).toBeUndefined()
-    expect(validValues(["status", "--", "--bogus"], known)).toBeUndefined()
-    // Without the list (the fast path of bin.ts): only the global options' values are checked.
+  it("without the real options (the fast path of bin.ts), checks only the global and number options' values", () => {
     expect(validValues(["--endpoint"])).toBe("--endpoint needs a value")
+    expect(validValues(["status", "--endpoint", "--timeout"])).toBe("--endpoint needs a value")
+    expect(validValues(["sandbox", "--admin-port", "x"])).toBe("--admin-port must be a whole number (got \"x\")")
     expect(validValues(["--bogus", "token"])).toBeUndefined()
+    expect(validValues(["status", "--", "--endpoint"])).toBeUndefined()
   })
 
   it("the fast path's global options are the ones @effect/cli knows", () => {
@@ -172,6 +147,21 @@ describe("error report", () => {
       description: "cannot read the client secret file /s: ENOENT"
     })
     expect(hint(noFile)).toBeUndefined()
+
+    // A token command's failure and timeout: the hint follows the command's setting, not the description's words.
+    const failed = (setting: string | undefined) =>
+      new AuthenticationError({ reason: "CommandFailed", setting, description: "The command x exited with code 3" })
+    expect(hint(failed("proxyCommand"))).toBe("check --proxy-command (admin.proxyCommand)")
+    expect(hint(failed("command"))).toBe("check --command (admin.command)")
+    const timedOut = (setting: string | undefined, description: string) =>
+      new AuthenticationError({ reason: "Timeout", setting, description })
+    expect(hint(timedOut("proxyCommand", "The proxy command x did not finish within 1m"))).toBe(
+      "check why it hangs, or allow it more time with --timeout SECONDS"
+    )
+    expect(hint(timedOut("command", "x did not finish"))).toMatch(/^check why it hangs/)
+    expect(hint(timedOut(undefined, "No login callback arrived (command pending)"))).toBe(
+      "finish the login sooner, or allow more time with --timeout SECONDS"
+    )
 
     const notFound = new AccessTokenNotFound({ reason: "NoCredentials", description: "No credentials" })
     expect(hint(notFound, "token")).toMatch(/or pass --interactive/)

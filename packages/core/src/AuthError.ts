@@ -74,7 +74,10 @@ export class AuthenticationError extends Schema.TaggedError<AuthenticationError>
   status: Schema.optional(Schema.Number),
   /** How long the server asked to wait before trying again (its `Retry-After`), in seconds, when it said. */
   retryAfterSeconds: Schema.optional(Schema.Number),
-  /** The setting a `Config` error is about (e.g. `"endpoint"`), when it is about one. */
+  /**
+   * The setting the error is about, when it is about one: of a `Config` error (e.g. `"endpoint"`), and of a
+   * token command's `CommandFailed` or `Timeout` (`"command"` or `"proxyCommand"`).
+   */
   setting: Schema.optional(Schema.String),
   cause: Schema.optional(Schema.Defect)
 }) {

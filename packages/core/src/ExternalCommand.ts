@@ -56,6 +56,15 @@ export interface CommandToken {
 }
 
 /**
+ * The setting a token command comes from, as its errors name it in `AuthenticationError.setting`: the External
+ * Command flow's `command` or the `proxyCommand`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type CommandSetting = "command" | "proxyCommand"
+
+/**
  * The most stderr an error message quotes.
  *
  * @since 0.1.0
@@ -124,7 +133,8 @@ export const proxyToken: (
 
 /**
  * Reads a token from a command's stdout (see `authenticate` for the accepted forms). `now` dates a relative
- * `expires_in`. The error never quotes the output.
+ * `expires_in`; `program` starts the error's description and `setting` names the setting the command comes from
+ * (`AuthenticationError.setting`: `"command"` or `"proxyCommand"`). The error never quotes the output.
  *
  * @since 0.1.0
  * @category parsing
@@ -132,10 +142,11 @@ export const proxyToken: (
 export const parseOutput = (
   stdout: string,
   now: DateTime.Utc,
-  program = "The token command"
+  program = "The token command",
+  setting: CommandSetting = "command"
 ): Either.Either<CommandToken, AuthenticationError> => {
   const fail = (problem: string) =>
-    Either.left(new AuthenticationError({ reason: "CommandFailed", description: `${program} ${problem}` }))
+    Either.left(new AuthenticationError({ reason: "CommandFailed", setting, description: `${program} ${problem}` }))
   const text = stdout.trim()
   if (text === "") return fail("printed no token")
   if (!text.startsWith("{")) {
@@ -208,15 +219,20 @@ const parseInstant = (value: unknown): Option.Option<DateTime.Utc> => {
     : Option.none()
 }
 
+/**
+ * Runs a token command; every error it fails with names the command's setting (`AuthenticationError.setting`), so
+ * that a report can say which option to check without reading the description.
+ */
 const runForToken = Effect.fnUntraced(function*(
   argv: ReadonlyArray<string>,
   timeout: Duration.DurationInput | undefined,
   what: "token command" | "proxy command" = "token command"
 ) {
+  const setting: CommandSetting = what === "proxy command" ? "proxyCommand" : "command"
   if (argv.length === 0 || argv[0].trim() === "") {
     return yield* new AuthenticationError({
       reason: "Config",
-      setting: what === "proxy command" ? "proxyCommand" : "command",
+      setting,
       description: `No ${what} is configured`
     })
   }
@@ -228,6 +244,7 @@ const runForToken = Effect.fnUntraced(function*(
       Effect.fail(
         new AuthenticationError({
           reason: error.reason === "Timeout" ? "Timeout" : "CommandFailed",
+          setting,
           description: error.reason === "Timeout"
             ? `The ${what} ${program} did not finish within ${Duration.format(Duration.decode(limit))}`
             : error.reason === "NotFound"
@@ -241,12 +258,13 @@ const runForToken = Effect.fnUntraced(function*(
     const stderr = capStderr(result.stderr)
     return yield* new AuthenticationError({
       reason: "CommandFailed",
+      setting,
       description: `The ${what} ${program} exited with code ${result.exitCode}` +
         (stderr === "" ? " and printed nothing on stderr" : `: ${stderr}`)
     })
   }
   const now = yield* DateTime.now
-  return yield* parseOutput(result.stdout, now, `The ${what} ${program}`)
+  return yield* parseOutput(result.stdout, now, `The ${what} ${program}`, setting)
 })
 
 const capStderr = (stderr: string): string => {

@@ -189,6 +189,27 @@ describe("ExternalCommand.authenticate", () => {
       expect(other.message).toContain("not executable")
     }))
 
+  it.effect("names the command's setting in every failure: command, or proxyCommand for the proxy token", () =>
+    Effect.gen(function*() {
+      const outcomes = [
+        Effect.succeed(result("", 1, "")),
+        Effect.succeed(result("")),
+        Effect.fail(new CommandRunner.CommandError({ reason: "Timeout", command: "get-token", description: "killed" }))
+      ]
+      for (const outcome of outcomes) {
+        const token = expectLeft((yield* authenticate(outcome)).either)
+        expect([token.reason, token.setting]).toEqual([
+          token.reason === "Timeout" ? "Timeout" : "CommandFailed",
+          "command"
+        ])
+        const proxy = yield* ExternalCommand.proxyToken({ command: ["get-proxy-token"] }).pipe(
+          Effect.provide(runner(outcome).layer),
+          Effect.flip
+        )
+        expect([proxy.reason, proxy.setting]).toEqual([token.reason, "proxyCommand"])
+      }
+    }))
+
   it.effect("fails with a Config error when no command is configured, without running anything", () =>
     Effect.gen(function*() {
       for (const command of [[], [""]]) {

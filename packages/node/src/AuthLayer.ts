@@ -226,18 +226,34 @@ export class Settings extends Context.Tag("@flyte-auth/node/AuthLayer/Settings")
 
 /**
  * A command given as argv or as one string (a JSON array, or whitespace-separated words); `undefined` when empty.
+ * `where` names the command in the error's description, `setting` (when given) is the error's
+ * `AuthenticationError.setting`.
  *
  * @since 0.1.0
  * @category utils
  */
 export const parseArgv = (
   command: ReadonlyArray<string> | string | undefined,
-  where: string
+  where: string,
+  setting?: string
 ): Effect.Effect<ReadonlyArray<string> | undefined, AuthenticationError> => {
   if (command === undefined) return Effect.succeed(undefined)
-  const argv = typeof command === "string" ? FlyteConfig.splitCommand(command, where) : Either.right(command)
+  const argv = typeof command === "string" ? FlyteConfig.splitCommand(command, where, setting) : Either.right(command)
   return Effect.map(argv, (argv) => argv.length === 0 ? undefined : argv)
 }
+
+/** The command options of `Options`, with the `flyte-auth` option each one is given by. */
+const commandOptionFlags = {
+  command: "--command",
+  proxyCommand: "--proxy-command",
+  browserCommand: "--browser-command"
+} as const
+
+/** A command option of `Options` parsed (see `parseArgv`); an error names the option and is about its setting. */
+const commandOption = (
+  command: ReadonlyArray<string> | string | undefined,
+  setting: keyof typeof commandOptionFlags
+) => parseArgv(command, `The ${setting} option (${commandOptionFlags[setting]})`, setting)
 
 /**
  * Merges explicit options over Flyte's config file and `FLYTE_*` environment (explicit wins).
@@ -246,6 +262,11 @@ export const parseArgv = (
  * @category constructors
  */
 export const resolve = Effect.fn("AuthLayer.resolve")(function*(options: Options) {
+  // The explicit options that must parse come first: a mistyped one is reported before any file or variable is read.
+  const explicitAuthMode = options.authMode === undefined ? undefined : yield* AuthMode.parse(options.authMode)
+  const command = yield* commandOption(options.command, "command")
+  const proxyCommand = yield* commandOption(options.proxyCommand, "proxyCommand")
+  const browserCommand = yield* commandOption(options.browserCommand, "browserCommand")
   const apiKey = options.apiKey !== undefined
     ? { key: yield* ApiKey.decode(options.apiKey, "The apiKey option (--api-key)"), from: "apiKey" }
     : yield* Effect.map(
@@ -277,8 +298,8 @@ export const resolve = Effect.fn("AuthLayer.resolve")(function*(options: Options
     : Redacted.make(options.clientSecret)
   // As in Flyte's config: an explicit mode is kept; without one, a client secret means ClientSecret (and an API key
   // is one, whatever the config file says).
-  const authMode: AuthMode.AuthMode = options.authMode !== undefined
-    ? yield* AuthMode.parse(options.authMode)
+  const authMode: AuthMode.AuthMode = explicitAuthMode !== undefined
+    ? explicitAuthMode
     : apiKey === undefined && (flyte.authModeExplicit || clientSecret === undefined)
     ? flyte.authMode
     : "ClientSecret"
@@ -297,9 +318,9 @@ export const resolve = Effect.fn("AuthLayer.resolve")(function*(options: Options
     clientSecret,
     scopes: options.scopes ?? flyte.scopes,
     audience: options.audience ?? flyte.audience,
-    command: (yield* parseArgv(options.command, "command")) ?? flyte.command,
-    proxyCommand: (yield* parseArgv(options.proxyCommand, "proxyCommand")) ?? flyte.proxyCommand,
-    browserCommand: yield* parseArgv(options.browserCommand, "browserCommand"),
+    command: command ?? flyte.command,
+    proxyCommand: proxyCommand ?? flyte.proxyCommand,
+    browserCommand,
     authorizationHeader: options.authorizationHeader ?? flyte.authorizationHeader,
     authorizationServerUrl: options.authorizationServerUrl ?? flyte.authorizationServerUrl,
     pkceTimeout: timeout ?? flyte.pkceTimeout ?? Policies.interactiveTimeout,

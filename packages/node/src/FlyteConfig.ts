@@ -406,12 +406,17 @@ const parseCommand = (raw: Raw, where: string): Either.Either<Array<string>, Aut
 
 /**
  * Splits a command written as one string, as Flyte's config and the CLI accept it: a JSON array of strings, or
- * whitespace-separated words (no shell quoting). `where` names the setting in the error.
+ * whitespace-separated words (no shell quoting). `where` names the setting in the error's description, `setting`
+ * (when given) is the error's `AuthenticationError.setting`.
  *
  * @since 0.1.0
  * @category parsing
  */
-export const splitCommand = (text: string, where: string): Either.Either<Array<string>, AuthenticationError> => {
+export const splitCommand = (
+  text: string,
+  where: string,
+  setting?: string
+): Either.Either<Array<string>, AuthenticationError> => {
   const trimmed = text.trim()
   if (trimmed.startsWith("[")) {
     try {
@@ -420,7 +425,7 @@ export const splitCommand = (text: string, where: string): Either.Either<Array<s
     } catch {
       // reported below
     }
-    return Either.left(configError(`${where} is not a JSON array of strings`))
+    return Either.left(configError(`${where} is not a JSON array of strings`, undefined, setting))
   }
   return Either.right(trimmed === "" ? [] : trimmed.split(/\s+/))
 }

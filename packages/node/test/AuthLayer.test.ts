@@ -80,6 +80,22 @@ describe("AuthLayer.resolve", () => {
       expect(Duration.toMinutes(resolved.pkceTimeout)).toBe(5)
       expect(Duration.toMinutes(resolved.deviceFlowTimeout)).toBe(5)
     }))
+
+  it.effect("reports a malformed explicit option by its setting, before it looks for an endpoint", () =>
+    Effect.gen(function*() {
+      const resolve = (options: AuthLayer.Options) =>
+        Effect.flip(AuthLayer.resolve({ env: {}, configFile: configFile(""), ...options }))
+      const mode = yield* resolve({ authMode: "kerberos" })
+      expect([mode.reason, mode.setting]).toEqual(["Config", "authMode"])
+      expect(mode.description).toMatch(/^Unknown auth mode "kerberos"/)
+      for (const setting of ["command", "proxyCommand", "browserCommand"] as const) {
+        const error = yield* resolve({ [setting]: "[\"unclosed\"" })
+        expect([error.reason, error.setting]).toEqual(["Config", setting])
+        expect(error.description).toMatch(/^The \w+ option \(--[a-z-]+\) is not a JSON array of strings$/)
+      }
+      // Nothing wrong with the options: the missing endpoint.
+      expect((yield* resolve({ command: "get-token --json" })).setting).toBe("endpoint")
+    }))
 })
 
 describe("AuthLayer.layer with a static clientConfig", () => {

@@ -144,17 +144,6 @@ export interface OptionNames {
   readonly flags: ReadonlyArray<string>
 }
 
-/**
- * Every option of the command line: the ones accepted before any command (`root`) and after each command. The
- * full CLI derives them from its `@effect/cli` commands (`Cli.ts`); this module does not load them.
- *
- * @internal
- */
-export interface KnownOptions {
-  readonly root: OptionNames
-  readonly commands: Readonly<Record<string, OptionNames>>
-}
-
 /** The options whose value must be a whole number. */
 const numericOptions: ReadonlyArray<string> = [
   "--timeout",
@@ -165,47 +154,31 @@ const numericOptions: ReadonlyArray<string> = [
   "--token-ttl"
 ]
 
-/** Without the full list (the fast path): the global options and the number options, wherever they stand. */
+/** The global options and the number options, wherever they stand. */
 const globalNames: OptionNames = {
   values: [...valueOptions.map((name) => `--${name}`), ...numericOptions],
   flags: flagOptions.map((name) => `--${name}`)
 }
 
 /**
- * Checks what `@effect/cli` would report without naming the option, or would report wrongly: a repeated global
- * option (it would keep one silently), an option that takes a value given without one, a `--keyring` that is not
- * a backend, a number option that is not a number, and, given `known`, an option that does not exist (it would
- * call it an invalid subcommand). Returns the message of the first problem, or `undefined`.
+ * The cheap check of `bin.ts` in front of its fast paths, for what `@effect/cli` would report without naming the
+ * option, or would report wrongly: a repeated global option (it would keep one silently), an option that takes a
+ * value given without one, a `--keyring` that is not a backend, a number option that is not a number. Returns the
+ * message of the first problem, or `undefined`; anything else (an unknown option, say) is left to the full CLI.
  *
  * @internal
  */
-export const validValues = (args: ReadonlyArray<string>, known?: KnownOptions): string | undefined => {
+export const validValues = (args: ReadonlyArray<string>): string | undefined => {
   const repeated = repeatedOptions(args)
   if (repeated.length > 0) return `${repeated.join(", ")} given more than once; give each option once`
-  let scope = known?.root ?? globalNames
-  let where = "flyte-auth"
-  let inCommand = false
-  const isOption = (arg: string) => scope.values.includes(arg) || scope.flags.includes(arg)
+  const isOption = (arg: string) => globalNames.values.includes(arg) || globalNames.flags.includes(arg)
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]
     if (arg === "--") break
-    if (!arg.startsWith("-") || arg === "-") {
-      if (known === undefined || inCommand) continue
-      const options = Object.prototype.hasOwnProperty.call(known.commands, arg) ? known.commands[arg] : undefined
-      // Not a command: `@effect/cli` says so, with the list of commands.
-      if (options === undefined) return undefined
-      scope = options
-      where = `flyte-auth ${arg}`
-      inCommand = true
-      continue
-    }
+    if (!arg.startsWith("-") || arg === "-") continue
     const eq = arg.indexOf("=")
     const name = (eq === -1 ? arg : arg.slice(0, eq)).toLowerCase()
-    if (scope.flags.includes(name)) continue
-    if (!scope.values.includes(name)) {
-      if (known !== undefined) return `unknown option ${name} (see ${where} --help)`
-      continue
-    }
+    if (!globalNames.values.includes(name)) continue
     const value = eq === -1 ? args[i + 1] : arg.slice(eq + 1)
     if (value === undefined || (eq === -1 && isOption(value.toLowerCase()))) return `${name} needs a value`
     if (eq === -1) i++

@@ -17,13 +17,12 @@ import * as Console from "effect/Console"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { parseScopes } from "./argv.js"
-import { CliError, noteCircumstances } from "./errors.js"
+import { CliError, exitCodes, noteCircumstances } from "./errors.js"
 import type { GlobalArgs } from "./globalOptions.js"
 import * as Jwt from "./jwt.js"
 
@@ -41,7 +40,9 @@ export const allowInteractive = (args: GlobalArgs, command: "login" | "token" | 
 }
 
 /**
- * The `AuthLayer` options for the global options (only what was given: the config file fills the rest).
+ * The `AuthLayer` options for the global options (only what was given: the config file fills the rest). Checks what
+ * only the command line can tell (contradicting flags, a given but empty value, a timeout or port out of range);
+ * `AuthLayer.resolve` checks the values themselves (see `resolveOptions`).
  *
  * @internal
  */
@@ -60,10 +61,6 @@ export const authOptions = (
     if (Option.isSome(args.redirectPort) && (args.redirectPort.value < 1 || args.redirectPort.value > 65535)) {
       return yield* usage("--redirect-port must be a port between 1 and 65535")
     }
-    if (Option.isSome(args.authMode)) {
-      const mode = AuthMode.parseEither(args.authMode.value)
-      if (Either.isLeft(mode)) return yield* usage(mode.left.description)
-    }
     const scopes = Option.map(args.scopes, parseScopes)
     if (Option.isSome(scopes) && scopes.value.length === 0) return yield* usage("--scopes is empty")
     for (
@@ -72,10 +69,12 @@ export const authOptions = (
         args.browserCommand
       ]] as const
     ) {
-      if (Option.isSome(value)) {
-        const argv = yield* Effect.either(AuthLayer.parseArgv(value.value, name))
-        if (Either.isLeft(argv)) return yield* usage(argv.left.description)
-        if (argv.right === undefined) return yield* usage(`${name} is empty`)
+      // A malformed command is `AuthLayer.resolve`'s to report (see `resolveOptions`); an empty one it takes for
+      // "not given", so only the command line can say that it was given empty.
+      if (
+        Option.isSome(value) && Option.contains(yield* Effect.option(AuthLayer.parseArgv(value.value, name)), undefined)
+      ) {
+        return yield* usage(`${name} is empty`)
       }
     }
     const pick = <A>(o: Option.Option<A>): A | undefined => Option.getOrUndefined(o)
@@ -114,6 +113,36 @@ export const authOptions = (
 const usage = (message: string) => Effect.fail(new CliError({ message, exitCode: 2 }))
 
 /**
+ * The settings whose `Config` errors (from `AuthLayer.resolve`) are about the value as the user typed it, with the
+ * global option that gives it. A setting that names a file or a variable (`clientSecretLocation`) is not here:
+ * that the file cannot be read is not a usage error.
+ */
+const typedSettings: Readonly<Record<string, "authMode" | "command" | "proxyCommand" | "browserCommand">> = {
+  authMode: "authMode",
+  command: "command",
+  proxyCommand: "proxyCommand",
+  browserCommand: "browserCommand"
+}
+
+/**
+ * What the options resolve to (`AuthLayer.resolve`), noted for the hint of a failure. A `Config` error about a
+ * setting given on the command line (an unknown `--auth-mode`, a `--command` that is not a JSON array) is a usage
+ * error (exit code 2), with `AuthLayer`'s message.
+ */
+const resolveOptions = (args: GlobalArgs, options: AuthLayer.Options) =>
+  AuthLayer.resolve(options).pipe(
+    Effect.mapError((error) => {
+      const option = error.reason === "Config" && error.setting !== undefined
+        ? typedSettings[error.setting]
+        : undefined
+      return option !== undefined && Option.isSome(args[option])
+        ? new CliError({ message: error.description, cause: error, exitCode: exitCodes.usage })
+        : error
+    }),
+    Effect.tap(noteResolved)
+  )
+
+/**
  * The keyring of `--keyring` (default `auto`), shared by the `Authenticator` and `status`.
  *
  * @internal
@@ -137,13 +166,8 @@ export const withAuth = <A, E>(
     const keyring = keyringLayer(args)
     const options = yield* authOptions(args, allowInteractive(args, command), keyring)
     yield* noteArgs(args)
-    return yield* Effect.scoped(f).pipe(
-      Effect.provide(Layer.merge(AuthLayer.layer(options), keyring)),
-      // Where the command went, for the hint of the report (resolved again on failure only).
-      Effect.tapError(() =>
-        AuthLayer.resolve(options).pipe(Effect.flatMap((resolved) => noteResolved(resolved)), Effect.ignore)
-      )
-    )
+    yield* resolveOptions(args, options)
+    return yield* Effect.scoped(f).pipe(Effect.provide(Layer.merge(AuthLayer.layer(options), keyring)))
   })
 
 /** Notes the options the hint of a failure depends on (see `errors.hint`). */
@@ -210,8 +234,7 @@ export const withResolved = <A, E>(
     const keyring = keyringLayer(args)
     const options = yield* authOptions(args, false, keyring)
     yield* noteArgs(args)
-    const resolved = yield* AuthLayer.resolve(options)
-    yield* noteResolved(resolved)
+    const resolved = yield* resolveOptions(args, options)
     return yield* f(resolved).pipe(Effect.provide(keyring))
   })
 
@@ -543,11 +566,8 @@ export const logout = (args: GlobalArgs) =>
   Effect.gen(function*() {
     const options = yield* authOptions(args, false, keyringLayer(args))
     yield* noteArgs(args)
-    const result = yield* AuthLayer.logout(options).pipe(
-      Effect.tapError(() =>
-        AuthLayer.resolve(options).pipe(Effect.flatMap((resolved) => noteResolved(resolved)), Effect.ignore)
-      )
-    )
+    yield* resolveOptions(args, options)
+    const result = yield* AuthLayer.logout(options)
     yield* Console.error(describeLogout(result))
   })
 

@@ -23,6 +23,8 @@ export class CliError extends Data.TaggedError("CliError")<{
   readonly cause?: unknown
   /** The exit code; 1 unless said otherwise (2 for usage errors). */
   readonly exitCode?: number
+  /** The command line itself is wrong: reported as the program's (`flyte-auth: ...`), not as the command's. */
+  readonly ofCommandLine?: boolean
 }> {}
 
 export { exitCodes }
@@ -100,7 +102,8 @@ export const hint = (error: unknown, command = "", circumstances: Circumstances 
     case "Config":
       return configHint(error.setting, circumstances)
     case "Timeout":
-      return /\bcommand\b/i.test(error.message ?? "")
+      // A token command (`setting`: "command" or "proxyCommand") hangs; anything else is a login taking too long.
+      return error.setting === "command" || error.setting === "proxyCommand"
         ? "check why it hangs, or allow it more time with --timeout SECONDS"
         : "finish the login sooner, or allow more time with --timeout SECONDS"
     case "PortInUse":
@@ -112,7 +115,7 @@ export const hint = (error: unknown, command = "", circumstances: Circumstances 
         ? "check --scopes (admin.scopes)"
         : undefined
     case "CommandFailed":
-      return /\bproxy command\b/i.test(error.message ?? "")
+      return error.setting === "proxyCommand"
         ? "check --proxy-command (admin.proxyCommand)"
         : "check --command (admin.command)"
     case "Browser":
@@ -226,7 +229,8 @@ export const report = (
       : isTagged(error) && error._tag === "AccessTokenNotFound"
       ? exitCodes.accessTokenNotFound
       : 1
-    const first = `flyte-auth ${command}: ${what}${todo !== undefined ? ` — ${todo}` : ""}`
+    const who = command === "" || (error instanceof CliError && error.ofCommandLine === true) ? "" : ` ${command}`
+    const first = `flyte-auth${who}: ${what}${todo !== undefined ? ` — ${todo}` : ""}`
     const lines = [first]
     if (verbose) lines.push(...causeChain(error).map((line) => `  caused by ${line}`))
     return { lines, exitCode }

@@ -25,6 +25,17 @@ const text = (name: string, description: string, pseudoName?: string) =>
   )
 
 /**
+ * The alternatives of the global options that are choices.
+ *
+ * @internal
+ */
+export const choices = {
+  flyte: ["1", "2", "auto"],
+  keyring: NodeKeyring.backendNames,
+  headless: ["auto", "paste", "off"]
+} as const
+
+/**
  * The global options, as `@effect/cli` options.
  *
  * @internal
@@ -35,7 +46,7 @@ export const globalOptions = {
     "Flyte admin endpoint HOST:PORT (a dns:/// prefix is accepted). Config: admin.endpoint, FLYTE_PLATFORM_URL.",
     "HOST:PORT"
   ),
-  flyte: Options.choice("flyte", ["1", "2", "auto"]).pipe(
+  flyte: Options.choice("flyte", choices.flyte).pipe(
     Options.withDescription(
       "Which Flyte the endpoint is: 2 (flyteidl2 over ConnectRPC), 1 (flyteidl over gRPC, or its HTTP routes for an " +
         "http(s):// endpoint), or auto: ask Flyte 2 first, then Flyte 1. 2 also looks for the config file in Flyte " +
@@ -110,7 +121,7 @@ export const globalOptions = {
       "or words. Config: admin.proxyCommand, FLYTE_CREDENTIALS_PROXY_COMMAND.",
     "ARGV"
   ),
-  keyring: Options.choice("keyring", NodeKeyring.backendNames).pipe(
+  keyring: Options.choice("keyring", choices.keyring).pipe(
     Options.withDescription(
       "Where credentials are kept: auto (OS keyring via keytar or @napi-rs/keyring, else memory), keytar, napi, " +
         "file (0600 files in $FLYTE_AUTH_CREDENTIALS_DIR, default ~/.flyte/flyte-auth/credentials), memory, none. Default: auto."
@@ -128,7 +139,7 @@ export const globalOptions = {
     "Do not open a browser for a PKCE login, only print its URL (also the default over SSH, in a container, without " +
       "a display, or with BROWSER=none)."
   ),
-  headless: Options.choice("headless", ["auto", "paste", "off"] as const).pipe(
+  headless: Options.choice("headless", choices.headless).pipe(
     Options.withDescription(
       "What a login does when no browser is opened (--no-browser, SSH, a container, no display, BROWSER=none). " +
         "auto: the device flow when the IdP offers it and no auth mode is configured (it says so), else PKCE with the " +
@@ -215,7 +226,8 @@ export interface GlobalArgs {
 
 /**
  * The option names in a usage (of an option or a command, as `@effect/cli` builds it): the ones that take a value
- * and the flags, so that the early check of the command line (`argv.validValues`) knows the real options.
+ * and the flags, so that the hoisting of the global options and the explanation of a failed parse
+ * (`commandLine.ts`) know the real options.
  *
  * @internal
  */
