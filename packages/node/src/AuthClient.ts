@@ -203,6 +203,11 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
     )
   }
 
+  /** The layer's dispatcher, kept once made: a request on a fresh token then never enters the runtime. */
+  let dispatcher: unknown
+  const layerDispatcher = async (signal: AbortSignal | undefined): Promise<unknown> =>
+    dispatcher ??= await run(settings.dispatcher, { signal })
+
   const authFetch = async (input: string | URL, init: RequestInit = {}): Promise<Response> => {
     const signal = init.signal ?? undefined
     const send = async () => {
@@ -211,9 +216,11 @@ export const createAuthClient = async (options: Options = {}): Promise<AuthClien
       for (const [key, value] of Object.entries(auth)) merged.set(key, value)
       // Through the layer's dispatcher (proxy, CA, skip-verify), unless the caller brought one. Node's fetch takes
       // a dispatcher of the undici package; only the two type declarations (undici-types, undici) disagree.
-      const dispatcher = (init as { readonly dispatcher?: unknown }).dispatcher ??
-        await run(settings.dispatcher, { signal })
-      const request = { ...init, dispatcher, headers: merged } as RequestInit
+      const request = {
+        ...init,
+        dispatcher: (init as { readonly dispatcher?: unknown }).dispatcher ?? await layerDispatcher(signal),
+        headers: merged
+      } as RequestInit
       return { response: await fetch(input, request), sent: auth }
     }
     for (let resent = 0;; resent++) {
