@@ -17,23 +17,22 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
-import { AccessTokenNotFound, type AccessTokenNotFoundReason, AuthenticationError } from "./AuthError.js"
+import { AccessTokenNotFound, type AccessTokenNotFoundReason } from "./AuthError.js"
 import type { AuthError } from "./AuthError.js"
 import * as AuthHeader from "./AuthHeader.js"
 import type { AuthMode } from "./AuthMode.js"
 import { ClientConfigStore } from "./ClientConfig.js"
 import * as CredentialLock from "./CredentialLock.js"
 import * as Credentials from "./Credentials.js"
-import * as IdToken from "./IdToken.js"
 import * as State from "./internal/authenticatorState.js"
+import * as CredentialAccount from "./internal/credentialAccount.js"
+import * as CrossProcessLock from "./internal/crossProcessLock.js"
+import * as RefreshGrant from "./internal/refreshGrant.js"
 import * as SingleFlight from "./internal/singleFlight.js"
 import * as Keyring from "./Keyring.js"
 import * as Policies from "./Policies.js"
 import * as Revocation from "./Revocation.js"
-import * as StoredCredentials from "./StoredCredentials.js"
-import * as TokenClient from "./TokenClient.js"
 import type { TokenSource } from "./TokenSource.js"
 
 /**
@@ -236,60 +235,22 @@ export const make = <R = never>(
         return result
       })
     const updateState = (f: (s: State.State) => State.State) => modifyState((s) => [undefined, f(s)] as const)
-    const warned = yield* Ref.make(false)
     const storeLock = yield* Effect.makeSemaphore(1)
-    const crossProcess = Option.filter(
-      yield* Effect.serviceOption(CredentialLock.CredentialLock),
-      (lock) => lock.backend !== "none"
+    const crossProcess = yield* Option.match(
+      Option.filter(yield* Effect.serviceOption(CredentialLock.CredentialLock), (lock) => lock.backend !== "none"),
+      {
+        onNone: () => Effect.succeedNone,
+        onSome: (lock) =>
+          Effect.asSome(CrossProcessLock.make(lock, endpoint, {
+            timeout: Duration.decode(options.lockTimeout ?? Policies.credentialLockTimeout),
+            hold: Duration.decode(options.lockHold ?? Policies.credentialLockHold())
+          }))
+      }
     )
-    const lockTimeout = Duration.decode(options.lockTimeout ?? Policies.credentialLockTimeout)
-    const lockHold = Duration.decode(options.lockHold ?? Policies.credentialLockHold())
-    const lockWarned = yield* Ref.make(false)
-
-    // --- keyring, degrading to memory ------------------------------------------------------------------------
-
-    const warnOnce = (error: Keyring.KeyringError) =>
-      Effect.flatMap(Ref.getAndSet(warned, true), (already) =>
-        already ? Effect.void : Keyring.logWarning(
-          "MemoryOnly",
-          `The keyring is not usable (${error.message}); credentials for ${endpoint} are kept in memory only`
-        ))
-
-    // One account per endpoint and client; another client's or another mode's entry is never handed out.
-    const owner: Credentials.Owner = { clientId: options.clientId, authMode: options.authMode }
-    const account = Credentials.keyringAccount(endpoint, options.clientId)
-
-    const encode = (credentials: Credentials.Credentials) =>
-      Credentials.encodeKeyringEntry(
-        new Credentials.Credentials({
-          ...credentials,
-          authMode: credentials.authMode ?? options.authMode,
-          clientId: options.clientId
-        })
-      ).pipe(Effect.orDie)
-
-    // An entry of the time before accounts were per client is moved to this caller's account when it is its own.
-    const load = StoredCredentials.find(keyring, endpoint, owner).pipe(
-      Effect.tap((found) =>
-        Option.isSome(found) && found.value.legacy
-          ? encode(found.value.credentials).pipe(
-            Effect.flatMap((entry) => keyring.set(Keyring.serviceName, account, entry)),
-            Effect.zipRight(keyring.delete(Keyring.serviceName, Credentials.legacyKeyringAccount(endpoint))),
-            Effect.zipRight(Effect.logDebug(`The credentials for ${endpoint} are now under the account ${account}`))
-          )
-          : Effect.void
-      ),
-      Effect.map(Option.map((found) => found.credentials)),
-      Effect.catchTag("KeyringError", (error) => Effect.as(warnOnce(error), Option.none()))
-    )
-
-    const save = (credentials: Credentials.Credentials) =>
-      encode(credentials).pipe(
-        Effect.flatMap((entry) => keyring.set(Keyring.serviceName, account, entry)),
-        Effect.catchTag("KeyringError", warnOnce)
-      )
-
-    const remove = keyring.delete(Keyring.serviceName, account).pipe(Effect.catchTag("KeyringError", warnOnce))
+    const { load, remove, save } = yield* CredentialAccount.make(keyring, endpoint, {
+      clientId: options.clientId,
+      authMode: options.authMode
+    })
 
     /** The stored credentials (else the cached ones) revoked at the identity provider; never fails. */
     const revokeStored = Effect.gen(function*() {
@@ -323,34 +284,6 @@ export const make = <R = never>(
       Effect.zipRight(updateState((s) => ({ ...s, credentials: Option.none(), stale: false })), remove)
     )
 
-    const refreshWithToken = (credentials: Credentials.Credentials, refreshToken: Redacted.Redacted<string>) =>
-      Effect.gen(function*() {
-        const config = yield* configStore.get
-        const clientId = options.clientId ?? config.clientId
-        if (clientId === undefined) {
-          return yield* new AuthenticationError({
-            reason: "Config",
-            description: `Cannot refresh the credentials for ${endpoint}: the client configuration has no client id`
-          })
-        }
-        return yield* TokenClient.refresh({
-          tokenEndpoint: config.tokenEndpoint,
-          client: TokenClient.clientAuthentication({
-            clientId,
-            clientSecret: options.clientSecret,
-            supported: config.tokenEndpointAuthMethods
-          }),
-          refreshToken,
-          // RFC 6749 §6: never more than was granted; by default nothing, which means "as granted".
-          scopes: options.refreshScope === "granted" ? credentials.scopes : undefined,
-          grantedScopes: credentials.scopes
-        }).pipe(
-          // The refreshed tokens stay the credentials of the endpoint they were refreshed for.
-          Effect.map((tokens) => Credentials.fromTokens(tokens, credentials.endpoint)),
-          Effect.flatMap((refreshed) => IdToken.verifyCredentials(refreshed, { config, clientId }))
-        )
-      })
-
     const refreshOrLogin = (credentials: Credentials.Credentials) => {
       const refresh = options.refresh
       const attempt: Effect.Effect<Credentials.Credentials, AuthError, R | HttpClient.HttpClient> | undefined =
@@ -359,7 +292,7 @@ export const make = <R = never>(
           : refresh !== undefined
           ? refresh(credentials)
           : credentials.refreshToken !== undefined
-          ? refreshWithToken(credentials, credentials.refreshToken)
+          ? RefreshGrant.refresh(configStore, credentials, credentials.refreshToken, options)
           : undefined
       if (attempt === undefined) return login("RefreshImpossible")
       return attempt.pipe(
@@ -427,46 +360,6 @@ export const make = <R = never>(
         )
       })
 
-    const warnLockOnce = (error: CredentialLock.CredentialLockError) =>
-      Effect.flatMap(Ref.getAndSet(lockWarned, true), (already) =>
-        already ? Effect.void : Effect.logWarning(
-          `The credential lock is not usable (${error.message}); ${endpoint} is refreshed without coordinating ` +
-            `with other processes`
-        ))
-
-    const withCrossProcessLock = <A, E, R2>(
-      lock: CredentialLock.CredentialLock.Service,
-      self: Effect.Effect<A, E, R2>
-    ): Effect.Effect<A, E | AuthenticationError, R2> =>
-      Effect.scoped(Effect.gen(function*() {
-        yield* lock.acquire(endpoint, { timeout: lockTimeout }).pipe(
-          Effect.catchTag("CredentialLockError", (error) =>
-            error.reason === "Timeout"
-              ? Effect.fail(
-                new AuthenticationError({
-                  reason: "Timeout",
-                  description: `Another process kept the credential lock of ${endpoint} for longer than ${
-                    Duration.format(lockTimeout)
-                  } (it may be waiting for a login)`,
-                  cause: error
-                })
-              )
-              : warnLockOnce(error))
-        )
-        return yield* self.pipe(
-          Effect.timeoutFail({
-            duration: lockHold,
-            onTimeout: () =>
-              new AuthenticationError({
-                reason: "Timeout",
-                description: `Renewing the credentials for ${endpoint} took longer than ${
-                  Duration.format(lockHold)
-                }; the credential lock is released`
-              })
-          })
-        )
-      }))
-
     const obtain = (want: State.Want) =>
       Effect.gen(function*() {
         let current = yield* getState
@@ -486,7 +379,7 @@ export const make = <R = never>(
         return yield* Option.match(crossProcess, {
           onNone: () =>
             renew(want, current.credentials, current),
-          onSome: (lock) => withCrossProcessLock(lock, renewShared(want))
+          onSome: (guard) => guard(renewShared(want))
         })
       }).pipe(
         Effect.withSpan(`Authenticator.${want === "valid" ? "obtain" : want}`, { attributes: { endpoint } }),
