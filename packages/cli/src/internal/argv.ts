@@ -127,6 +127,16 @@ export const repeatedOptions = (args: ReadonlyArray<string>): Array<string> => {
 }
 
 /**
+ * The usage message for global options given more than once (`repeatedOptions`), or `undefined`.
+ *
+ * @internal
+ */
+export const repeatedProblem = (args: ReadonlyArray<string>): string | undefined => {
+  const repeated = repeatedOptions(args)
+  return repeated.length > 0 ? `${repeated.join(", ")} given more than once; give each option once` : undefined
+}
+
+/**
  * `NodeKeyring.backendNames` (this module stays free of dependencies for the fast `token` path).
  *
  * @internal
@@ -169,8 +179,8 @@ const globalNames: OptionNames = {
  * @internal
  */
 export const validValues = (args: ReadonlyArray<string>): string | undefined => {
-  const repeated = repeatedOptions(args)
-  if (repeated.length > 0) return `${repeated.join(", ")} given more than once; give each option once`
+  const repeated = repeatedProblem(args)
+  if (repeated !== undefined) return repeated
   const isOption = (arg: string) => globalNames.values.includes(arg) || globalNames.flags.includes(arg)
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]

@@ -7,6 +7,7 @@
  */
 import * as Either from "effect/Either"
 import type { OptionNames } from "./argv.js"
+import { repeatedProblem } from "./argv.js"
 
 /**
  * The options each place of the command line accepts, by full name (`--endpoint`, `-h`).
@@ -57,7 +58,8 @@ export const commandIndex = (args: ReadonlyArray<string>, options: CommandLineOp
  *
  * Fails with the usage message when an option that takes a value has none: it is the last argument, or an option
  * of the same place follows it (`@effect/cli` would take `--json` for the value of `--endpoint --json`, or a
- * hoisted `--endpoint` the command's name for its value); and when a global option is given twice.
+ * hoisted `--endpoint` the command's name for its value); and when a global option is given twice
+ * (`argv.repeatedProblem`, the check `bin.ts` makes too).
  *
  * @internal
  */
@@ -65,12 +67,13 @@ export const hoistGlobalOptions = (
   args: ReadonlyArray<string>,
   options: CommandLineOptions
 ): Either.Either<Array<string>, string> => {
+  // Given twice (before and after the command, say), `@effect/cli` would keep one of them silently.
+  const repeated = repeatedProblem(args)
+  if (repeated !== undefined) return Either.left(repeated)
   const at = commandIndex(args, options)
   const command = at === -1 ? undefined : options.commands[args[at]]
   const hoisted: Array<string> = []
   const rest: Array<string> = []
-  const seen = new Set<string>()
-  const repeated = new Set<string>()
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]
     if (arg === "--") {
@@ -87,14 +90,10 @@ export const hoistGlobalOptions = (
       }
     }
     const isGlobal = options.global.flags.includes(arg) || options.global.values.includes(arg.split("=")[0])
-    // Given twice (before and after the command, say), `@effect/cli` would keep one of them silently.
-    if (isGlobal && seen.has(name)) repeated.add(name)
-    if (isGlobal) seen.add(name)
     const out = isGlobal || i < at || at === -1 ? hoisted : rest
     if (options.global.values.includes(arg)) out.push(`${arg}=${args[++i]}`)
     else out.push(arg)
   }
-  if (repeated.size > 0) return Either.left(`${[...repeated].join(", ")} given more than once; give each option once`)
   return Either.right(at === -1 ? [...hoisted, ...rest] : [...hoisted, args[at], ...rest])
 }
 
