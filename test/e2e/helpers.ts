@@ -143,6 +143,36 @@ export const runNode = (
     })
   })
 
+/** The examples under examples/ (each documents `node --env-file=sandbox.env examples/dist/<example>.js`). */
+export const examples = ["plain-typescript", "http-fetch", "effect-app", "grpc-client"] as const
+
+/** What the examples run against: a home, `flyte-auth sandbox` on free ports, and the env file it wrote. */
+export interface ExamplesSandbox {
+  readonly home: Home
+  readonly sandbox: SandboxProcess
+  readonly envFile: string
+}
+
+/**
+ * `flyte-auth sandbox --write-env-file` on free ports, in a new home (`cliBin`: which `flyte-auth` to run, by
+ * default the repository's build).
+ */
+export const startExamplesSandbox = async (cliBin?: string): Promise<ExamplesSandbox> => {
+  const home = makeHome()
+  const envFile = Path.join(home.dir, "sandbox.env")
+  const sandbox = await startSandboxProcess(
+    home,
+    ["--admin-port", "0", "--admin-http-port", "0", "--idp-port", "0", "--write-env-file", envFile],
+    [],
+    cliBin
+  )
+  return { home, sandbox, envFile }
+}
+
+/** What an example prints when it ran: the length of its token, or the UserInfo of the sandbox's service account. */
+export const exampleOutput = (name: typeof examples[number], sandbox: SandboxProcess): RegExp =>
+  name === "plain-typescript" ? /^got a token of \d+ characters\n$/ : new RegExp(sandbox.info.confidentialClientId)
+
 /** Runs `flyte-auth <args>` to completion (killed after `timeoutMs`). */
 export const runCli = (home: Home, args: ReadonlyArray<string>, options: RunOptions = {}): Promise<Result> =>
   startCli(home, args, options).result
