@@ -6,7 +6,7 @@
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import { Authenticator } from "@flyte-auth/core/Authenticator"
-import type { AuthError } from "@flyte-auth/core/AuthError"
+import type { AuthenticationError, AuthError } from "@flyte-auth/core/AuthError"
 import * as AuthMode from "@flyte-auth/core/AuthMode"
 import * as Credentials from "@flyte-auth/core/Credentials"
 import * as Keyring from "@flyte-auth/core/Keyring"
@@ -125,22 +125,20 @@ const typedSettings: Readonly<Record<string, "authMode" | "command" | "proxyComm
 }
 
 /**
- * What the options resolve to (`AuthLayer.resolve`), noted for the hint of a failure. A `Config` error about a
- * setting given on the command line (an unknown `--auth-mode`, a `--command` that is not a JSON array) is a usage
- * error (exit code 2), with `AuthLayer`'s message.
+ * A `Config` error of `AuthLayer.resolve` about a setting given on the command line (an unknown `--auth-mode`, a
+ * `--command` that is not a JSON array) as the usage error it is (exit code 2), with `AuthLayer`'s message; any
+ * other error as it is.
  */
+const asUsageError = (args: GlobalArgs) => (error: AuthenticationError): AuthenticationError | CliError => {
+  const option = error.reason === "Config" && error.setting !== undefined ? typedSettings[error.setting] : undefined
+  return option !== undefined && Option.isSome(args[option])
+    ? new CliError({ message: error.description, cause: error, exitCode: exitCodes.usage })
+    : error
+}
+
+/** What the options resolve to (`AuthLayer.resolve`), noted for the hint of a failure (see `asUsageError`). */
 const resolveOptions = (args: GlobalArgs, options: AuthLayer.Options) =>
-  AuthLayer.resolve(options).pipe(
-    Effect.mapError((error) => {
-      const option = error.reason === "Config" && error.setting !== undefined
-        ? typedSettings[error.setting]
-        : undefined
-      return option !== undefined && Option.isSome(args[option])
-        ? new CliError({ message: error.description, cause: error, exitCode: exitCodes.usage })
-        : error
-    }),
-    Effect.tap(noteResolved)
-  )
+  AuthLayer.resolve(options).pipe(Effect.mapError(asUsageError(args)), Effect.tap(noteResolved))
 
 /**
  * The keyring of `--keyring` (default `auto`), shared by the `Authenticator` and `status`.
@@ -166,8 +164,12 @@ export const withAuth = <A, E>(
     const keyring = keyringLayer(args)
     const options = yield* authOptions(args, allowInteractive(args, command), keyring)
     yield* noteArgs(args)
-    yield* resolveOptions(args, options)
-    return yield* Effect.scoped(f).pipe(Effect.provide(Layer.merge(AuthLayer.layer(options), keyring)))
+    // The layer resolves the options once; its errors in doing so are reported as `resolveOptions` reports them.
+    const layer = AuthLayer.layer(options).pipe(Layer.mapError(asUsageError(args)))
+    return yield* Effect.flatMap(AuthLayer.Settings, noteResolved).pipe(
+      Effect.zipRight(Effect.scoped(f)),
+      Effect.provide(Layer.merge(layer, keyring))
+    )
   })
 
 /** Notes the options the hint of a failure depends on (see `errors.hint`). */
