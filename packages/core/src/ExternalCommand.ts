@@ -59,7 +59,7 @@ export interface CommandToken {
  * The setting a token command comes from, as its errors name it in `AuthenticationError.setting`: the External
  * Command flow's `command` or the `proxyCommand`.
  *
- * @since 0.2.0
+ * @since 0.3.0
  * @category models
  */
 export type CommandSetting = "command" | "proxyCommand"
